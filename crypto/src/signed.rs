@@ -1,0 +1,239 @@
+//! `Signed<T>`: a message whose bytes are signed over a per-kind domain prefix.
+//!
+//! The body is kept as the exact postcard bytes that were signed, so a verifier never
+//! re-encodes (re-encoding could differ and would invite malleability bugs). Decoding is
+//! strict: trailing bytes after a body or after a wire frame are an error, and wire
+//! frames are size-capped before anything is decoded.
+
+use std::fmt;
+use std::marker::PhantomData;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::key::PublicKey;
+use crate::suite::{CryptoSuite, Signature, Signer};
+
+/// A message kind that may be signed. Each kind has its own prefix, ending in NUL,
+/// so a signature over one kind can never verify as another (Roughtime's habit).
+pub trait Domain: Serialize + DeserializeOwned {
+    const DOMAIN: &'static [u8];
+}
+
+/// Why a signed message was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SignedError {
+    #[error("frame of {len} bytes exceeds the cap of {cap}")]
+    Oversized { len: usize, cap: usize },
+    #[error("malformed message: {0}")]
+    Malformed(String),
+    #[error("{0} unexpected trailing bytes")]
+    TrailingBytes(usize),
+    #[error("bad signature")]
+    BadSignature,
+}
+
+/// A `T` signed by one node. Construct with [`Signed::sign`]; read with [`Signed::verify`].
+#[derive(Serialize, Deserialize)]
+pub struct Signed<T> {
+    body: Vec<u8>,
+    signature: Signature,
+    #[serde(skip)]
+    kind: PhantomData<fn() -> T>,
+}
+
+impl<T> Clone for Signed<T> {
+    fn clone(&self) -> Self {
+        Signed { body: self.body.clone(), signature: self.signature, kind: PhantomData }
+    }
+}
+
+impl<T> PartialEq for Signed<T> {
+    fn eq(&self, other: &Self) -> bool {
+        self.body == other.body && self.signature == other.signature
+    }
+}
+
+impl<T> Eq for Signed<T> {}
+
+impl<T> fmt::Debug for Signed<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Signed")
+            .field("body_len", &self.body.len())
+            .field("signature", &self.signature)
+            .finish()
+    }
+}
+
+fn decode_exact<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, SignedError> {
+    let (value, rest) =
+        postcard::take_from_bytes::<T>(bytes).map_err(|e| SignedError::Malformed(e.to_string()))?;
+    if rest.is_empty() { Ok(value) } else { Err(SignedError::TrailingBytes(rest.len())) }
+}
+
+impl<T: Domain> Signed<T> {
+    /// Encodes `value` with postcard and signs `T::DOMAIN || bytes`.
+    pub fn sign(value: &T, signer: &dyn Signer) -> Result<Self, SignedError> {
+        let body = postcard::to_allocvec(value).map_err(|e| SignedError::Malformed(e.to_string()))?;
+        let signature = signer.sign(T::DOMAIN, &body);
+        Ok(Signed { body, signature, kind: PhantomData })
+    }
+
+    /// Checks the signature under `signer`, then decodes the body strictly.
+    pub fn verify(&self, suite: &dyn CryptoSuite, signer: &PublicKey) -> Result<T, SignedError> {
+        suite
+            .verify(signer, T::DOMAIN, &self.body, &self.signature)
+            .map_err(|_| SignedError::BadSignature)?;
+        decode_exact(&self.body)
+    }
+
+    /// Decodes the body WITHOUT checking the signature: only to learn who claims to
+    /// have signed it, so the right key can be looked up. Never act on the result.
+    pub fn decode_unverified(&self) -> Result<T, SignedError> {
+        decode_exact(&self.body)
+    }
+
+    /// The exact signed bytes (what the audit log stores and proofs re-verify).
+    pub fn body(&self) -> &[u8] {
+        &self.body
+    }
+
+    pub fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    /// Reassembles a signed message from stored parts (e.g. an audit record).
+    pub fn from_parts(body: Vec<u8>, signature: Signature) -> Self {
+        Signed { body, signature, kind: PhantomData }
+    }
+
+    /// A digest identifying this exact signed message (used to chain request nonces).
+    pub fn digest(&self, suite: &dyn CryptoSuite) -> [u8; 32] {
+        let mut buf = Vec::with_capacity(self.body.len() + 64);
+        buf.extend_from_slice(&self.body);
+        buf.extend_from_slice(&self.signature.0);
+        suite.digest(b"bftime v1 signed message digest\0", &buf)
+    }
+
+    /// The wire form: postcard of (body, signature).
+    pub fn to_wire(&self) -> Vec<u8> {
+        // Encoding a Vec<u8> and a fixed array cannot fail.
+        postcard::to_allocvec(self).unwrap_or_default()
+    }
+
+    /// Parses a wire frame of at most `cap` bytes; no trailing bytes allowed.
+    pub fn from_wire(bytes: &[u8], cap: usize) -> Result<Self, SignedError> {
+        if bytes.len() > cap {
+            return Err(SignedError::Oversized { len: bytes.len(), cap });
+        }
+        decode_exact(bytes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::key::NodeKey;
+    use crate::suite::Ed25519Suite;
+
+    #[derive(Debug, PartialEq, Serialize, Deserialize)]
+    struct Ping {
+        round: u64,
+        note: String,
+    }
+    impl Domain for Ping {
+        const DOMAIN: &'static [u8] = b"bftime v1 test ping\0";
+    }
+
+    #[derive(Debug, PartialEq, Serialize, Deserialize)]
+    struct Pong {
+        round: u64,
+        note: String,
+    }
+    impl Domain for Pong {
+        const DOMAIN: &'static [u8] = b"bftime v1 test pong\0";
+    }
+
+    fn key() -> NodeKey {
+        NodeKey::from_seed(&[42; 32])
+    }
+
+    fn signed() -> Signed<Ping> {
+        Signed::sign(&Ping { round: 7, note: "hello".into() }, &key()).unwrap()
+    }
+
+    #[test]
+    fn verifies_with_right_key() {
+        let s = signed();
+        let v = s.verify(&Ed25519Suite, &key().public_key()).unwrap();
+        assert_eq!(v, Ping { round: 7, note: "hello".into() });
+    }
+
+    #[test]
+    fn wrong_key_rejected() {
+        let other = NodeKey::from_seed(&[1; 32]).public_key();
+        assert_eq!(signed().verify(&Ed25519Suite, &other), Err(SignedError::BadSignature));
+    }
+
+    #[test]
+    fn every_flipped_bit_of_the_wire_frame_is_rejected() {
+        let wire = signed().to_wire();
+        let pk = key().public_key();
+        for byte in 0..wire.len() {
+            for bit in 0..8 {
+                let mut w = wire.clone();
+                w[byte] ^= 1 << bit;
+                let outcome = Signed::<Ping>::from_wire(&w, 1024)
+                    .and_then(|s| s.verify(&Ed25519Suite, &pk));
+                assert!(outcome.is_err(), "flip of byte {byte} bit {bit} accepted");
+            }
+        }
+    }
+
+    #[test]
+    fn truncation_and_trailing_bytes_rejected() {
+        let wire = signed().to_wire();
+        for len in 0..wire.len() {
+            assert!(Signed::<Ping>::from_wire(&wire[..len], 1024).is_err(), "truncated to {len}");
+        }
+        let mut long = wire.clone();
+        long.push(0);
+        assert_eq!(Signed::<Ping>::from_wire(&long, 1024), Err(SignedError::TrailingBytes(1)));
+        assert!(matches!(
+            Signed::<Ping>::from_wire(&wire, wire.len() - 1),
+            Err(SignedError::Oversized { .. })
+        ));
+    }
+
+    #[test]
+    fn trailing_bytes_inside_a_signed_body_rejected() {
+        // A signer that appends junk to the body: the signature is valid, the body is not.
+        let k = key();
+        let mut body = postcard::to_allocvec(&Ping { round: 1, note: "x".into() }).unwrap();
+        body.push(0xff);
+        let sig = k.sign(Ping::DOMAIN, &body);
+        let s = Signed::<Ping>::from_parts(body, sig);
+        assert_eq!(s.verify(&Ed25519Suite, &k.public_key()), Err(SignedError::TrailingBytes(1)));
+    }
+
+    #[test]
+    fn wrong_domain_rejected() {
+        // Same bytes, same signer, but presented as another message kind.
+        let s = signed();
+        let as_pong = Signed::<Pong>::from_parts(s.body().to_vec(), *s.signature());
+        assert_eq!(as_pong.verify(&Ed25519Suite, &key().public_key()), Err(SignedError::BadSignature));
+    }
+
+    #[test]
+    fn signature_moved_onto_another_message_rejected() {
+        let a = signed();
+        let b = Signed::sign(&Ping { round: 8, note: "hello".into() }, &key()).unwrap();
+        let franken = Signed::<Ping>::from_parts(b.body().to_vec(), *a.signature());
+        assert_eq!(franken.verify(&Ed25519Suite, &key().public_key()), Err(SignedError::BadSignature));
+    }
+
+    #[test]
+    fn unverified_decode_only_reads() {
+        assert_eq!(signed().decode_unverified().unwrap().round, 7);
+    }
+}

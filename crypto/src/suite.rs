@@ -1,0 +1,238 @@
+//! The signature suite behind a trait.
+//!
+//! The protocol core signs and verifies through [`Signer`] and [`CryptoSuite`] so that
+//! the simulator can swap real ed25519 for [`FastSuite`] when it runs 250 nodes for
+//! 1000 rounds (62 million signed exchanges). `FastSuite` is **not cryptography**:
+//! anyone who knows a public key can forge its "signatures". It exists only so large
+//! simulations measure the protocol rather than the curve arithmetic, and every
+//! simulator report says which suite it used.
+
+use std::fmt;
+
+use serde::de::{self, SeqAccess, Visitor};
+use serde::ser::SerializeTuple;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use sha2::{Digest as _, Sha256};
+
+use crate::key::PublicKey;
+
+/// A 64-byte signature (ed25519's size; the fast stand-in keeps the size so messages
+/// are byte-for-byte the same length under both suites).
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Signature(pub [u8; 64]);
+
+impl fmt::Debug for Signature {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Signature({}…)", hex::encode(&self.0[..8]))
+    }
+}
+
+impl Serialize for Signature {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut t = s.serialize_tuple(64)?;
+        for b in &self.0 {
+            t.serialize_element(b)?;
+        }
+        t.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for Signature {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Sig64;
+        impl<'de> Visitor<'de> for Sig64 {
+            type Value = Signature;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("64 signature bytes")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Signature, A::Error> {
+                let mut out = [0u8; 64];
+                for (i, slot) in out.iter_mut().enumerate() {
+                    *slot = seq.next_element()?.ok_or_else(|| de::Error::invalid_length(i, &self))?;
+                }
+                Ok(Signature(out))
+            }
+        }
+        d.deserialize_tuple(64, Sig64)
+    }
+}
+
+/// Why a signature did not verify.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum VerifyError {
+    #[error("signature does not verify under the claimed signer's key")]
+    BadSignature,
+}
+
+/// Something that signs with one node's key.
+pub trait Signer: Send + Sync {
+    fn public_key(&self) -> PublicKey;
+    /// Signs `domain || body`.
+    fn sign(&self, domain: &[u8], body: &[u8]) -> Signature;
+}
+
+/// Which suite produced a signature; reported by the simulator as `"crypto"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SuiteKind {
+    Ed25519,
+    Fast,
+}
+
+impl SuiteKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SuiteKind::Ed25519 => "ed25519",
+            SuiteKind::Fast => "fast",
+        }
+    }
+}
+
+/// Verification and hashing, shared by all nodes of one run.
+pub trait CryptoSuite: Send + Sync + fmt::Debug {
+    fn kind(&self) -> SuiteKind;
+    /// Checks `signature` over `domain || body` under `signer`.
+    fn verify(&self, signer: &PublicKey, domain: &[u8], body: &[u8], signature: &Signature)
+    -> Result<(), VerifyError>;
+    /// A 32-byte collision-resistant digest of `domain || body` (SHA-256 for ed25519).
+    fn digest(&self, domain: &[u8], body: &[u8]) -> [u8; 32];
+}
+
+/// Real ed25519 (strict verification: no malleable signatures, no small-order keys).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Ed25519Suite;
+
+impl CryptoSuite for Ed25519Suite {
+    fn kind(&self) -> SuiteKind {
+        SuiteKind::Ed25519
+    }
+
+    fn verify(
+        &self,
+        signer: &PublicKey,
+        domain: &[u8],
+        body: &[u8],
+        signature: &Signature,
+    ) -> Result<(), VerifyError> {
+        let mut message = Vec::with_capacity(domain.len() + body.len());
+        message.extend_from_slice(domain);
+        message.extend_from_slice(body);
+        let sig = ed25519_dalek::Signature::from_bytes(&signature.0);
+        signer.verifying_key().verify_strict(&message, &sig).map_err(|_| VerifyError::BadSignature)
+    }
+
+    fn digest(&self, domain: &[u8], body: &[u8]) -> [u8; 32] {
+        let mut h = Sha256::new();
+        h.update(domain);
+        h.update(body);
+        h.finalize().into()
+    }
+}
+
+/// The simulator-only stand-in: a keyed 64-bit mixing hash. NOT SECURE (see module docs).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct FastSuite;
+
+/// Signs with [`FastSuite`]: the "secret" is derived from the public key, so anyone can forge.
+#[derive(Debug, Clone, Copy)]
+pub struct FastSigner {
+    public: PublicKey,
+}
+
+impl FastSigner {
+    pub fn new(public: PublicKey) -> Self {
+        FastSigner { public }
+    }
+}
+
+const MIX: u64 = 0x9E37_79B9_7F4A_7C15;
+
+fn fast_hash(seed: u64, parts: [&[u8]; 3]) -> u64 {
+    let mut h = seed ^ MIX;
+    for part in parts {
+        let mut chunks = part.chunks_exact(8);
+        for c in &mut chunks {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(c);
+            h = (h ^ u64::from_le_bytes(w)).wrapping_mul(MIX).rotate_left(31);
+        }
+        let mut w = [0u8; 8];
+        w[..chunks.remainder().len()].copy_from_slice(chunks.remainder());
+        h = (h ^ u64::from_le_bytes(w) ^ part.len() as u64).wrapping_mul(MIX).rotate_left(27);
+    }
+    h ^ (h >> 29)
+}
+
+fn fast_signature(public: &PublicKey, domain: &[u8], body: &[u8]) -> Signature {
+    let key = public.to_bytes();
+    let h = fast_hash(0x5157_u64, [&key, domain, body]);
+    let mut out = [0u8; 64];
+    for (i, chunk) in out.chunks_exact_mut(8).enumerate() {
+        chunk.copy_from_slice(&(h.wrapping_mul(i as u64 * 2 + 1) ^ i as u64).to_le_bytes());
+    }
+    Signature(out)
+}
+
+impl Signer for FastSigner {
+    fn public_key(&self) -> PublicKey {
+        self.public
+    }
+
+    fn sign(&self, domain: &[u8], body: &[u8]) -> Signature {
+        fast_signature(&self.public, domain, body)
+    }
+}
+
+impl CryptoSuite for FastSuite {
+    fn kind(&self) -> SuiteKind {
+        SuiteKind::Fast
+    }
+
+    fn verify(
+        &self,
+        signer: &PublicKey,
+        domain: &[u8],
+        body: &[u8],
+        signature: &Signature,
+    ) -> Result<(), VerifyError> {
+        if fast_signature(signer, domain, body) == *signature {
+            Ok(())
+        } else {
+            Err(VerifyError::BadSignature)
+        }
+    }
+
+    fn digest(&self, domain: &[u8], body: &[u8]) -> [u8; 32] {
+        let mut out = [0u8; 32];
+        for (i, chunk) in out.chunks_exact_mut(8).enumerate() {
+            chunk.copy_from_slice(&fast_hash(i as u64 + 1, [domain, body, &[]]).to_le_bytes());
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::key::NodeKey;
+
+    #[test]
+    fn both_suites_reject_a_changed_body() {
+        let key = NodeKey::from_seed(&[5; 32]);
+        let sig = key.sign(b"d\0", b"body");
+        assert!(Ed25519Suite.verify(&key.public_key(), b"d\0", b"body", &sig).is_ok());
+        assert!(Ed25519Suite.verify(&key.public_key(), b"d\0", b"bodz", &sig).is_err());
+        let fast = FastSigner::new(key.public_key());
+        let sig = fast.sign(b"d\0", b"body");
+        assert!(FastSuite.verify(&key.public_key(), b"d\0", b"body", &sig).is_ok());
+        assert!(FastSuite.verify(&key.public_key(), b"d\0", b"bodz", &sig).is_err());
+        let other = NodeKey::from_seed(&[6; 32]).public_key();
+        assert!(FastSuite.verify(&other, b"d\0", b"body", &sig).is_err());
+    }
+
+    #[test]
+    fn sha256_digest_is_domain_separated() {
+        assert_ne!(Ed25519Suite.digest(b"a\0", b"x"), Ed25519Suite.digest(b"b\0", b"x"));
+        assert_ne!(FastSuite.digest(b"a\0", b"x"), FastSuite.digest(b"b\0", b"x"));
+    }
+}
