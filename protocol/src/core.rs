@@ -1,0 +1,785 @@
+//! The round state machine (spec §4): a node's whole protocol behaviour as a pure
+//! object. The driver (the `bftime` node, or the simulator) feeds it events with the
+//! local time they happened at and executes the actions it returns. It never reads a
+//! clock, never draws randomness of its own and never touches the network.
+
+use std::sync::Arc;
+
+use bftime_crypto::{CryptoSuite, PublicKey, Signature, Signed, Signer};
+use rand_core::Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::clock::ClusterClock;
+use crate::interval::Interval;
+use crate::message::{Leaving, MemberId, NONCE_DOMAIN, Nonce, Reading, Request, SyncState};
+use crate::midpoint::{self, Agreement};
+use crate::offset::{self, Sample};
+use crate::params::{Algorithm, Params, ParamsError};
+use crate::quarantine::{HardViolation, HealthPolicy, QuarantineReason, Transition, Unhealthy, Verdict};
+use crate::reject::{RejectCounts, RejectReason};
+use crate::snapshot::{NodeSnapshot, PeerRow};
+use crate::suspect::{Observation, PeerJudge};
+use crate::time::{ClusterTime, LocalTime, Nanos, Ppm};
+
+/// Gain of the frequency loop: the share of each round's correction (as a rate) that
+/// is folded into the rate correction. Small, so measurement noise averages out.
+const RATE_GAIN: f64 = 0.2;
+
+/// Static configuration of one node's core.
+#[derive(Debug, Clone)]
+pub struct CoreConfig {
+    pub me: MemberId,
+    /// Every member's key, in cluster-file order (index = `MemberId`).
+    pub members: Vec<PublicKey>,
+    /// Cluster tag carried in every message (a hash of the cluster id).
+    pub cluster: u64,
+    pub params: Params,
+    /// Put every accepted signed reading and per-peer interval into round summaries
+    /// (the audit log needs them; the large simulator does not).
+    pub detailed_summaries: bool,
+}
+
+/// Something the driver must do.
+#[derive(Debug, Clone)]
+pub enum Action {
+    /// Send this request to a peer now.
+    SendRequest { to: MemberId, request: Request },
+    /// Call `handle_timer` when the local clock reaches `at` (replaces earlier timers).
+    SetTimer { at: LocalTime },
+    /// The node changed state (started serving, quarantined, rejoined).
+    StateChanged(Transition),
+    /// A round ended; what was decided (for logs, metrics and the audit log).
+    RoundCompleted(Box<RoundSummary>),
+}
+
+/// The outcome of a round.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RoundSummary {
+    pub round: u64,
+    pub state: SyncState,
+    /// The correction computed this round (peer consensus minus our protocol clock).
+    pub correction: Nanos,
+    /// Whether it was applied (not applied when inconsistent or without agreement).
+    pub applied: bool,
+    pub stepped: bool,
+    pub error: Option<Nanos>,
+    pub rate: Ppm,
+    pub readings_used: usize,
+    pub verdict: String,
+    pub suspects: Vec<MemberId>,
+    /// Per-peer intervals (detailed summaries only).
+    pub intervals: Vec<(MemberId, Interval)>,
+    /// The signed readings the round used (detailed summaries only).
+    #[serde(skip)]
+    pub readings: Vec<Signed<Reading>>,
+}
+
+/// The outcome of `handle_response`.
+#[must_use]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResponseOutcome {
+    Accepted,
+    Rejected(RejectReason),
+}
+
+/// Cluster time as served to applications.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TimeReading {
+    pub cluster: ClusterTime,
+    pub earliest: ClusterTime,
+    pub latest: ClusterTime,
+    pub state: SyncState,
+    pub serving: bool,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Inflight {
+    nonce: Nonce,
+    round: u64,
+    created_at: LocalTime,
+}
+
+#[derive(Debug, Clone, Default)]
+struct PeerState {
+    inflight: Vec<Inflight>,
+    expired: Vec<Nonce>,
+    answered: Vec<Nonce>,
+    best: Option<Sample>,
+    best_reading: Option<Signed<Reading>>,
+    suspects_me: bool,
+    misbehaved: bool,
+    requests_seen: u32,
+    requests_round: u64,
+    judge: PeerJudge,
+    last: Option<(Sample, SyncState)>,
+    rejected: RejectCounts,
+    accepted: u64,
+    left: Option<String>,
+}
+
+/// One node's protocol state.
+pub struct Core {
+    cfg: CoreConfig,
+    signer: Box<dyn Signer>,
+    suite: Arc<dyn CryptoSuite>,
+    clock: ClusterClock,
+    health: HealthPolicy,
+    round: u64,
+    round_start: ClusterTime,
+    next_slot: u32,
+    peers: Vec<PeerState>,
+    last_local: LocalTime,
+    error: Option<Nanos>,
+    last_update: LocalTime,
+    last_correction: Nanos,
+    last_round_small: bool,
+    last_answered: usize,
+    chain: Signature,
+    pending_violation: Option<HardViolation>,
+    rejected: RejectCounts,
+    accepted: u64,
+    full: Vec<Interval>,
+    measured: Vec<Interval>,
+    offsets: Vec<Nanos>,
+    scratch: Vec<Nanos>,
+}
+
+impl std::fmt::Debug for Core {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Core")
+            .field("me", &self.cfg.me)
+            .field("state", &self.health.state())
+            .field("round", &self.round)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why a core could not be built.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CoreError {
+    #[error(transparent)]
+    Params(#[from] ParamsError),
+    #[error("member list has {got} keys but params say n = {want}")]
+    MemberCount { got: usize, want: usize },
+    #[error("our id {me} is not in the member list")]
+    NotAMember { me: MemberId },
+    #[error("our signing key is not the key listed for member {me}")]
+    KeyMismatch { me: MemberId },
+}
+
+impl Core {
+    /// Builds a node's core. `initial_offset` seeds the cluster clock (C = L + offset);
+    /// a fresh node uses its best guess (the testnet: zero; the node: a persisted offset).
+    pub fn new(
+        cfg: CoreConfig,
+        signer: Box<dyn Signer>,
+        suite: Arc<dyn CryptoSuite>,
+        now: LocalTime,
+        initial_offset: Nanos,
+    ) -> Result<(Core, Vec<Action>), CoreError> {
+        cfg.params.validate()?;
+        if cfg.members.len() != cfg.params.members {
+            return Err(CoreError::MemberCount { got: cfg.members.len(), want: cfg.params.members });
+        }
+        let Some(my_key) = cfg.members.get(cfg.me.index()) else {
+            return Err(CoreError::NotAMember { me: cfg.me });
+        };
+        if *my_key != signer.public_key() {
+            return Err(CoreError::KeyMismatch { me: cfg.me });
+        }
+        let clock = ClusterClock::new(now, initial_offset);
+        let n = cfg.params.members;
+        let mut core = Core {
+            signer,
+            suite,
+            health: HealthPolicy::new(),
+            round: 0,
+            round_start: ClusterTime(0),
+            next_slot: 0,
+            peers: vec![PeerState::default(); n],
+            last_local: now,
+            error: None,
+            last_update: now,
+            last_correction: Nanos::ZERO,
+            last_round_small: false,
+            last_answered: 0,
+            chain: Signature([0; 64]),
+            pending_violation: None,
+            rejected: RejectCounts::default(),
+            accepted: 0,
+            full: Vec::with_capacity(n),
+            measured: Vec::with_capacity(n),
+            offsets: Vec::with_capacity(n),
+            scratch: Vec::with_capacity(n),
+            clock,
+            cfg,
+        };
+        core.align_rounds(now);
+        let at = core.clock.local_when(core.next_deadline());
+        Ok((core, vec![Action::SetTimer { at }]))
+    }
+
+    pub fn me(&self) -> MemberId {
+        self.cfg.me
+    }
+    pub fn params(&self) -> &Params {
+        &self.cfg.params
+    }
+    pub fn state(&self) -> SyncState {
+        self.health.state()
+    }
+    pub fn quarantine_reason(&self) -> Option<QuarantineReason> {
+        self.health.reason()
+    }
+    pub fn serving(&self) -> bool {
+        self.health.serving()
+    }
+    pub fn round(&self) -> u64 {
+        self.round
+    }
+    pub fn clock(&self) -> &ClusterClock {
+        &self.clock
+    }
+    /// Members we currently suspect, with why.
+    pub fn suspects(&self) -> impl Iterator<Item = (MemberId, crate::suspect::SuspectReason)> + '_ {
+        self.peers
+            .iter()
+            .enumerate()
+            .filter_map(|(i, p)| p.judge.suspect().map(|r| (MemberId(i as u16), r)))
+    }
+
+    /// Starts the round that the protocol clock is in now, or the next one if the
+    /// request window of this one has passed (used at start and after every step).
+    fn align_rounds(&mut self, now: LocalTime) {
+        let p = self.cfg.params.round_period.0;
+        let a = self.clock.protocol_time(now).0;
+        let mut index = a.div_euclid(p);
+        let spread = (p as f64 * self.cfg.params.request_spread) as i64;
+        if a - index * p > spread {
+            index += 1;
+        }
+        let label = u64::try_from(index).unwrap_or(0).max(self.round + 1);
+        self.round = label;
+        self.round_start = ClusterTime(index * p);
+        self.next_slot = 0;
+    }
+
+    fn slot_time(&self, slot: u32) -> ClusterTime {
+        let p = &self.cfg.params;
+        let spread = p.round_period.0 as f64 * p.request_spread;
+        self.round_start + Nanos((spread * f64::from(slot) / f64::from(p.request_slots)) as i64)
+    }
+
+    fn round_end(&self) -> ClusterTime {
+        self.round_start + self.cfg.params.round_period
+    }
+
+    fn next_deadline(&self) -> ClusterTime {
+        if self.next_slot < self.cfg.params.request_slots {
+            self.slot_time(self.next_slot)
+        } else {
+            self.round_end()
+        }
+    }
+
+    fn note_local(&mut self, now: LocalTime) {
+        if now < self.last_local {
+            self.pending_violation = Some(HardViolation::LocalClockBackwards { by: self.last_local - now });
+        } else {
+            self.last_local = now;
+        }
+    }
+
+    /// The timer fired: send due requests, finish the round if it is over.
+    #[must_use]
+    pub fn handle_timer(&mut self, now: LocalTime, rng: &mut dyn Rng) -> Vec<Action> {
+        self.note_local(now);
+        let mut actions = Vec::new();
+        // Bounded: at most one round end and all slots of the next round per call.
+        for _ in 0..=(2 * self.cfg.params.request_slots + 2) {
+            let a = self.clock.protocol_time(now);
+            let deadline = self.next_deadline();
+            if a < deadline {
+                break;
+            }
+            if self.next_slot < self.cfg.params.request_slots {
+                self.send_slot(now, rng, &mut actions);
+                self.next_slot += 1;
+            } else {
+                self.finish_round(now, &mut actions);
+            }
+        }
+        actions.push(Action::SetTimer { at: self.clock.local_when(self.next_deadline()) });
+        actions
+    }
+
+    fn send_slot(&mut self, now: LocalTime, rng: &mut dyn Rng, actions: &mut Vec<Action>) {
+        let p = &self.cfg.params;
+        let slots = p.request_slots;
+        let per_round = p.exchanges_per_round;
+        let me = self.cfg.me.index();
+        for peer in 0..p.members {
+            if peer == me {
+                continue;
+            }
+            // Each peer gets `per_round` slots, evenly spaced, offset by both indices so
+            // that load spreads over responders as well as over time.
+            let base = ((peer + me) % slots as usize) as u32;
+            let due = (0..per_round).any(|e| (base + e * slots / per_round) % slots == self.next_slot);
+            if !due {
+                continue;
+            }
+            let mut blind = [0u8; 16];
+            rng.fill_bytes(&mut blind);
+            let mut material = [0u8; 80];
+            material[..64].copy_from_slice(&self.chain.0);
+            material[64..].copy_from_slice(&blind);
+            let nonce = self.suite.digest(NONCE_DOMAIN, &material);
+            let state = &mut self.peers[peer];
+            // Bounded: never more than one round's worth of requests outstanding.
+            if state.inflight.len() >= per_round as usize * 2 {
+                state.inflight.remove(0);
+            }
+            state.inflight.push(Inflight { nonce, round: self.round, created_at: now });
+            let request = Request { cluster: self.cfg.cluster, round: self.round, nonce };
+            actions.push(Action::SendRequest { to: MemberId(peer as u16), request });
+        }
+    }
+
+    /// Our error bound at `now`: agreed error plus drift since the last update.
+    pub fn current_error(&self, now: LocalTime) -> Option<Nanos> {
+        let aging = (now - self.last_update).scale(Ppm(2.0 * self.cfg.params.effective_drift().0));
+        self.error.map(|e| e.sat_add(aging))
+    }
+
+    /// A peer asks for a reading. Returns the signed reading to send back, or why not.
+    pub fn handle_request(
+        &mut self,
+        from: MemberId,
+        request: &Request,
+        received_at: LocalTime,
+        now: LocalTime,
+    ) -> Result<Signed<Reading>, RejectReason> {
+        self.note_local(now);
+        if from.index() >= self.cfg.params.members || from == self.cfg.me {
+            return Err(RejectReason::UnknownPeer);
+        }
+        if request.cluster != self.cfg.cluster {
+            return Err(RejectReason::WrongCluster);
+        }
+        let limit = 2 * self.cfg.params.exchanges_per_round + 2;
+        let round = self.round;
+        let error = self.current_error(now);
+        let peer = &mut self.peers[from.index()];
+        if peer.requests_round != round {
+            peer.requests_round = round;
+            peer.requests_seen = 0;
+        }
+        peer.requests_seen += 1;
+        if peer.requests_seen > limit {
+            return Err(RejectReason::TooMany);
+        }
+        let reading = Reading {
+            cluster: self.cfg.cluster,
+            responder: self.cfg.me,
+            requester: from,
+            round: request.round,
+            nonce: request.nonce,
+            receive: self.clock.protocol_time(received_at),
+            transmit: self.clock.protocol_time(now),
+            error,
+            state: self.health.state(),
+            suspects_requester: peer.judge.suspect() == Some(crate::suspect::SuspectReason::Outlier),
+        };
+        Signed::sign(&reading, self.signer.as_ref()).map_err(|_| RejectReason::Malformed)
+    }
+
+    fn reject(&mut self, from: MemberId, reason: RejectReason) -> ResponseOutcome {
+        self.rejected.add(reason);
+        if let Some(p) = self.peers.get_mut(from.index()) {
+            p.rejected.add(reason);
+            if reason.is_misbehaviour() {
+                p.misbehaved = true;
+            }
+        }
+        ResponseOutcome::Rejected(reason)
+    }
+
+    /// A signed reading arrived from `from`, answering a request the driver put on the
+    /// wire at `sent_at`; it arrived at `received_at` (both local, as near the wire as
+    /// the driver can stamp them).
+    pub fn handle_response(
+        &mut self,
+        from: MemberId,
+        signed: Signed<Reading>,
+        sent_at: LocalTime,
+        received_at: LocalTime,
+    ) -> ResponseOutcome {
+        self.note_local(received_at);
+        if from.index() >= self.cfg.params.members || from == self.cfg.me {
+            self.rejected.add(RejectReason::UnknownPeer);
+            return ResponseOutcome::Rejected(RejectReason::UnknownPeer);
+        }
+        let key = self.cfg.members[from.index()];
+        let reading = match signed.verify(self.suite.as_ref(), &key) {
+            Ok(r) => r,
+            Err(bftime_crypto::SignedError::BadSignature) => return self.reject(from, RejectReason::BadSignature),
+            Err(_) => return self.reject(from, RejectReason::Malformed),
+        };
+        if reading.responder != from {
+            return self.reject(from, RejectReason::WrongResponder);
+        }
+        if reading.cluster != self.cfg.cluster {
+            return self.reject(from, RejectReason::WrongCluster);
+        }
+        if reading.requester != self.cfg.me {
+            return self.reject(from, RejectReason::WrongRequester);
+        }
+        let peer = &mut self.peers[from.index()];
+        let Some(pos) = peer.inflight.iter().position(|i| i.nonce == reading.nonce) else {
+            let reason = if peer.answered.contains(&reading.nonce) {
+                RejectReason::Duplicate
+            } else if peer.expired.contains(&reading.nonce) {
+                RejectReason::Stale
+            } else {
+                RejectReason::UnknownNonce
+            };
+            return self.reject(from, reason);
+        };
+        let inflight = peer.inflight[pos];
+        if inflight.round != reading.round {
+            return self.reject(from, RejectReason::ForeignRound);
+        }
+        if received_at < sent_at || sent_at < inflight.created_at {
+            return self.reject(from, RejectReason::BadTimestamps);
+        }
+        let t1 = self.clock.protocol_time(sent_at);
+        let t4 = self.clock.protocol_time(received_at);
+        let sample = match Sample::from_timestamps(t1, reading.receive, reading.transmit, t4, reading.error) {
+            Ok(s) => s,
+            Err(_) => return self.reject(from, RejectReason::BadTimestamps),
+        };
+        let drift = self.cfg.params.effective_drift();
+        let peer = &mut self.peers[from.index()];
+        peer.inflight.swap_remove(pos);
+        peer.answered.push(reading.nonce);
+        peer.accepted += 1;
+        peer.last = Some((sample, reading.state));
+        peer.suspects_me = reading.suspects_requester;
+        let keep = match peer.best {
+            Some(old) => offset::better(old, sample, t4, drift) == sample,
+            None => true,
+        };
+        if keep {
+            peer.best = Some(sample);
+            if self.cfg.detailed_summaries {
+                peer.best_reading = Some(signed.clone());
+            }
+        }
+        self.chain = *signed.signature();
+        self.accepted += 1;
+        ResponseOutcome::Accepted
+    }
+
+    /// A peer announced that it leaves service.
+    pub fn handle_leaving(&mut self, from: MemberId, signed: &Signed<Leaving>) -> ResponseOutcome {
+        if from.index() >= self.cfg.params.members || from == self.cfg.me {
+            return ResponseOutcome::Rejected(RejectReason::UnknownPeer);
+        }
+        let key = self.cfg.members[from.index()];
+        match signed.verify(self.suite.as_ref(), &key) {
+            Ok(l) if l.member == from && l.cluster == self.cfg.cluster => {
+                self.peers[from.index()].left = Some(l.reason);
+                ResponseOutcome::Accepted
+            }
+            Ok(_) => self.reject(from, RejectReason::WrongResponder),
+            Err(bftime_crypto::SignedError::BadSignature) => self.reject(from, RejectReason::BadSignature),
+            Err(_) => self.reject(from, RejectReason::Malformed),
+        }
+    }
+
+    /// The signed notice the driver sends to peers when this node leaves service.
+    pub fn leaving_notice(&self, reason: &str) -> Option<Signed<Leaving>> {
+        let l = Leaving { cluster: self.cfg.cluster, member: self.cfg.me, round: self.round, reason: reason.to_owned() };
+        Signed::sign(&l, self.signer.as_ref()).ok()
+    }
+
+    /// The driver observed a fault the core cannot see (e.g. its key became unreadable):
+    /// quarantine now.
+    #[must_use]
+    pub fn force_quarantine(&mut self, reason: QuarantineReason) -> Option<Action> {
+        self.health.force_quarantine(reason).map(Action::StateChanged)
+    }
+
+    fn finish_round(&mut self, now: LocalTime, actions: &mut Vec<Action>) {
+        let params = self.cfg.params.clone();
+        let t = self.clock.protocol_time(now);
+        let drift = params.effective_drift();
+        let serving_before = self.health.serving();
+        let bootstrap = !serving_before;
+        let uses_peer_error = params.algorithm == Algorithm::Wl;
+
+        // 1. Intervals: our own clock is a zero-width interval at offset 0.
+        self.full.clear();
+        self.measured.clear();
+        self.offsets.clear();
+        self.full.push(Interval::point(Nanos::ZERO));
+        self.measured.push(Interval::point(Nanos::ZERO));
+        self.offsets.push(Nanos::ZERO);
+        let mut suspected_by = 0usize;
+        for peer in &self.peers {
+            let Some(s) = peer.best else { continue };
+            let full = if uses_peer_error {
+                s.full_interval(t, drift, bootstrap)
+            } else {
+                s.measured_interval(t, drift)
+            };
+            if full.is_bounded() {
+                self.measured.push(s.measured_interval(t, drift));
+                self.offsets.push(s.offset);
+            }
+            self.full.push(full);
+            if peer.suspects_me {
+                suspected_by += 1;
+            }
+        }
+        let usable = self.measured.len();
+        let f = params.faulty;
+        let wl_full = midpoint::fault_tolerant_midpoint(&self.full, f, &mut self.scratch).ok();
+        let wl_measured = midpoint::fault_tolerant_midpoint(&self.measured, f, &mut self.scratch).ok();
+
+        // 2. The correction, by algorithm (only `Wl` is bftime; the rest are baselines).
+        let correction: Option<Nanos> = if usable < params.quorum() {
+            None
+        } else {
+            match params.algorithm {
+                Algorithm::Wl | Algorithm::Byztimed => wl_full.map(|a| a.midpoint()),
+                Algorithm::Median => midpoint::median(&mut self.offsets),
+                Algorithm::Berkeley => {
+                    if self.cfg.me == MemberId(0) {
+                        midpoint::mean(&self.offsets)
+                    } else {
+                        self.peers[0].best.map(|s| s.offset)
+                    }
+                }
+            }
+        };
+        let agreement: Option<Agreement> = if uses_peer_error { wl_full } else { wl_measured };
+        // Our error: how far the surviving measured clocks lie from where we will be.
+        let error = match (correction, wl_measured) {
+            (Some(c), Some(m)) if usable >= params.quorum() => {
+                Some(Nanos((c.0 - m.low.0).abs().max((m.high.0 - c.0).abs())))
+            }
+            _ => None,
+        };
+
+        // 3. Health verdict (spec §6).
+        let verdict = self.judge_round(&params, usable, correction, error, suspected_by, now, serving_before);
+        let applied = correction.is_some() && !matches!(verdict, Verdict::Unhealthy(Unhealthy::Inconsistent { .. }));
+
+        // 4. Peers.
+        let range = agreement.map(|a| a.range());
+        for (i, peer) in self.peers.iter_mut().enumerate() {
+            if i == self.cfg.me.index() {
+                continue;
+            }
+            let obs = if peer.misbehaved {
+                Observation::Misbehaved
+            } else if let Some(s) = peer.best {
+                let iv = if uses_peer_error { s.full_interval(t, drift, bootstrap) } else { s.measured_interval(t, drift) };
+                match range {
+                    Some(r) if !iv.intersects(&r) => Observation::Outlier,
+                    _ => Observation::Good,
+                }
+            } else {
+                Observation::Missing
+            };
+            peer.judge.observe(obs, params.suspect_after);
+        }
+
+        // 5. State transition, then apply the correction: slew only if serving before and after.
+        let transition = self.health.on_round(verdict, &params);
+        let serving_after = self.health.serving();
+        let mut stepped = false;
+        let c = correction.unwrap_or(Nanos::ZERO);
+        if applied {
+            let small = c.abs() <= params.slew_budget();
+            let mut rate = self.clock.rate();
+            if params.algorithm == Algorithm::Wl && small && self.last_round_small {
+                let delta = RATE_GAIN * c.0 as f64 / params.round_period.0 as f64;
+                let limit = params.max_drift.0;
+                rate = Ppm((rate.0 + delta * 1e6).clamp(-limit, limit));
+            }
+            if serving_before && serving_after {
+                self.clock.slew(now, c, rate, params.round_period, params.max_slew);
+            } else {
+                self.clock.step(now, c, rate);
+                stepped = true;
+            }
+            self.last_round_small = small;
+            self.last_correction = c;
+            if let Some(e) = error {
+                self.error = Some(e);
+                self.last_update = now;
+            }
+        } else {
+            self.last_round_small = false;
+        }
+        if let Some(tr) = transition {
+            actions.push(Action::StateChanged(tr));
+        }
+
+        // 6. Summary, then reset per-round peer state.
+        let detailed = self.cfg.detailed_summaries;
+        let mut summary = RoundSummary {
+            round: self.round,
+            state: self.health.state(),
+            correction: c,
+            applied,
+            stepped,
+            error: self.error,
+            rate: self.clock.rate(),
+            readings_used: usable,
+            verdict: match verdict {
+                Verdict::Healthy => "healthy".into(),
+                Verdict::Unhealthy(u) => format!("unhealthy: {u:?}"),
+                Verdict::Hard(h) => format!("hard violation: {h:?}"),
+            },
+            suspects: self.suspects().map(|(m, _)| m).collect(),
+            intervals: Vec::new(),
+            readings: Vec::new(),
+        };
+        self.last_answered = usable.saturating_sub(1);
+        for (i, peer) in self.peers.iter_mut().enumerate() {
+            if detailed {
+                if let Some(s) = peer.best {
+                    summary.intervals.push((MemberId(i as u16), s.full_interval(t, drift, bootstrap)));
+                }
+                if let Some(r) = peer.best_reading.take() {
+                    summary.readings.push(r);
+                }
+            }
+            peer.expired.clear();
+            peer.expired.extend(peer.inflight.drain(..).map(|i| i.nonce));
+            peer.answered.clear();
+            peer.best = None;
+            peer.misbehaved = false;
+            peer.suspects_me = false;
+        }
+        actions.push(Action::RoundCompleted(Box::new(summary)));
+
+        // 7. Next round.
+        if stepped {
+            self.align_rounds(now);
+        } else {
+            self.round += 1;
+            self.round_start = self.round_end();
+            self.next_slot = 0;
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn judge_round(
+        &mut self,
+        params: &Params,
+        usable: usize,
+        correction: Option<Nanos>,
+        error: Option<Nanos>,
+        suspected_by: usize,
+        now: LocalTime,
+        serving: bool,
+    ) -> Verdict {
+        if let Some(v) = self.pending_violation.take() {
+            return Verdict::Hard(v);
+        }
+        let (Some(c), Some(e)) = (correction, error) else {
+            return Verdict::Unhealthy(Unhealthy::TooFewReadings { got: usable, need: params.quorum() });
+        };
+        if usable < params.quorum() {
+            return Verdict::Unhealthy(Unhealthy::TooFewReadings { got: usable, need: params.quorum() });
+        }
+        if serving {
+            if c.abs() - e > params.precision {
+                return Verdict::Hard(HardViolation::OffsetBeyondBound { offset: c, error: e, bound: params.precision });
+            }
+            let threshold = params.faulty + 1;
+            if suspected_by >= threshold {
+                return Verdict::Hard(HardViolation::SuspectedByPeers { count: suspected_by, threshold });
+            }
+        }
+        let limit = params.precision.half();
+        if e >= limit {
+            return Verdict::Unhealthy(Unhealthy::ErrorTooLarge { error: e, limit });
+        }
+        if serving && matches!(params.algorithm, Algorithm::Wl | Algorithm::Byztimed) {
+            let prev = self.current_error(now).unwrap_or(Nanos::INFINITE);
+            let allowance = prev.sat_add(e);
+            if c.abs() > allowance {
+                return Verdict::Unhealthy(Unhealthy::Inconsistent { correction: c, allowance });
+            }
+        }
+        let budget = params.slew_budget();
+        if c.abs() > budget {
+            return Verdict::Unhealthy(Unhealthy::CorrectionTooLarge { correction: c, budget });
+        }
+        Verdict::Healthy
+    }
+
+    /// Cluster time for applications, with its error bounds.
+    pub fn now(&self, local: LocalTime) -> TimeReading {
+        let cluster = self.clock.served_time(local);
+        let err = self
+            .current_error(local)
+            .map(|e| e.sat_add(self.clock.pending_slew(local).abs()))
+            .unwrap_or(Nanos::INFINITE);
+        TimeReading {
+            cluster,
+            earliest: cluster - err,
+            latest: cluster + err,
+            state: self.health.state(),
+            serving: self.health.serving(),
+        }
+    }
+
+    /// The observable state (for `/status`, `bftime status`, metrics and tests).
+    pub fn snapshot(&self, local: LocalTime) -> NodeSnapshot {
+        let peers = self
+            .peers
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i != self.cfg.me.index())
+            .map(|(i, p)| PeerRow {
+                member: MemberId(i as u16),
+                offset_ns: p.last.map(|(s, _)| s.offset.0),
+                delay_ns: p.last.map(|(s, _)| s.delay.0),
+                error_ns: p.last.and_then(|(s, _)| s.peer_error.map(|e| e.0)),
+                state: p.last.map(|(_, st)| st),
+                suspect: p.judge.suspect(),
+                accepted: p.accepted,
+                rejected: p.rejected,
+                left: p.left.clone(),
+            })
+            .collect();
+        NodeSnapshot {
+            member: self.cfg.me,
+            state: self.health.state(),
+            serving: self.health.serving(),
+            quarantine_reason: self.health.reason().map(|r| r.to_string()),
+            quarantine_code: self.health.reason().map(|r| r.code().to_owned()),
+            round: self.round,
+            local_time_ns: local.0,
+            cluster_time_ns: self.clock.served_time(local).0,
+            offset_ns: self.clock.offset(local).0,
+            last_correction_ns: self.last_correction.0,
+            pending_slew_ns: self.clock.pending_slew(local).0,
+            error_ns: self.current_error(local).map(|e| e.0),
+            rate_ppm: self.clock.rate().0,
+            members: self.cfg.params.members,
+            faulty_tolerated: self.cfg.params.faulty,
+            members_answered: self.last_answered,
+            readings_accepted: self.accepted,
+            readings_rejected: self.rejected,
+            peers,
+        }
+    }
+}

@@ -1,0 +1,151 @@
+//! Offset and delay from the four timestamps of one exchange, and the interval that a
+//! sample gives for a peer's clock (spec §3.2).
+//!
+//! ```text
+//!   requester  t1 ────────────────────────────▶ t4      (our protocol clock)
+//!                    ╲ request        reply ╱
+//!   responder         t2 ────────────── t3              (its protocol clock)
+//!   offset θ = ((t2 − t1) + (t3 − t4)) / 2      delay δ = (t4 − t1) − (t3 − t2)
+//! ```
+//! θ is the peer's clock minus ours. Whatever the path asymmetry, the true offset lies
+//! within θ ± δ/2: that is the only thing we assume about the network.
+
+use crate::interval::Interval;
+use crate::time::{ClusterTime, Nanos, Ppm};
+
+/// One completed exchange with a peer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sample {
+    /// Peer clock minus our clock at `measured_at`.
+    pub offset: Nanos,
+    /// Round-trip time minus the responder's processing time; never negative.
+    pub delay: Nanos,
+    /// Our protocol clock when the reply arrived (t4).
+    pub measured_at: ClusterTime,
+    /// The peer's own error bound, as it reported it (`None`: not yet agreed).
+    pub peer_error: Option<Nanos>,
+}
+
+/// Why four timestamps cannot form a sample.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum SampleError {
+    #[error("reply received before the request was sent")]
+    NegativeRoundTrip,
+    #[error("responder claims it transmitted before it received")]
+    NegativeProcessing,
+}
+
+impl Sample {
+    /// θ and δ from t1 (sent), t2 (peer received), t3 (peer transmitted), t4 (received).
+    /// A delay that comes out negative (the responder's clock ran faster than ours during
+    /// the exchange, or it lied) is clamped to zero: the interval then has only the
+    /// drift term and is still honest about what we know.
+    pub fn from_timestamps(
+        t1: ClusterTime,
+        t2: ClusterTime,
+        t3: ClusterTime,
+        t4: ClusterTime,
+        peer_error: Option<Nanos>,
+    ) -> Result<Sample, SampleError> {
+        if t4 < t1 {
+            return Err(SampleError::NegativeRoundTrip);
+        }
+        if t3 < t2 {
+            return Err(SampleError::NegativeProcessing);
+        }
+        let round_trip = t4 - t1;
+        let processing = t3 - t2;
+        let delay = Nanos((round_trip.0 - processing.0).max(0));
+        // Sum before halving keeps one rounding step.
+        let offset = Nanos(((t2.0 - t1.0) as i128 + (t3.0 - t4.0) as i128).div_euclid(2) as i64);
+        Ok(Sample { offset, delay, measured_at: t4, peer_error })
+    }
+
+    /// How far the peer's clock may have moved relative to ours since the sample:
+    /// two clocks each within ±ρ_eff of true rate diverge at up to 2ρ_eff.
+    pub fn aging(&self, now: ClusterTime, effective_drift: Ppm) -> Nanos {
+        let age = Nanos((now - self.measured_at).0.max(0));
+        age.scale(Ppm(2.0 * effective_drift.0))
+    }
+
+    /// byztimed's quality, lower is better: δ/2 + 2ρ·age.
+    pub fn quality(&self, now: ClusterTime, effective_drift: Ppm) -> Nanos {
+        self.delay.half() + self.aging(now, effective_drift)
+    }
+
+    /// The interval the peer's offset lies in by measurement alone: θ ± (δ/2 + 2ρ·age).
+    pub fn measured_interval(&self, now: ClusterTime, effective_drift: Ppm) -> Interval {
+        Interval::around(self.offset, self.quality(now, effective_drift))
+    }
+
+    /// The measured interval widened by the peer's own reported error (spec §3.2).
+    /// An unknown error gives an unbounded interval, which the midpoint trims away,
+    /// unless `unknown_as_zero` (bootstrap: everybody is starting).
+    pub fn full_interval(&self, now: ClusterTime, effective_drift: Ppm, unknown_as_zero: bool) -> Interval {
+        let peer_error = match self.peer_error {
+            Some(e) => e.abs(),
+            None if unknown_as_zero => Nanos::ZERO,
+            None => Nanos::INFINITE,
+        };
+        Interval::around(self.offset, self.quality(now, effective_drift).sat_add(peer_error))
+    }
+}
+
+/// Keeps the better of two samples by [`Sample::quality`] at `now`.
+pub fn better(a: Sample, b: Sample, now: ClusterTime, effective_drift: Ppm) -> Sample {
+    if b.quality(now, effective_drift) < a.quality(now, effective_drift) { b } else { a }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ct(x: i64) -> ClusterTime {
+        ClusterTime(x)
+    }
+
+    #[test]
+    fn symmetric_path_gives_exact_offset() {
+        // Peer is 1000 ahead; one-way delay 50 each way; 10 processing.
+        let s = Sample::from_timestamps(ct(0), ct(1050), ct(1060), ct(110), None).unwrap();
+        assert_eq!(s.offset, Nanos(1000));
+        assert_eq!(s.delay, Nanos(100));
+    }
+
+    #[test]
+    fn asymmetry_error_is_within_half_delay() {
+        // True offset 1000, outbound 90, return 10.
+        let s = Sample::from_timestamps(ct(0), ct(1090), ct(1090), ct(100), None).unwrap();
+        assert!((s.offset - Nanos(1000)).abs() <= s.delay.half());
+        assert!(s.measured_interval(ct(100), Ppm(0.0)).contains(Nanos(1000)));
+    }
+
+    #[test]
+    fn impossible_timestamps_rejected() {
+        assert_eq!(
+            Sample::from_timestamps(ct(10), ct(0), ct(0), ct(5), None),
+            Err(SampleError::NegativeRoundTrip)
+        );
+        assert_eq!(
+            Sample::from_timestamps(ct(0), ct(10), ct(5), ct(20), None),
+            Err(SampleError::NegativeProcessing)
+        );
+    }
+
+    #[test]
+    fn quality_prefers_short_delay_then_fresh() {
+        let old_fast = Sample { offset: Nanos(0), delay: Nanos(100), measured_at: ct(0), peer_error: None };
+        let new_slow = Sample { offset: Nanos(0), delay: Nanos(1_000), measured_at: ct(1_000_000_000), peer_error: None };
+        // At 100 ppm effective drift, 1 s of age costs 2·100 µs = 200 µs > 450 ns gain.
+        let now = ct(1_000_000_000);
+        assert_eq!(better(old_fast, new_slow, now, Ppm(100.0)), new_slow);
+        assert_eq!(better(old_fast, new_slow, now, Ppm(0.0)), old_fast);
+    }
+
+    #[test]
+    fn unknown_peer_error_is_unbounded_unless_bootstrapping() {
+        let s = Sample { offset: Nanos(5), delay: Nanos(10), measured_at: ct(0), peer_error: None };
+        assert!(s.full_interval(ct(0), Ppm(0.0), false).half_width().is_infinite());
+        assert_eq!(s.full_interval(ct(0), Ppm(0.0), true).half_width(), Nanos(5));
+    }
+}
