@@ -74,7 +74,12 @@ fn decode_exact<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, SignedError> {
 impl<T: Domain> Signed<T> {
     /// Encodes `value` with postcard and signs `T::DOMAIN || bytes`.
     pub fn sign(value: &T, signer: &dyn Signer) -> Result<Self, SignedError> {
-        let body = postcard::to_allocvec(value).map_err(|e| SignedError::Malformed(e.to_string()))?;
+        // Encode on the stack first: one exact allocation instead of a growing Vec.
+        let mut buf = [0u8; 512];
+        let body = match postcard::to_slice(value, &mut buf) {
+            Ok(used) => used.to_vec(),
+            Err(_) => postcard::to_allocvec(value).map_err(|e| SignedError::Malformed(e.to_string()))?,
+        };
         let signature = signer.sign(T::DOMAIN, &body);
         Ok(Signed { body, signature, kind: PhantomData })
     }

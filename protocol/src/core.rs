@@ -455,7 +455,7 @@ impl Core {
         }
         let t1 = self.clock.protocol_time(sent_at);
         let t4 = self.clock.protocol_time(received_at);
-        let sample = match Sample::from_timestamps(t1, reading.receive, reading.transmit, t4, reading.error) {
+        let sample = match Sample::from_timestamps(t1, reading.receive, reading.transmit, t4, reading.error, reading.state == SyncState::Synced) {
             Ok(s) => s,
             Err(_) => return self.reject(from, RejectReason::BadTimestamps),
         };
@@ -465,7 +465,8 @@ impl Core {
         peer.answered.push(reading.nonce);
         peer.accepted += 1;
         peer.last = Some((sample, reading.state));
-        peer.suspects_me = reading.suspects_requester;
+        // Only a serving peer's opinion of us counts.
+        peer.suspects_me = reading.suspects_requester && reading.state == SyncState::Synced;
         let keep = match peer.best {
             Some(old) => offset::better(old, sample, t4, drift) == sample,
             None => true,
@@ -518,6 +519,7 @@ impl Core {
         let serving_before = self.health.serving();
         let bootstrap = !serving_before;
         let uses_peer_error = params.algorithm == Algorithm::Wl;
+        let error_limit = params.precision.half();
 
         // 1. Intervals: our own clock is a zero-width interval at offset 0.
         self.full.clear();
@@ -530,15 +532,17 @@ impl Core {
         for peer in &self.peers {
             let Some(s) = peer.best else { continue };
             let full = if uses_peer_error {
-                s.full_interval(t, drift, bootstrap)
+                s.full_interval(t, drift, bootstrap, error_limit)
             } else {
                 s.measured_interval(t, drift)
             };
+            // An unbounded interval says nothing, and left in it would use up the fault
+            // budget: with k of them the f trimmed slots hold only f − k liars (spec §4.2).
             if full.is_bounded() {
                 self.measured.push(s.measured_interval(t, drift));
                 self.offsets.push(s.offset);
+                self.full.push(full);
             }
-            self.full.push(full);
             if peer.suspects_me {
                 suspected_by += 1;
             }
@@ -583,12 +587,14 @@ impl Core {
             if i == self.cfg.me.index() {
                 continue;
             }
+            // Only a serving node judges outliers, and only peers that claim to serve:
+            // while clocks converge, everyone is far from everyone.
             let obs = if peer.misbehaved {
                 Observation::Misbehaved
             } else if let Some(s) = peer.best {
-                let iv = if uses_peer_error { s.full_interval(t, drift, bootstrap) } else { s.measured_interval(t, drift) };
+                let iv = if uses_peer_error { s.full_interval(t, drift, bootstrap, error_limit) } else { s.measured_interval(t, drift) };
                 match range {
-                    Some(r) if !iv.intersects(&r) => Observation::Outlier,
+                    Some(r) if serving_before && s.peer_synced && !iv.intersects(&r) => Observation::Outlier,
                     _ => Observation::Good,
                 }
             } else {
@@ -605,10 +611,14 @@ impl Core {
         if applied {
             let small = c.abs() <= params.slew_budget();
             let mut rate = self.clock.rate();
-            if params.algorithm == Algorithm::Wl && small && self.last_round_small {
-                let delta = RATE_GAIN * c.0 as f64 / params.round_period.0 as f64;
+            // Only corrections that drift alone could explain say anything about our
+            // frequency; larger ones are phase errors (start-up, attacks) and would
+            // throw the loop to its limits.
+            let drift_sized = c.abs() <= params.round_period.scale(Ppm(2.0 * drift.0));
+            if params.algorithm == Algorithm::Wl && drift_sized && self.last_round_small {
                 let limit = params.max_drift.0;
-                rate = Ppm((rate.0 + delta * 1e6).clamp(-limit, limit));
+                let delta = (RATE_GAIN * c.0 as f64 / params.round_period.0 as f64 * 1e6).clamp(-limit / 10.0, limit / 10.0);
+                rate = Ppm((rate.0 + delta).clamp(-limit, limit));
             }
             if serving_before && serving_after {
                 self.clock.slew(now, c, rate, params.round_period, params.max_slew);
@@ -653,7 +663,7 @@ impl Core {
         for (i, peer) in self.peers.iter_mut().enumerate() {
             if detailed {
                 if let Some(s) = peer.best {
-                    summary.intervals.push((MemberId(i as u16), s.full_interval(t, drift, bootstrap)));
+                    summary.intervals.push((MemberId(i as u16), s.full_interval(t, drift, bootstrap, error_limit)));
                 }
                 if let Some(r) = peer.best_reading.take() {
                     summary.readings.push(r);

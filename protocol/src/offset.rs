@@ -24,6 +24,8 @@ pub struct Sample {
     pub measured_at: ClusterTime,
     /// The peer's own error bound, as it reported it (`None`: not yet agreed).
     pub peer_error: Option<Nanos>,
+    /// Whether the peer said it was serving time (only then is its error meaningful).
+    pub peer_synced: bool,
 }
 
 /// Why four timestamps cannot form a sample.
@@ -46,6 +48,7 @@ impl Sample {
         t3: ClusterTime,
         t4: ClusterTime,
         peer_error: Option<Nanos>,
+        peer_synced: bool,
     ) -> Result<Sample, SampleError> {
         if t4 < t1 {
             return Err(SampleError::NegativeRoundTrip);
@@ -58,7 +61,7 @@ impl Sample {
         let delay = Nanos((round_trip.0 - processing.0).max(0));
         // Sum before halving keeps one rounding step.
         let offset = Nanos(((t2.0 - t1.0) as i128 + (t3.0 - t4.0) as i128).div_euclid(2) as i64);
-        Ok(Sample { offset, delay, measured_at: t4, peer_error })
+        Ok(Sample { offset, delay, measured_at: t4, peer_error, peer_synced })
     }
 
     /// How far the peer's clock may have moved relative to ours since the sample:
@@ -78,16 +81,27 @@ impl Sample {
         Interval::around(self.offset, self.quality(now, effective_drift))
     }
 
-    /// The measured interval widened by the peer's own reported error (spec §3.2).
-    /// An unknown error gives an unbounded interval, which the midpoint trims away,
-    /// unless `unknown_as_zero` (bootstrap: everybody is starting).
-    pub fn full_interval(&self, now: ClusterTime, effective_drift: Ppm, unknown_as_zero: bool) -> Interval {
-        let peer_error = match self.peer_error {
-            Some(e) => e.abs(),
-            None if unknown_as_zero => Nanos::ZERO,
-            None => Nanos::INFINITE,
-        };
-        Interval::around(self.offset, self.quality(now, effective_drift).sat_add(peer_error))
+    /// The interval the midpoint uses for this peer (spec §3.2). The peer's own
+    /// reported error decides *whether* its reading counts, not how wide it is:
+    /// - a peer that serves time with a known error below `error_limit` gives its
+    ///   measured interval;
+    /// - any other peer (starting, quarantined, or claiming an error ≥ Π/2) is unknown:
+    ///   a serving node gives it an unbounded interval, which the core then leaves out,
+    ///   so restarting nodes cannot pull a synchronised cluster; a node that is not
+    ///   serving (`bootstrap`) takes its raw measured interval, so that a cold cluster
+    ///   can converge at all.
+    ///
+    /// Widening intervals by the peers' errors (design §4.2) was measured and rejected:
+    /// when correct nodes report different errors, wide correct intervals let the
+    /// midpoint sit anywhere inside them and a two-faced minority held a 31-node
+    /// cluster split by 24 ms (spec §4.2 has the run).
+    pub fn full_interval(&self, now: ClusterTime, effective_drift: Ppm, bootstrap: bool, error_limit: Nanos) -> Interval {
+        let known = self.peer_synced && self.peer_error.is_some_and(|e| e.abs() < error_limit);
+        if known || bootstrap {
+            self.measured_interval(now, effective_drift)
+        } else {
+            Interval::unbounded()
+        }
     }
 }
 
@@ -107,7 +121,7 @@ mod tests {
     #[test]
     fn symmetric_path_gives_exact_offset() {
         // Peer is 1000 ahead; one-way delay 50 each way; 10 processing.
-        let s = Sample::from_timestamps(ct(0), ct(1050), ct(1060), ct(110), None).unwrap();
+        let s = Sample::from_timestamps(ct(0), ct(1050), ct(1060), ct(110), None, true).unwrap();
         assert_eq!(s.offset, Nanos(1000));
         assert_eq!(s.delay, Nanos(100));
     }
@@ -115,7 +129,7 @@ mod tests {
     #[test]
     fn asymmetry_error_is_within_half_delay() {
         // True offset 1000, outbound 90, return 10.
-        let s = Sample::from_timestamps(ct(0), ct(1090), ct(1090), ct(100), None).unwrap();
+        let s = Sample::from_timestamps(ct(0), ct(1090), ct(1090), ct(100), None, true).unwrap();
         assert!((s.offset - Nanos(1000)).abs() <= s.delay.half());
         assert!(s.measured_interval(ct(100), Ppm(0.0)).contains(Nanos(1000)));
     }
@@ -123,19 +137,19 @@ mod tests {
     #[test]
     fn impossible_timestamps_rejected() {
         assert_eq!(
-            Sample::from_timestamps(ct(10), ct(0), ct(0), ct(5), None),
+            Sample::from_timestamps(ct(10), ct(0), ct(0), ct(5), None, true),
             Err(SampleError::NegativeRoundTrip)
         );
         assert_eq!(
-            Sample::from_timestamps(ct(0), ct(10), ct(5), ct(20), None),
+            Sample::from_timestamps(ct(0), ct(10), ct(5), ct(20), None, true),
             Err(SampleError::NegativeProcessing)
         );
     }
 
     #[test]
     fn quality_prefers_short_delay_then_fresh() {
-        let old_fast = Sample { offset: Nanos(0), delay: Nanos(100), measured_at: ct(0), peer_error: None };
-        let new_slow = Sample { offset: Nanos(0), delay: Nanos(1_000), measured_at: ct(1_000_000_000), peer_error: None };
+        let old_fast = Sample { offset: Nanos(0), delay: Nanos(100), measured_at: ct(0), peer_error: None, peer_synced: true };
+        let new_slow = Sample { offset: Nanos(0), delay: Nanos(1_000), measured_at: ct(1_000_000_000), peer_error: None, peer_synced: true };
         // At 100 ppm effective drift, 1 s of age costs 2·100 µs = 200 µs > 450 ns gain.
         let now = ct(1_000_000_000);
         assert_eq!(better(old_fast, new_slow, now, Ppm(100.0)), new_slow);
@@ -144,8 +158,15 @@ mod tests {
 
     #[test]
     fn unknown_peer_error_is_unbounded_unless_bootstrapping() {
-        let s = Sample { offset: Nanos(5), delay: Nanos(10), measured_at: ct(0), peer_error: None };
-        assert!(s.full_interval(ct(0), Ppm(0.0), false).half_width().is_infinite());
-        assert_eq!(s.full_interval(ct(0), Ppm(0.0), true).half_width(), Nanos(5));
+        let limit = Nanos(1_000);
+        let s = Sample { offset: Nanos(5), delay: Nanos(10), measured_at: ct(0), peer_error: None, peer_synced: true };
+        assert!(s.full_interval(ct(0), Ppm(0.0), false, limit).half_width().is_infinite());
+        assert_eq!(s.full_interval(ct(0), Ppm(0.0), true, limit).half_width(), Nanos(5));
+        let known = Sample { peer_error: Some(Nanos(20)), ..s };
+        assert_eq!(known.full_interval(ct(0), Ppm(0.0), false, limit).half_width(), Nanos(5));
+        let too_wide = Sample { peer_error: Some(Nanos(2_000)), ..s };
+        assert!(too_wide.full_interval(ct(0), Ppm(0.0), false, limit).half_width().is_infinite());
+        let not_serving = Sample { peer_synced: false, ..known };
+        assert!(not_serving.full_interval(ct(0), Ppm(0.0), false, limit).half_width().is_infinite());
     }
 }

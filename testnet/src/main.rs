@@ -1,1 +1,251 @@
-fn main() {}
+//! `bftime-testnet`: the deterministic simulator (`sim`), and the table of every
+//! strategy against every algorithm (`table`).
+
+use std::process::ExitCode;
+
+use bftime_protocol::Algorithm;
+use bftime_testnet::{CryptoChoice, Scenario, Simulation, Strategy};
+use clap::{Parser, Subcommand, ValueEnum};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "bftime-testnet",
+    version,
+    about = "Simulate and test bftime clusters",
+    long_about = "Simulate and test bftime clusters.\n\n\
+        `sim` runs the real protocol core for N nodes in virtual time: seeded, reproducible, \
+        faster than real time. It prints the true skew among correct nodes (max over rounds after \
+        convergence), the convergence round, false quarantines and how many faulty nodes were \
+        caught.\n\nExample:\n  bftime-testnet sim --nodes 250 --faulty 83 --strategy mixed --rounds 200 --seed 1"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run one simulated cluster and report its true skew.
+    Sim(SimArgs),
+    /// Run every strategy against every algorithm and print a Markdown table.
+    Table(TableArgs),
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy)]
+enum AlgorithmArg {
+    Wl,
+    Berkeley,
+    Median,
+    Byztimed,
+}
+
+impl From<AlgorithmArg> for Algorithm {
+    fn from(a: AlgorithmArg) -> Algorithm {
+        match a {
+            AlgorithmArg::Wl => Algorithm::Wl,
+            AlgorithmArg::Berkeley => Algorithm::Berkeley,
+            AlgorithmArg::Median => Algorithm::Median,
+            AlgorithmArg::Byztimed => Algorithm::Byztimed,
+        }
+    }
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy)]
+enum CryptoArg {
+    /// ed25519 up to 31 nodes, the fast stand-in above
+    Auto,
+    Ed25519,
+    /// A keyed-hash stand-in (NOT secure): for very large runs only
+    Fast,
+}
+
+#[derive(clap::Args, Debug, Clone)]
+struct ScenarioArgs {
+    /// Members in the cluster
+    #[arg(long, default_value_t = 250)]
+    nodes: usize,
+    /// Round period P in milliseconds
+    #[arg(long, default_value_t = 1000.0)]
+    round_period_ms: f64,
+    /// Precision bound Π in milliseconds
+    #[arg(long, default_value_t = 200.0)]
+    precision_ms: f64,
+    /// Mean one-way network delay in milliseconds
+    #[arg(long, default_value_t = 1.0)]
+    delay_ms: f64,
+    /// Extra one-way delay, uniform in [0, J] milliseconds
+    #[arg(long, default_value_t = 0.2)]
+    jitter_ms: f64,
+    /// Difference between the two directions of every path, in milliseconds
+    #[arg(long, default_value_t = 0.1)]
+    asymmetry_ms: f64,
+    /// Oscillator frequency errors, uniform in ±PPM
+    #[arg(long, default_value_t = 100.0)]
+    drift_ppm: f64,
+    /// Amplitude of each oscillator's slow frequency wander, in ppm
+    #[arg(long, default_value_t = 1.0)]
+    wander_ppm: f64,
+    /// Initial clock offsets, uniform in ±O milliseconds
+    #[arg(long, default_value_t = 10_000.0)]
+    initial_offset_ms: f64,
+    /// Probability that any message is lost
+    #[arg(long, default_value_t = 0.0)]
+    loss: f64,
+    /// Honest nodes whose clock steps or stalls halfway (they must quarantine)
+    #[arg(long, default_value_t = 0)]
+    clock_faults: usize,
+    /// Nodes cut off from the network for --partition-rounds rounds, from a third of the run
+    #[arg(long, default_value_t = 0)]
+    partition_nodes: usize,
+    #[arg(long, default_value_t = 0)]
+    partition_rounds: u64,
+    /// Size of the liars' lie (liar, two-faced, random), in milliseconds
+    #[arg(long, default_value_t = 50.0)]
+    lie_ms: f64,
+    /// Signature suite
+    #[arg(long, value_enum, default_value_t = CryptoArg::Auto)]
+    crypto: CryptoArg,
+    /// Print exactly one JSON object instead of the readable summary
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(clap::Args, Debug)]
+struct SimArgs {
+    /// Byzantine members actually present (the protocol tolerates ⌊(n−1)/3⌋)
+    #[arg(long, default_value_t = 83)]
+    faulty: usize,
+    /// What the faulty members do
+    #[arg(long, default_value = "mixed", value_parser = parse_strategy)]
+    strategy: Strategy,
+    /// Rounds to simulate
+    #[arg(long, default_value_t = 100)]
+    rounds: u64,
+    /// Seed: the same seed and flags give the same run
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Algorithm: wl (bftime) or a baseline
+    #[arg(long, value_enum, default_value_t = AlgorithmArg::Wl)]
+    algorithm: AlgorithmArg,
+    #[command(flatten)]
+    scenario: ScenarioArgs,
+}
+
+#[derive(clap::Args, Debug)]
+struct TableArgs {
+    /// Byzantine members
+    #[arg(long, default_value_t = 83)]
+    faulty: usize,
+    #[arg(long, default_value_t = 100)]
+    rounds: u64,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    #[command(flatten)]
+    scenario: ScenarioArgs,
+}
+
+fn parse_strategy(s: &str) -> Result<Strategy, String> {
+    s.parse()
+}
+
+fn scenario(a: &ScenarioArgs, faulty: usize, strategy: Strategy, rounds: u64, seed: u64, algorithm: Algorithm) -> Scenario {
+    Scenario {
+        nodes: a.nodes,
+        faulty,
+        strategy,
+        rounds,
+        seed,
+        algorithm,
+        round_period_ms: a.round_period_ms,
+        precision_ms: a.precision_ms,
+        delay_ms: a.delay_ms,
+        jitter_ms: a.jitter_ms,
+        asymmetry_ms: a.asymmetry_ms,
+        drift_ppm: a.drift_ppm,
+        wander_ppm: a.wander_ppm,
+        initial_offset_ms: a.initial_offset_ms,
+        loss: a.loss,
+        clock_faults: a.clock_faults,
+        partition_nodes: a.partition_nodes,
+        partition_rounds: a.partition_rounds,
+        lie_ms: a.lie_ms,
+        crypto: match a.crypto {
+            CryptoArg::Auto => CryptoChoice::Auto,
+            CryptoArg::Ed25519 => CryptoChoice::Ed25519,
+            CryptoArg::Fast => CryptoChoice::Fast,
+        },
+    }
+}
+
+fn fmt_ms(ns: i64) -> String {
+    format!("{:.3}", ns as f64 / 1e6)
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() { 2 } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    match cli.command {
+        Command::Sim(a) => {
+            let sc = scenario(&a.scenario, a.faulty, a.strategy, a.rounds, a.seed, a.algorithm.into());
+            let sim = match Simulation::new(sc) {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            let report = sim.run();
+            if a.scenario.json {
+                match serde_json::to_string(&report) {
+                    Ok(s) => println!("{s}"),
+                    Err(e) => {
+                        eprintln!("error: cannot encode report: {e}");
+                        return ExitCode::FAILURE;
+                    }
+                }
+            } else {
+                println!("{}", report.human());
+            }
+            ExitCode::SUCCESS
+        }
+        Command::Table(a) => {
+            let algorithms = [Algorithm::Wl, Algorithm::Byztimed, Algorithm::Median, Algorithm::Berkeley];
+            println!(
+                "| strategy | algorithm | max skew after convergence (ms) | p50 (ms) | converged round | false quarantines | faulty suspected | rate error (ppm) |"
+            );
+            println!("|---|---|---|---|---|---|---|---|");
+            for strategy in Strategy::ALL {
+                for algorithm in algorithms {
+                    let sc = scenario(&a.scenario, a.faulty, strategy, a.rounds, a.seed, algorithm);
+                    let r = match Simulation::new(sc) {
+                        Ok(s) => s.run(),
+                        Err(e) => {
+                            eprintln!("error: {e}");
+                            return ExitCode::from(2);
+                        }
+                    };
+                    let conv = r.converged_round.map_or("never".to_owned(), |x| x.to_string());
+                    println!(
+                        "| {} | {} | {} | {} | {} | {} | {}/{} | {:.1} |",
+                        r.strategy,
+                        r.algorithm,
+                        fmt_ms(r.max_skew_ns),
+                        fmt_ms(r.p50_skew_ns),
+                        conv,
+                        r.false_quarantines,
+                        r.faulty_suspected,
+                        r.faulty,
+                        r.max_rate_error_ppm
+                    );
+                }
+            }
+            ExitCode::SUCCESS
+        }
+    }
+}

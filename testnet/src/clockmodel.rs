@@ -1,0 +1,108 @@
+//! Simulated local oscillators: L(t) as a closed-form function of true time t, so any
+//! instant can be evaluated exactly and runs are reproducible.
+//!
+//! L(t) = base + offset + t·(1 + drift) + wander(t) + fault(t), where wander is a slow
+//! sinusoidal frequency error (its integral is closed-form) and a fault is a step
+//! (L jumps by `amount` at `at`) or a stall (L stops for `amount`, then runs on, late).
+
+use bftime_protocol::{LocalTime, Nanos};
+
+/// A local clock fault.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum ClockFault {
+    Step { at_ns: i64, amount_ns: i64 },
+    Stall { at_ns: i64, duration_ns: i64 },
+}
+
+/// One node's oscillator.
+#[derive(Debug, Clone, Copy)]
+pub struct Oscillator {
+    /// Local reading at t = 0 (base + initial offset).
+    pub start_ns: i64,
+    /// Frequency error, as a fraction.
+    pub drift: f64,
+    /// Wander amplitude (fraction), period (ns) and phase (radians).
+    pub wander: f64,
+    pub wander_period_ns: f64,
+    pub wander_phase: f64,
+    pub fault: Option<ClockFault>,
+}
+
+impl Oscillator {
+    fn wander_integral(&self, t: f64) -> f64 {
+        if self.wander == 0.0 {
+            return 0.0;
+        }
+        let w = std::f64::consts::TAU / self.wander_period_ns;
+        self.wander / w * ((self.wander_phase).cos() - (w * t + self.wander_phase).cos())
+    }
+
+    /// L(t).
+    pub fn local(&self, t_ns: i64) -> LocalTime {
+        let t = t_ns as f64;
+        let mut effective = t_ns;
+        let mut extra = 0i64;
+        match self.fault {
+            Some(ClockFault::Step { at_ns, amount_ns }) if t_ns >= at_ns => extra = amount_ns,
+            Some(ClockFault::Stall { at_ns, duration_ns }) if t_ns >= at_ns => {
+                effective = if t_ns < at_ns + duration_ns { at_ns } else { t_ns - duration_ns };
+            }
+            _ => {}
+        }
+        let te = effective as f64;
+        let _ = t;
+        let l = te * self.drift + self.wander_integral(te);
+        LocalTime(self.start_ns + effective + l as i64 + extra)
+    }
+
+    /// A true time at which L reaches `target`, assuming no fault in between
+    /// (the caller re-checks and re-arms if it came early).
+    pub fn true_time_for(&self, target: LocalTime, now_ns: i64) -> i64 {
+        let now_l = self.local(now_ns);
+        let gap = (target - now_l).0;
+        if gap <= 0 {
+            return now_ns;
+        }
+        let rate = 1.0 + self.drift - self.wander.abs();
+        now_ns + ((gap as f64 / rate).ceil() as i64).max(1)
+    }
+
+    /// The instantaneous rate error (for reports).
+    pub fn rate_error(&self) -> Nanos {
+        Nanos((self.drift * 1e9) as i64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn osc(fault: Option<ClockFault>) -> Oscillator {
+        Oscillator { start_ns: 1_000, drift: 100e-6, wander: 1e-6, wander_period_ns: 600e9, wander_phase: 0.3, fault }
+    }
+
+    #[test]
+    fn drift_accumulates() {
+        let o = osc(None);
+        let l = o.local(1_000_000_000);
+        let expected = 1_000 + 1_000_000_000 + 100_000;
+        assert!((l.0 - expected).abs() < 2_000, "{l:?}");
+    }
+
+    #[test]
+    fn step_and_stall() {
+        let s = osc(Some(ClockFault::Step { at_ns: 500, amount_ns: 2_000_000_000 }));
+        assert!(s.local(600).0 - osc(None).local(600).0 == 2_000_000_000);
+        let st = osc(Some(ClockFault::Stall { at_ns: 1_000, duration_ns: 1_000_000 }));
+        assert_eq!(st.local(1_000), st.local(500_000));
+        assert!(st.local(2_000_000) < osc(None).local(2_000_000));
+    }
+
+    #[test]
+    fn inverse_is_not_late() {
+        let o = osc(None);
+        let target = LocalTime(5_000_000_000);
+        let t = o.true_time_for(target, 0);
+        assert!(o.local(t) >= target);
+    }
+}

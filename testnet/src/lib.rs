@@ -1,0 +1,21 @@
+//! bftime's test network: a deterministic discrete-event simulator that drives the
+//! real protocol core (this crate), and later a local multi-process testnet.
+//!
+//! ```
+//! use bftime_testnet::{Scenario, Simulation, Strategy};
+//! let sc = Scenario { nodes: 7, faulty: 2, strategy: Strategy::Liar, rounds: 20, ..Scenario::default() };
+//! let report = Simulation::new(sc).unwrap().run();
+//! assert_eq!(report.false_quarantines, 0);
+//! assert!(report.max_skew_ns < report.precision_ns);
+//! ```
+
+pub mod clockmodel;
+pub mod report;
+pub mod scenario;
+pub mod sim;
+pub mod strategy;
+
+pub use report::SimReport;
+pub use scenario::{CryptoChoice, Scenario, ScenarioError};
+pub use sim::Simulation;
+pub use strategy::Strategy;
