@@ -40,7 +40,10 @@ impl Default for HashChain {
 
 impl HashChain {
     pub fn new() -> Self {
-        HashChain { head: GENESIS, len: 0 }
+        HashChain {
+            head: GENESIS,
+            len: 0,
+        }
     }
 
     /// Continues a chain whose last record hashed to `head` after `len` records.
@@ -113,7 +116,12 @@ mod tests {
         // Deleting record 2 breaks at index 2.
         let mut v = HashChain::new();
         let mut first_err = None;
-        for (prev, r) in log.iter().enumerate().filter(|(i, _)| *i != 2).map(|(_, x)| x) {
+        for (prev, r) in log
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i != 2)
+            .map(|(_, x)| x)
+        {
             if let Err(e) = v.append(prev, r) {
                 first_err = Some(e.index);
                 break;

@@ -17,9 +17,15 @@ const KEY_FILE_TAG: &str = "bftime-ed25519-secret-v1";
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
     #[error("cannot read key file {path}: {source}")]
-    Read { path: String, source: std::io::Error },
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("cannot write key file {path}: {source}")]
-    Write { path: String, source: std::io::Error },
+    Write {
+        path: String,
+        source: std::io::Error,
+    },
     #[error(
         "key file {path} is not a bftime key (expected one line `{KEY_FILE_TAG} <64 hex digits>`; create one with `bftime keygen`)"
     )]
@@ -39,7 +45,10 @@ impl PublicKey {
     pub fn from_bytes(bytes: &[u8; 32]) -> Result<Self, KeyError> {
         VerifyingKey::from_bytes(bytes)
             .map(PublicKey)
-            .map_err(|e| KeyError::PublicKey { text: hex::encode(bytes), reason: e.to_string() })
+            .map_err(|e| KeyError::PublicKey {
+                text: hex::encode(bytes),
+                reason: e.to_string(),
+            })
     }
 
     /// Parses the 64-hex-digit form used in cluster files.
@@ -94,7 +103,11 @@ impl fmt::Display for PublicKey {
 
 impl Serialize for PublicKey {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        if s.is_human_readable() { s.serialize_str(&self.to_hex()) } else { self.to_bytes().serialize(s) }
+        if s.is_human_readable() {
+            s.serialize_str(&self.to_hex())
+        } else {
+            self.to_bytes().serialize(s)
+        }
     }
 }
 
@@ -118,7 +131,9 @@ pub struct NodeKey {
 
 impl fmt::Debug for NodeKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("NodeKey").field("public", &self.public).finish_non_exhaustive()
+        f.debug_struct("NodeKey")
+            .field("public", &self.public)
+            .finish_non_exhaustive()
     }
 }
 
@@ -161,35 +176,50 @@ impl NodeKey {
         }
         let mut file = options.open(path).map_err(|source| {
             if source.kind() == std::io::ErrorKind::AlreadyExists {
-                KeyError::Exists { path: shown.clone() }
+                KeyError::Exists {
+                    path: shown.clone(),
+                }
             } else {
-                KeyError::Write { path: shown.clone(), source }
+                KeyError::Write {
+                    path: shown.clone(),
+                    source,
+                }
             }
         })?;
         let text = format!("{KEY_FILE_TAG} {}\n", hex::encode(self.secret.to_bytes()));
         file.write_all(text.as_bytes())
             .and_then(|()| file.sync_all())
-            .map_err(|source| KeyError::Write { path: shown, source })
+            .map_err(|source| KeyError::Write {
+                path: shown,
+                source,
+            })
     }
 
     /// Reads a key written by [`NodeKey::save`]. A group/world-readable file still loads,
     /// but the result says so and a warning is logged: the operator should `chmod 600` it.
     pub fn load(path: &Path) -> Result<LoadedKey, KeyError> {
         let shown = path.display().to_string();
-        let text = fs::read_to_string(path)
-            .map_err(|source| KeyError::Read { path: shown.clone(), source })?;
+        let text = fs::read_to_string(path).map_err(|source| KeyError::Read {
+            path: shown.clone(),
+            source,
+        })?;
         let mut parts = text.split_whitespace();
         let (Some(KEY_FILE_TAG), Some(hex_seed), None) = (parts.next(), parts.next(), parts.next())
         else {
             return Err(KeyError::Format { path: shown });
         };
         let mut seed = [0u8; 32];
-        hex::decode_to_slice(hex_seed, &mut seed).map_err(|_| KeyError::Format { path: shown.clone() })?;
+        hex::decode_to_slice(hex_seed, &mut seed).map_err(|_| KeyError::Format {
+            path: shown.clone(),
+        })?;
         let permissions_too_open = permissions_too_open(path);
         if permissions_too_open {
             tracing::warn!(path = %shown, "key file is readable by group or others; run `chmod 600` on it");
         }
-        Ok(LoadedKey { key: Self::from_seed(&seed), permissions_too_open })
+        Ok(LoadedKey {
+            key: Self::from_seed(&seed),
+            permissions_too_open,
+        })
     }
 
     /// The same key as a libp2p keypair, so the swarm identity equals the signing identity.
@@ -219,7 +249,9 @@ impl Signer for NodeKey {
 #[cfg(unix)]
 fn permissions_too_open(path: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
-    fs::metadata(path).map(|m| m.permissions().mode() & 0o077 != 0).unwrap_or(false)
+    fs::metadata(path)
+        .map(|m| m.permissions().mode() & 0o077 != 0)
+        .unwrap_or(false)
 }
 
 #[cfg(not(unix))]
@@ -240,7 +272,10 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+            assert_eq!(
+                fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+                0o600
+            );
         }
         let loaded = NodeKey::load(&path).unwrap();
         assert!(!loaded.permissions_too_open);
@@ -274,7 +309,12 @@ mod tests {
         let key = NodeKey::from_seed(&[9; 32]);
         let kp = key.to_libp2p_keypair();
         assert_eq!(kp.public().to_peer_id(), key.public_key().to_peer_id());
-        assert!(key.public_key().to_peer_id().to_string().starts_with("12D3KooW"));
+        assert!(
+            key.public_key()
+                .to_peer_id()
+                .to_string()
+                .starts_with("12D3KooW")
+        );
     }
 
     #[test]

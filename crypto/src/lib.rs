@@ -19,7 +19,7 @@ pub mod key;
 pub mod signed;
 pub mod suite;
 
-pub use chain::{ChainError, HashChain, Hash32};
+pub use chain::{ChainError, Hash32, HashChain};
 pub use key::{KeyError, NodeKey, PublicKey};
 pub use signed::{Domain, Signed, SignedError};
 pub use suite::{CryptoSuite, Ed25519Suite, FastSuite, Signature, Signer, SuiteKind, VerifyError};

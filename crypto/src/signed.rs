@@ -44,7 +44,11 @@ pub struct Signed<T> {
 
 impl<T> Clone for Signed<T> {
     fn clone(&self) -> Self {
-        Signed { body: self.body.clone(), signature: self.signature, kind: PhantomData }
+        Signed {
+            body: self.body.clone(),
+            signature: self.signature,
+            kind: PhantomData,
+        }
     }
 }
 
@@ -68,7 +72,11 @@ impl<T> fmt::Debug for Signed<T> {
 fn decode_exact<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, SignedError> {
     let (value, rest) =
         postcard::take_from_bytes::<T>(bytes).map_err(|e| SignedError::Malformed(e.to_string()))?;
-    if rest.is_empty() { Ok(value) } else { Err(SignedError::TrailingBytes(rest.len())) }
+    if rest.is_empty() {
+        Ok(value)
+    } else {
+        Err(SignedError::TrailingBytes(rest.len()))
+    }
 }
 
 impl<T: Domain> Signed<T> {
@@ -78,10 +86,16 @@ impl<T: Domain> Signed<T> {
         let mut buf = [0u8; 512];
         let body = match postcard::to_slice(value, &mut buf) {
             Ok(used) => used.to_vec(),
-            Err(_) => postcard::to_allocvec(value).map_err(|e| SignedError::Malformed(e.to_string()))?,
+            Err(_) => {
+                postcard::to_allocvec(value).map_err(|e| SignedError::Malformed(e.to_string()))?
+            }
         };
         let signature = signer.sign(T::DOMAIN, &body);
-        Ok(Signed { body, signature, kind: PhantomData })
+        Ok(Signed {
+            body,
+            signature,
+            kind: PhantomData,
+        })
     }
 
     /// Checks the signature under `signer`, then decodes the body strictly.
@@ -109,7 +123,11 @@ impl<T: Domain> Signed<T> {
 
     /// Reassembles a signed message from stored parts (e.g. an audit record).
     pub fn from_parts(body: Vec<u8>, signature: Signature) -> Self {
-        Signed { body, signature, kind: PhantomData }
+        Signed {
+            body,
+            signature,
+            kind: PhantomData,
+        }
     }
 
     /// A digest identifying this exact signed message (used to chain request nonces).
@@ -129,7 +147,10 @@ impl<T: Domain> Signed<T> {
     /// Parses a wire frame of at most `cap` bytes; no trailing bytes allowed.
     pub fn from_wire(bytes: &[u8], cap: usize) -> Result<Self, SignedError> {
         if bytes.len() > cap {
-            return Err(SignedError::Oversized { len: bytes.len(), cap });
+            return Err(SignedError::Oversized {
+                len: bytes.len(),
+                cap,
+            });
         }
         decode_exact(bytes)
     }
@@ -164,20 +185,36 @@ mod tests {
     }
 
     fn signed() -> Signed<Ping> {
-        Signed::sign(&Ping { round: 7, note: "hello".into() }, &key()).unwrap()
+        Signed::sign(
+            &Ping {
+                round: 7,
+                note: "hello".into(),
+            },
+            &key(),
+        )
+        .unwrap()
     }
 
     #[test]
     fn verifies_with_right_key() {
         let s = signed();
         let v = s.verify(&Ed25519Suite, &key().public_key()).unwrap();
-        assert_eq!(v, Ping { round: 7, note: "hello".into() });
+        assert_eq!(
+            v,
+            Ping {
+                round: 7,
+                note: "hello".into()
+            }
+        );
     }
 
     #[test]
     fn wrong_key_rejected() {
         let other = NodeKey::from_seed(&[1; 32]).public_key();
-        assert_eq!(signed().verify(&Ed25519Suite, &other), Err(SignedError::BadSignature));
+        assert_eq!(
+            signed().verify(&Ed25519Suite, &other),
+            Err(SignedError::BadSignature)
+        );
     }
 
     #[test]
@@ -188,8 +225,8 @@ mod tests {
             for bit in 0..8 {
                 let mut w = wire.clone();
                 w[byte] ^= 1 << bit;
-                let outcome = Signed::<Ping>::from_wire(&w, 1024)
-                    .and_then(|s| s.verify(&Ed25519Suite, &pk));
+                let outcome =
+                    Signed::<Ping>::from_wire(&w, 1024).and_then(|s| s.verify(&Ed25519Suite, &pk));
                 assert!(outcome.is_err(), "flip of byte {byte} bit {bit} accepted");
             }
         }
@@ -199,11 +236,17 @@ mod tests {
     fn truncation_and_trailing_bytes_rejected() {
         let wire = signed().to_wire();
         for len in 0..wire.len() {
-            assert!(Signed::<Ping>::from_wire(&wire[..len], 1024).is_err(), "truncated to {len}");
+            assert!(
+                Signed::<Ping>::from_wire(&wire[..len], 1024).is_err(),
+                "truncated to {len}"
+            );
         }
         let mut long = wire.clone();
         long.push(0);
-        assert_eq!(Signed::<Ping>::from_wire(&long, 1024), Err(SignedError::TrailingBytes(1)));
+        assert_eq!(
+            Signed::<Ping>::from_wire(&long, 1024),
+            Err(SignedError::TrailingBytes(1))
+        );
         assert!(matches!(
             Signed::<Ping>::from_wire(&wire, wire.len() - 1),
             Err(SignedError::Oversized { .. })
@@ -214,11 +257,18 @@ mod tests {
     fn trailing_bytes_inside_a_signed_body_rejected() {
         // A signer that appends junk to the body: the signature is valid, the body is not.
         let k = key();
-        let mut body = postcard::to_allocvec(&Ping { round: 1, note: "x".into() }).unwrap();
+        let mut body = postcard::to_allocvec(&Ping {
+            round: 1,
+            note: "x".into(),
+        })
+        .unwrap();
         body.push(0xff);
         let sig = k.sign(Ping::DOMAIN, &body);
         let s = Signed::<Ping>::from_parts(body, sig);
-        assert_eq!(s.verify(&Ed25519Suite, &k.public_key()), Err(SignedError::TrailingBytes(1)));
+        assert_eq!(
+            s.verify(&Ed25519Suite, &k.public_key()),
+            Err(SignedError::TrailingBytes(1))
+        );
     }
 
     #[test]
@@ -226,15 +276,28 @@ mod tests {
         // Same bytes, same signer, but presented as another message kind.
         let s = signed();
         let as_pong = Signed::<Pong>::from_parts(s.body().to_vec(), *s.signature());
-        assert_eq!(as_pong.verify(&Ed25519Suite, &key().public_key()), Err(SignedError::BadSignature));
+        assert_eq!(
+            as_pong.verify(&Ed25519Suite, &key().public_key()),
+            Err(SignedError::BadSignature)
+        );
     }
 
     #[test]
     fn signature_moved_onto_another_message_rejected() {
         let a = signed();
-        let b = Signed::sign(&Ping { round: 8, note: "hello".into() }, &key()).unwrap();
+        let b = Signed::sign(
+            &Ping {
+                round: 8,
+                note: "hello".into(),
+            },
+            &key(),
+        )
+        .unwrap();
         let franken = Signed::<Ping>::from_parts(b.body().to_vec(), *a.signature());
-        assert_eq!(franken.verify(&Ed25519Suite, &key().public_key()), Err(SignedError::BadSignature));
+        assert_eq!(
+            franken.verify(&Ed25519Suite, &key().public_key()),
+            Err(SignedError::BadSignature)
+        );
     }
 
     #[test]

@@ -48,7 +48,9 @@ impl<'de> Deserialize<'de> for Signature {
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Signature, A::Error> {
                 let mut out = [0u8; 64];
                 for (i, slot) in out.iter_mut().enumerate() {
-                    *slot = seq.next_element()?.ok_or_else(|| de::Error::invalid_length(i, &self))?;
+                    *slot = seq
+                        .next_element()?
+                        .ok_or_else(|| de::Error::invalid_length(i, &self))?;
                 }
                 Ok(Signature(out))
             }
@@ -92,8 +94,13 @@ impl SuiteKind {
 pub trait CryptoSuite: Send + Sync + fmt::Debug {
     fn kind(&self) -> SuiteKind;
     /// Checks `signature` over `domain || body` under `signer`.
-    fn verify(&self, signer: &PublicKey, domain: &[u8], body: &[u8], signature: &Signature)
-    -> Result<(), VerifyError>;
+    fn verify(
+        &self,
+        signer: &PublicKey,
+        domain: &[u8],
+        body: &[u8],
+        signature: &Signature,
+    ) -> Result<(), VerifyError>;
     /// A 32-byte collision-resistant digest of `domain || body` (SHA-256 for ed25519).
     fn digest(&self, domain: &[u8], body: &[u8]) -> [u8; 32];
 }
@@ -118,7 +125,10 @@ impl CryptoSuite for Ed25519Suite {
         message.extend_from_slice(domain);
         message.extend_from_slice(body);
         let sig = ed25519_dalek::Signature::from_bytes(&signature.0);
-        signer.verifying_key().verify_strict(&message, &sig).map_err(|_| VerifyError::BadSignature)
+        signer
+            .verifying_key()
+            .verify_strict(&message, &sig)
+            .map_err(|_| VerifyError::BadSignature)
     }
 
     fn digest(&self, domain: &[u8], body: &[u8]) -> [u8; 32] {
@@ -154,11 +164,15 @@ fn fast_hash(seed: u64, parts: [&[u8]; 3]) -> u64 {
         for c in &mut chunks {
             let mut w = [0u8; 8];
             w.copy_from_slice(c);
-            h = (h ^ u64::from_le_bytes(w)).wrapping_mul(MIX).rotate_left(31);
+            h = (h ^ u64::from_le_bytes(w))
+                .wrapping_mul(MIX)
+                .rotate_left(31);
         }
         let mut w = [0u8; 8];
         w[..chunks.remainder().len()].copy_from_slice(chunks.remainder());
-        h = (h ^ u64::from_le_bytes(w) ^ part.len() as u64).wrapping_mul(MIX).rotate_left(27);
+        h = (h ^ u64::from_le_bytes(w) ^ part.len() as u64)
+            .wrapping_mul(MIX)
+            .rotate_left(27);
     }
     h ^ (h >> 29)
 }
@@ -220,19 +234,41 @@ mod tests {
     fn both_suites_reject_a_changed_body() {
         let key = NodeKey::from_seed(&[5; 32]);
         let sig = key.sign(b"d\0", b"body");
-        assert!(Ed25519Suite.verify(&key.public_key(), b"d\0", b"body", &sig).is_ok());
-        assert!(Ed25519Suite.verify(&key.public_key(), b"d\0", b"bodz", &sig).is_err());
+        assert!(
+            Ed25519Suite
+                .verify(&key.public_key(), b"d\0", b"body", &sig)
+                .is_ok()
+        );
+        assert!(
+            Ed25519Suite
+                .verify(&key.public_key(), b"d\0", b"bodz", &sig)
+                .is_err()
+        );
         let fast = FastSigner::new(key.public_key());
         let sig = fast.sign(b"d\0", b"body");
-        assert!(FastSuite.verify(&key.public_key(), b"d\0", b"body", &sig).is_ok());
-        assert!(FastSuite.verify(&key.public_key(), b"d\0", b"bodz", &sig).is_err());
+        assert!(
+            FastSuite
+                .verify(&key.public_key(), b"d\0", b"body", &sig)
+                .is_ok()
+        );
+        assert!(
+            FastSuite
+                .verify(&key.public_key(), b"d\0", b"bodz", &sig)
+                .is_err()
+        );
         let other = NodeKey::from_seed(&[6; 32]).public_key();
         assert!(FastSuite.verify(&other, b"d\0", b"body", &sig).is_err());
     }
 
     #[test]
     fn sha256_digest_is_domain_separated() {
-        assert_ne!(Ed25519Suite.digest(b"a\0", b"x"), Ed25519Suite.digest(b"b\0", b"x"));
-        assert_ne!(FastSuite.digest(b"a\0", b"x"), FastSuite.digest(b"b\0", b"x"));
+        assert_ne!(
+            Ed25519Suite.digest(b"a\0", b"x"),
+            Ed25519Suite.digest(b"b\0", b"x")
+        );
+        assert_ne!(
+            FastSuite.digest(b"a\0", b"x"),
+            FastSuite.digest(b"b\0", b"x")
+        );
     }
 }

@@ -38,7 +38,11 @@ struct Slew {
 }
 
 impl Slew {
-    const NONE: Slew = Slew { start: LocalTime(0), amount: Nanos(0), duration: Nanos(1) };
+    const NONE: Slew = Slew {
+        start: LocalTime(0),
+        amount: Nanos(0),
+        duration: Nanos(1),
+    };
 
     fn remaining(&self, local: LocalTime) -> Nanos {
         let elapsed = (local - self.start).0;
@@ -62,13 +66,25 @@ pub struct ClusterClock {
 impl ClusterClock {
     /// Starts with A = C = L + `initial_offset`, rate 0.
     pub fn new(now: LocalTime, initial_offset: Nanos) -> ClusterClock {
-        let seg = Segment { anchor_local: now, anchor: ClusterTime(now.0) + initial_offset, rate: Ppm::ZERO };
-        ClusterClock { current: seg, previous: seg, slew: Slew::NONE }
+        let seg = Segment {
+            anchor_local: now,
+            anchor: ClusterTime(now.0) + initial_offset,
+            rate: Ppm::ZERO,
+        };
+        ClusterClock {
+            current: seg,
+            previous: seg,
+            slew: Slew::NONE,
+        }
     }
 
     /// The protocol clock A at local time `local`.
     pub fn protocol_time(&self, local: LocalTime) -> ClusterTime {
-        if local < self.current.anchor_local { self.previous.at(local) } else { self.current.at(local) }
+        if local < self.current.anchor_local {
+            self.previous.at(local)
+        } else {
+            self.current.at(local)
+        }
     }
 
     /// The served clock C at `local`.
@@ -101,7 +117,11 @@ impl ClusterClock {
     fn reanchor(&mut self, now: LocalTime, correction: Nanos, rate: Ppm) {
         let a_now = self.current.at(now);
         self.previous = self.current;
-        self.current = Segment { anchor_local: now, anchor: a_now + correction, rate };
+        self.current = Segment {
+            anchor_local: now,
+            anchor: a_now + correction,
+            rate,
+        };
     }
 
     /// Not serving: A and C jump by `correction` (C := A).
@@ -113,13 +133,24 @@ impl ClusterClock {
     /// Serving: A jumps by `correction`, C stays continuous and catches up with A over
     /// at least `min_duration`, never faster than `max_slew`. Returns the time the slew
     /// will take.
-    pub fn slew(&mut self, now: LocalTime, correction: Nanos, rate: Ppm, min_duration: Nanos, max_slew: Ppm) -> Nanos {
+    pub fn slew(
+        &mut self,
+        now: LocalTime,
+        correction: Nanos,
+        rate: Ppm,
+        min_duration: Nanos,
+        max_slew: Ppm,
+    ) -> Nanos {
         let before = self.served_time(now);
         self.reanchor(now, correction, rate);
         let amount = before - self.current.at(now);
         let needed = (amount.abs().0 as f64 / max_slew.as_fraction()).ceil() as i64;
         let duration = Nanos(needed.max(min_duration.0).max(1));
-        self.slew = Slew { start: now, amount, duration };
+        self.slew = Slew {
+            start: now,
+            amount,
+            duration,
+        };
         duration
     }
 }
@@ -143,7 +174,13 @@ mod tests {
         let mut c = ClusterClock::new(LocalTime(0), Nanos(0));
         let t = LocalTime(1_000_000_000);
         let before = c.served_time(t);
-        let d = c.slew(t, Nanos::from_millis(-5), Ppm::ZERO, Nanos::from_secs(1), Ppm(10_000.0));
+        let d = c.slew(
+            t,
+            Nanos::from_millis(-5),
+            Ppm::ZERO,
+            Nanos::from_secs(1),
+            Ppm(10_000.0),
+        );
         assert_eq!(c.served_time(t), before);
         assert_eq!(d, Nanos::from_secs(1));
         assert_eq!(c.pending_slew(t + d), Nanos::ZERO);
@@ -153,7 +190,13 @@ mod tests {
     #[test]
     fn large_slew_is_rate_limited() {
         let mut c = ClusterClock::new(LocalTime(0), Nanos(0));
-        let d = c.slew(LocalTime(0), Nanos::from_millis(-50), Ppm::ZERO, Nanos::from_secs(1), Ppm(10_000.0));
+        let d = c.slew(
+            LocalTime(0),
+            Nanos::from_millis(-50),
+            Ppm::ZERO,
+            Nanos::from_secs(1),
+            Ppm(10_000.0),
+        );
         assert_eq!(d, Nanos::from_secs(5));
     }
 

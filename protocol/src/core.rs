@@ -15,7 +15,9 @@ use crate::message::{Leaving, MemberId, NONCE_DOMAIN, Nonce, Reading, Request, S
 use crate::midpoint::{self, Agreement};
 use crate::offset::{self, Sample};
 use crate::params::{Algorithm, Params, ParamsError};
-use crate::quarantine::{HardViolation, HealthPolicy, QuarantineReason, Transition, Unhealthy, Verdict};
+use crate::quarantine::{
+    HardViolation, HealthPolicy, QuarantineReason, Transition, Unhealthy, Verdict,
+};
 use crate::reject::{RejectCounts, RejectReason};
 use crate::snapshot::{NodeSnapshot, PeerRow};
 use crate::suspect::{Observation, PeerJudge};
@@ -179,7 +181,10 @@ impl Core {
     ) -> Result<(Core, Vec<Action>), CoreError> {
         cfg.params.validate()?;
         if cfg.members.len() != cfg.params.members {
-            return Err(CoreError::MemberCount { got: cfg.members.len(), want: cfg.params.members });
+            return Err(CoreError::MemberCount {
+                got: cfg.members.len(),
+                want: cfg.params.members,
+            });
         }
         let Some(my_key) = cfg.members.get(cfg.me.index()) else {
             return Err(CoreError::NotAMember { me: cfg.me });
@@ -284,7 +289,9 @@ impl Core {
 
     fn note_local(&mut self, now: LocalTime) {
         if now < self.last_local {
-            self.pending_violation = Some(HardViolation::LocalClockBackwards { by: self.last_local - now });
+            self.pending_violation = Some(HardViolation::LocalClockBackwards {
+                by: self.last_local - now,
+            });
         } else {
             self.last_local = now;
         }
@@ -309,7 +316,9 @@ impl Core {
                 self.finish_round(now, &mut actions);
             }
         }
-        actions.push(Action::SetTimer { at: self.clock.local_when(self.next_deadline()) });
+        actions.push(Action::SetTimer {
+            at: self.clock.local_when(self.next_deadline()),
+        });
         actions
     }
 
@@ -325,7 +334,8 @@ impl Core {
             // Each peer gets `per_round` slots, evenly spaced, offset by both indices so
             // that load spreads over responders as well as over time.
             let base = ((peer + me) % slots as usize) as u32;
-            let due = (0..per_round).any(|e| (base + e * slots / per_round) % slots == self.next_slot);
+            let due =
+                (0..per_round).any(|e| (base + e * slots / per_round) % slots == self.next_slot);
             if !due {
                 continue;
             }
@@ -340,9 +350,20 @@ impl Core {
             if state.inflight.len() >= per_round as usize * 2 {
                 state.inflight.remove(0);
             }
-            state.inflight.push(Inflight { nonce, round: self.round, created_at: now });
-            let request = Request { cluster: self.cfg.cluster, round: self.round, nonce };
-            actions.push(Action::SendRequest { to: MemberId(peer as u16), request });
+            state.inflight.push(Inflight {
+                nonce,
+                round: self.round,
+                created_at: now,
+            });
+            let request = Request {
+                cluster: self.cfg.cluster,
+                round: self.round,
+                nonce,
+            };
+            actions.push(Action::SendRequest {
+                to: MemberId(peer as u16),
+                request,
+            });
         }
     }
 
@@ -389,7 +410,8 @@ impl Core {
             transmit: self.clock.protocol_time(now),
             error,
             state: self.health.state(),
-            suspects_requester: peer.judge.suspect() == Some(crate::suspect::SuspectReason::Outlier),
+            suspects_requester: peer.judge.suspect()
+                == Some(crate::suspect::SuspectReason::Outlier),
         };
         Signed::sign(&reading, self.signer.as_ref()).map_err(|_| RejectReason::Malformed)
     }
@@ -423,7 +445,9 @@ impl Core {
         let key = self.cfg.members[from.index()];
         let reading = match signed.verify(self.suite.as_ref(), &key) {
             Ok(r) => r,
-            Err(bftime_crypto::SignedError::BadSignature) => return self.reject(from, RejectReason::BadSignature),
+            Err(bftime_crypto::SignedError::BadSignature) => {
+                return self.reject(from, RejectReason::BadSignature);
+            }
             Err(_) => return self.reject(from, RejectReason::Malformed),
         };
         if reading.responder != from {
@@ -455,7 +479,14 @@ impl Core {
         }
         let t1 = self.clock.protocol_time(sent_at);
         let t4 = self.clock.protocol_time(received_at);
-        let sample = match Sample::from_timestamps(t1, reading.receive, reading.transmit, t4, reading.error, reading.state == SyncState::Synced) {
+        let sample = match Sample::from_timestamps(
+            t1,
+            reading.receive,
+            reading.transmit,
+            t4,
+            reading.error,
+            reading.state == SyncState::Synced,
+        ) {
             Ok(s) => s,
             Err(_) => return self.reject(from, RejectReason::BadTimestamps),
         };
@@ -494,14 +525,21 @@ impl Core {
                 ResponseOutcome::Accepted
             }
             Ok(_) => self.reject(from, RejectReason::WrongResponder),
-            Err(bftime_crypto::SignedError::BadSignature) => self.reject(from, RejectReason::BadSignature),
+            Err(bftime_crypto::SignedError::BadSignature) => {
+                self.reject(from, RejectReason::BadSignature)
+            }
             Err(_) => self.reject(from, RejectReason::Malformed),
         }
     }
 
     /// The signed notice the driver sends to peers when this node leaves service.
     pub fn leaving_notice(&self, reason: &str) -> Option<Signed<Leaving>> {
-        let l = Leaving { cluster: self.cfg.cluster, member: self.cfg.me, round: self.round, reason: reason.to_owned() };
+        let l = Leaving {
+            cluster: self.cfg.cluster,
+            member: self.cfg.me,
+            round: self.round,
+            reason: reason.to_owned(),
+        };
         Signed::sign(&l, self.signer.as_ref()).ok()
     }
 
@@ -509,7 +547,9 @@ impl Core {
     /// quarantine now.
     #[must_use]
     pub fn force_quarantine(&mut self, reason: QuarantineReason) -> Option<Action> {
-        self.health.force_quarantine(reason).map(Action::StateChanged)
+        self.health
+            .force_quarantine(reason)
+            .map(Action::StateChanged)
     }
 
     fn finish_round(&mut self, now: LocalTime, actions: &mut Vec<Action>) {
@@ -550,7 +590,8 @@ impl Core {
         let usable = self.measured.len();
         let f = params.faulty;
         let wl_full = midpoint::fault_tolerant_midpoint(&self.full, f, &mut self.scratch).ok();
-        let wl_measured = midpoint::fault_tolerant_midpoint(&self.measured, f, &mut self.scratch).ok();
+        let wl_measured =
+            midpoint::fault_tolerant_midpoint(&self.measured, f, &mut self.scratch).ok();
 
         // 2. The correction, by algorithm (only `Wl` is bftime; the rest are baselines).
         let correction: Option<Nanos> = if usable < params.quorum() {
@@ -568,7 +609,11 @@ impl Core {
                 }
             }
         };
-        let agreement: Option<Agreement> = if uses_peer_error { wl_full } else { wl_measured };
+        let agreement: Option<Agreement> = if uses_peer_error {
+            wl_full
+        } else {
+            wl_measured
+        };
         // Our error: how far the surviving measured clocks lie from where we will be.
         let error = match (correction, wl_measured) {
             (Some(c), Some(m)) if usable >= params.quorum() => {
@@ -578,8 +623,17 @@ impl Core {
         };
 
         // 3. Health verdict (spec §6).
-        let verdict = self.judge_round(&params, usable, correction, error, suspected_by, now, serving_before);
-        let applied = correction.is_some() && !matches!(verdict, Verdict::Unhealthy(Unhealthy::Inconsistent { .. }));
+        let verdict = self.judge_round(
+            &params,
+            usable,
+            correction,
+            error,
+            suspected_by,
+            now,
+            serving_before,
+        );
+        let applied = correction.is_some()
+            && !matches!(verdict, Verdict::Unhealthy(Unhealthy::Inconsistent { .. }));
 
         // 4. Peers.
         let range = agreement.map(|a| a.range());
@@ -592,9 +646,15 @@ impl Core {
             let obs = if peer.misbehaved {
                 Observation::Misbehaved
             } else if let Some(s) = peer.best {
-                let iv = if uses_peer_error { s.full_interval(t, drift, bootstrap, error_limit) } else { s.measured_interval(t, drift) };
+                let iv = if uses_peer_error {
+                    s.full_interval(t, drift, bootstrap, error_limit)
+                } else {
+                    s.measured_interval(t, drift)
+                };
                 match range {
-                    Some(r) if serving_before && s.peer_synced && !iv.intersects(&r) => Observation::Outlier,
+                    Some(r) if serving_before && s.peer_synced && !iv.intersects(&r) => {
+                        Observation::Outlier
+                    }
                     _ => Observation::Good,
                 }
             } else {
@@ -617,11 +677,13 @@ impl Core {
             let drift_sized = c.abs() <= params.round_period.scale(Ppm(2.0 * drift.0));
             if params.algorithm == Algorithm::Wl && drift_sized && self.last_round_small {
                 let limit = params.max_drift.0;
-                let delta = (RATE_GAIN * c.0 as f64 / params.round_period.0 as f64 * 1e6).clamp(-limit / 10.0, limit / 10.0);
+                let delta = (RATE_GAIN * c.0 as f64 / params.round_period.0 as f64 * 1e6)
+                    .clamp(-limit / 10.0, limit / 10.0);
                 rate = Ppm((rate.0 + delta).clamp(-limit, limit));
             }
             if serving_before && serving_after {
-                self.clock.slew(now, c, rate, params.round_period, params.max_slew);
+                self.clock
+                    .slew(now, c, rate, params.round_period, params.max_slew);
             } else {
                 self.clock.step(now, c, rate);
                 stepped = true;
@@ -663,14 +725,18 @@ impl Core {
         for (i, peer) in self.peers.iter_mut().enumerate() {
             if detailed {
                 if let Some(s) = peer.best {
-                    summary.intervals.push((MemberId(i as u16), s.full_interval(t, drift, bootstrap, error_limit)));
+                    summary.intervals.push((
+                        MemberId(i as u16),
+                        s.full_interval(t, drift, bootstrap, error_limit),
+                    ));
                 }
                 if let Some(r) = peer.best_reading.take() {
                     summary.readings.push(r);
                 }
             }
             peer.expired.clear();
-            peer.expired.extend(peer.inflight.drain(..).map(|i| i.nonce));
+            peer.expired
+                .extend(peer.inflight.drain(..).map(|i| i.nonce));
             peer.answered.clear();
             peer.best = None;
             peer.misbehaved = false;
@@ -703,18 +769,31 @@ impl Core {
             return Verdict::Hard(v);
         }
         let (Some(c), Some(e)) = (correction, error) else {
-            return Verdict::Unhealthy(Unhealthy::TooFewReadings { got: usable, need: params.quorum() });
+            return Verdict::Unhealthy(Unhealthy::TooFewReadings {
+                got: usable,
+                need: params.quorum(),
+            });
         };
         if usable < params.quorum() {
-            return Verdict::Unhealthy(Unhealthy::TooFewReadings { got: usable, need: params.quorum() });
+            return Verdict::Unhealthy(Unhealthy::TooFewReadings {
+                got: usable,
+                need: params.quorum(),
+            });
         }
         if serving {
             if c.abs() - e > params.precision {
-                return Verdict::Hard(HardViolation::OffsetBeyondBound { offset: c, error: e, bound: params.precision });
+                return Verdict::Hard(HardViolation::OffsetBeyondBound {
+                    offset: c,
+                    error: e,
+                    bound: params.precision,
+                });
             }
             let threshold = params.faulty + 1;
             if suspected_by >= threshold {
-                return Verdict::Hard(HardViolation::SuspectedByPeers { count: suspected_by, threshold });
+                return Verdict::Hard(HardViolation::SuspectedByPeers {
+                    count: suspected_by,
+                    threshold,
+                });
             }
         }
         let limit = params.precision.half();
@@ -725,12 +804,18 @@ impl Core {
             let prev = self.current_error(now).unwrap_or(Nanos::INFINITE);
             let allowance = prev.sat_add(e);
             if c.abs() > allowance {
-                return Verdict::Unhealthy(Unhealthy::Inconsistent { correction: c, allowance });
+                return Verdict::Unhealthy(Unhealthy::Inconsistent {
+                    correction: c,
+                    allowance,
+                });
             }
         }
         let budget = params.slew_budget();
         if c.abs() > budget {
-            return Verdict::Unhealthy(Unhealthy::CorrectionTooLarge { correction: c, budget });
+            return Verdict::Unhealthy(Unhealthy::CorrectionTooLarge {
+                correction: c,
+                budget,
+            });
         }
         Verdict::Healthy
     }

@@ -13,13 +13,19 @@ pub struct Interval {
 
 impl Interval {
     pub fn new(lo: Nanos, hi: Nanos) -> Interval {
-        Interval { lo: lo.min(hi), hi: hi.max(lo) }
+        Interval {
+            lo: lo.min(hi),
+            hi: hi.max(lo),
+        }
     }
 
     /// `center ± half_width`, saturating to ±INFINITE.
     pub fn around(center: Nanos, half_width: Nanos) -> Interval {
         let w = half_width.abs();
-        Interval { lo: center.sat_add(-w), hi: center.sat_add(w) }
+        Interval {
+            lo: center.sat_add(-w),
+            hi: center.sat_add(w),
+        }
     }
 
     pub fn point(x: Nanos) -> Interval {
@@ -27,7 +33,10 @@ impl Interval {
     }
 
     pub fn unbounded() -> Interval {
-        Interval { lo: -Nanos::INFINITE, hi: Nanos::INFINITE }
+        Interval {
+            lo: -Nanos::INFINITE,
+            hi: Nanos::INFINITE,
+        }
     }
 
     pub fn midpoint(&self) -> Nanos {
@@ -66,6 +75,9 @@ impl Interval {
 
     /// Every offset in the interval shifted by `by`.
     pub fn shift(&self, by: Nanos) -> Interval {
-        Interval { lo: self.lo.sat_add(by), hi: self.hi.sat_add(by) }
+        Interval {
+            lo: self.lo.sat_add(by),
+            hi: self.hi.sat_add(by),
+        }
     }
 }

@@ -59,7 +59,9 @@ pub mod snapshot;
 pub mod suspect;
 pub mod time;
 
-pub use crate::core::{Action, Core, CoreConfig, CoreError, ResponseOutcome, RoundSummary, TimeReading};
+pub use crate::core::{
+    Action, Core, CoreConfig, CoreError, ResponseOutcome, RoundSummary, TimeReading,
+};
 pub use clock::ClusterClock;
 pub use interval::Interval;
 pub use message::{Leaving, MemberId, Nonce, Reading, Request, SyncState};

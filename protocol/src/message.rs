@@ -126,7 +126,15 @@ mod tests {
             suspects_requester: true,
         };
         let s = Signed::sign(&r, &NodeKey::from_seed(&[1; 32])).unwrap();
-        assert!(s.to_wire().len() <= MAX_READING_WIRE_BYTES, "{}", s.to_wire().len());
-        assert_eq!(s.verify(&Ed25519Suite, &NodeKey::from_seed(&[1; 32]).public_key()).unwrap(), r);
+        assert!(
+            s.to_wire().len() <= MAX_READING_WIRE_BYTES,
+            "{}",
+            s.to_wire().len()
+        );
+        assert_eq!(
+            s.verify(&Ed25519Suite, &NodeKey::from_seed(&[1; 32]).public_key())
+                .unwrap(),
+            r
+        );
     }
 }

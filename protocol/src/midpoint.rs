@@ -102,7 +102,13 @@ mod tests {
         let rows: &[(&str, Vec<Interval>, usize, i64, i64)] = &[
             ("one clock, no faults", vec![iv(-5, 5)], 0, -5, 5),
             ("f=0 takes the hull", vec![iv(0, 10), iv(20, 30)], 0, 0, 30),
-            ("four agreeing clocks, f=1", vec![iv(-1, 1), iv(0, 2), iv(1, 3), iv(-2, 0)], 1, -1, 2),
+            (
+                "four agreeing clocks, f=1",
+                vec![iv(-1, 1), iv(0, 2), iv(1, 3), iv(-2, 0)],
+                1,
+                -1,
+                2,
+            ),
             (
                 "a liar far high is trimmed",
                 vec![iv(-1, 1), iv(0, 2), iv(-2, 0), iv(1_000_000, 1_000_002)],
@@ -126,12 +132,26 @@ mod tests {
             ),
             (
                 "seven clocks, two liars pulling up",
-                vec![iv(0, 2), iv(1, 3), iv(2, 4), iv(3, 5), iv(4, 6), iv(100, 102), iv(100, 102)],
+                vec![
+                    iv(0, 2),
+                    iv(1, 3),
+                    iv(2, 4),
+                    iv(3, 5),
+                    iv(4, 6),
+                    iv(100, 102),
+                    iv(100, 102),
+                ],
                 2,
                 2,
                 6,
             ),
-            ("disjoint survivors: low > high", vec![iv(0, 1), iv(10, 11), iv(20, 21), iv(30, 31)], 1, 10, 21),
+            (
+                "disjoint survivors: low > high",
+                vec![iv(0, 1), iv(10, 11), iv(20, 21), iv(30, 31)],
+                1,
+                10,
+                21,
+            ),
         ];
         let mut scratch = Vec::new();
         for (name, intervals, f, low, high) in rows {

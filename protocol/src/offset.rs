@@ -61,7 +61,13 @@ impl Sample {
         let delay = Nanos((round_trip.0 - processing.0).max(0));
         // Sum before halving keeps one rounding step.
         let offset = Nanos(((t2.0 - t1.0) as i128 + (t3.0 - t4.0) as i128).div_euclid(2) as i64);
-        Ok(Sample { offset, delay, measured_at: t4, peer_error, peer_synced })
+        Ok(Sample {
+            offset,
+            delay,
+            measured_at: t4,
+            peer_error,
+            peer_synced,
+        })
     }
 
     /// How far the peer's clock may have moved relative to ours since the sample:
@@ -83,9 +89,12 @@ impl Sample {
 
     /// The interval the midpoint uses for this peer (spec §3.2). The peer's own
     /// reported error decides *whether* its reading counts, not how wide it is:
-    /// - a peer that serves time with a known error below `error_limit` gives its
-    ///   measured interval;
-    /// - any other peer (starting, quarantined, or claiming an error ≥ Π/2) is unknown:
+    /// - a peer that reports a known error below `error_limit` (it has agreed with the
+    ///   cluster at least once, whatever its state) gives its measured interval. Requiring
+    ///   it to be *serving* instead was measured and rejected: nodes start serving in
+    ///   different rounds, and with exactly n − f correct nodes the first ones to serve lost
+    ///   their quorum and quarantined one after another (CockroachDB issue 999);
+    /// - any other peer (no agreement yet, or claiming an error ≥ Π/2) is unknown:
     ///   a serving node gives it an unbounded interval, which the core then leaves out,
     ///   so restarting nodes cannot pull a synchronised cluster; a node that is not
     ///   serving (`bootstrap`) takes its raw measured interval, so that a cold cluster
@@ -95,8 +104,14 @@ impl Sample {
     /// when correct nodes report different errors, wide correct intervals let the
     /// midpoint sit anywhere inside them and a two-faced minority held a 31-node
     /// cluster split by 24 ms (spec §4.2 has the run).
-    pub fn full_interval(&self, now: ClusterTime, effective_drift: Ppm, bootstrap: bool, error_limit: Nanos) -> Interval {
-        let known = self.peer_synced && self.peer_error.is_some_and(|e| e.abs() < error_limit);
+    pub fn full_interval(
+        &self,
+        now: ClusterTime,
+        effective_drift: Ppm,
+        bootstrap: bool,
+        error_limit: Nanos,
+    ) -> Interval {
+        let known = self.peer_error.is_some_and(|e| e.abs() < error_limit);
         if known || bootstrap {
             self.measured_interval(now, effective_drift)
         } else {
@@ -107,7 +122,11 @@ impl Sample {
 
 /// Keeps the better of two samples by [`Sample::quality`] at `now`.
 pub fn better(a: Sample, b: Sample, now: ClusterTime, effective_drift: Ppm) -> Sample {
-    if b.quality(now, effective_drift) < a.quality(now, effective_drift) { b } else { a }
+    if b.quality(now, effective_drift) < a.quality(now, effective_drift) {
+        b
+    } else {
+        a
+    }
 }
 
 #[cfg(test)]
@@ -148,8 +167,20 @@ mod tests {
 
     #[test]
     fn quality_prefers_short_delay_then_fresh() {
-        let old_fast = Sample { offset: Nanos(0), delay: Nanos(100), measured_at: ct(0), peer_error: None, peer_synced: true };
-        let new_slow = Sample { offset: Nanos(0), delay: Nanos(1_000), measured_at: ct(1_000_000_000), peer_error: None, peer_synced: true };
+        let old_fast = Sample {
+            offset: Nanos(0),
+            delay: Nanos(100),
+            measured_at: ct(0),
+            peer_error: None,
+            peer_synced: true,
+        };
+        let new_slow = Sample {
+            offset: Nanos(0),
+            delay: Nanos(1_000),
+            measured_at: ct(1_000_000_000),
+            peer_error: None,
+            peer_synced: true,
+        };
         // At 100 ppm effective drift, 1 s of age costs 2·100 µs = 200 µs > 450 ns gain.
         let now = ct(1_000_000_000);
         assert_eq!(better(old_fast, new_slow, now, Ppm(100.0)), new_slow);
@@ -159,14 +190,51 @@ mod tests {
     #[test]
     fn unknown_peer_error_is_unbounded_unless_bootstrapping() {
         let limit = Nanos(1_000);
-        let s = Sample { offset: Nanos(5), delay: Nanos(10), measured_at: ct(0), peer_error: None, peer_synced: true };
-        assert!(s.full_interval(ct(0), Ppm(0.0), false, limit).half_width().is_infinite());
-        assert_eq!(s.full_interval(ct(0), Ppm(0.0), true, limit).half_width(), Nanos(5));
-        let known = Sample { peer_error: Some(Nanos(20)), ..s };
-        assert_eq!(known.full_interval(ct(0), Ppm(0.0), false, limit).half_width(), Nanos(5));
-        let too_wide = Sample { peer_error: Some(Nanos(2_000)), ..s };
-        assert!(too_wide.full_interval(ct(0), Ppm(0.0), false, limit).half_width().is_infinite());
-        let not_serving = Sample { peer_synced: false, ..known };
-        assert!(not_serving.full_interval(ct(0), Ppm(0.0), false, limit).half_width().is_infinite());
+        let s = Sample {
+            offset: Nanos(5),
+            delay: Nanos(10),
+            measured_at: ct(0),
+            peer_error: None,
+            peer_synced: true,
+        };
+        assert!(
+            s.full_interval(ct(0), Ppm(0.0), false, limit)
+                .half_width()
+                .is_infinite()
+        );
+        assert_eq!(
+            s.full_interval(ct(0), Ppm(0.0), true, limit).half_width(),
+            Nanos(5)
+        );
+        let known = Sample {
+            peer_error: Some(Nanos(20)),
+            ..s
+        };
+        assert_eq!(
+            known
+                .full_interval(ct(0), Ppm(0.0), false, limit)
+                .half_width(),
+            Nanos(5)
+        );
+        let too_wide = Sample {
+            peer_error: Some(Nanos(2_000)),
+            ..s
+        };
+        assert!(
+            too_wide
+                .full_interval(ct(0), Ppm(0.0), false, limit)
+                .half_width()
+                .is_infinite()
+        );
+        let not_serving = Sample {
+            peer_synced: false,
+            ..known
+        };
+        assert_eq!(
+            not_serving
+                .full_interval(ct(0), Ppm(0.0), false, limit)
+                .half_width(),
+            Nanos(5)
+        );
     }
 }

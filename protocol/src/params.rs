@@ -99,7 +99,10 @@ impl Params {
     pub fn validate(&self) -> Result<(), ParamsError> {
         let err = |field, problem: String| Err(ParamsError { field, problem });
         if self.members == 0 || self.members > usize::from(u16::MAX) {
-            return err("members", format!("{} members; need 1..=65535", self.members));
+            return err(
+                "members",
+                format!("{} members; need 1..=65535", self.members),
+            );
         }
         if self.faulty > (self.members - 1) / 3 {
             return err(
@@ -113,25 +116,42 @@ impl Params {
             );
         }
         if self.round_period < Nanos::from_millis(10) {
-            return err("round_period", format!("{} is too short; use at least 10 ms", self.round_period));
+            return err(
+                "round_period",
+                format!("{} is too short; use at least 10 ms", self.round_period),
+            );
         }
         if self.precision <= Nanos::ZERO {
             return err("precision", "must be positive (e.g. 200 ms)".into());
         }
         if !(0.0..=100_000.0).contains(&self.max_drift.0) {
-            return err("max_drift", format!("{} out of range 0..=100000 ppm", self.max_drift));
+            return err(
+                "max_drift",
+                format!("{} out of range 0..=100000 ppm", self.max_drift),
+            );
         }
-        if !(1.0..=100_000.0).contains(&self.max_slew.0) || self.max_slew.0 <= 4.0 * self.max_drift.0 {
+        if !(1.0..=100_000.0).contains(&self.max_slew.0)
+            || self.max_slew.0 <= 4.0 * self.max_drift.0
+        {
             return err(
                 "max_slew",
-                format!("{} must be in 1..=100000 ppm and above 4 × max_drift", self.max_slew),
+                format!(
+                    "{} must be in 1..=100000 ppm and above 4 × max_drift",
+                    self.max_slew
+                ),
             );
         }
         if !(self.request_spread > 0.0 && self.request_spread <= 0.8) {
-            return err("request_spread", format!("{} must be in (0, 0.8]", self.request_spread));
+            return err(
+                "request_spread",
+                format!("{} must be in (0, 0.8]", self.request_spread),
+            );
         }
         if self.request_slots == 0 || self.request_slots > 1000 {
-            return err("request_slots", format!("{} must be in 1..=1000", self.request_slots));
+            return err(
+                "request_slots",
+                format!("{} must be in 1..=1000", self.request_slots),
+            );
         }
         if self.exchanges_per_round == 0 || self.exchanges_per_round > self.request_slots {
             return err("exchanges_per_round", "must be in 1..=request_slots".into());
@@ -140,7 +160,10 @@ impl Params {
             return err("unhealthy_rounds", "must be at least 1".into());
         }
         if self.sync_rounds == 0 || self.suspect_after == 0 {
-            return err("sync_rounds", "sync_rounds and suspect_after must be at least 1".into());
+            return err(
+                "sync_rounds",
+                "sync_rounds and suspect_after must be at least 1".into(),
+            );
         }
         Ok(())
     }

@@ -35,7 +35,11 @@ pub enum Unhealthy {
 #[serde(rename_all = "kebab-case", tag = "kind")]
 pub enum HardViolation {
     /// Our clock is provably more than Π from the agreed interval: |correction| − error > Π.
-    OffsetBeyondBound { offset: Nanos, error: Nanos, bound: Nanos },
+    OffsetBeyondBound {
+        offset: Nanos,
+        error: Nanos,
+        bound: Nanos,
+    },
     /// The local clock went backwards.
     LocalClockBackwards { by: Nanos },
     /// At least f+1 peers say we are an outlier: one of them is correct.
@@ -75,23 +79,45 @@ impl std::fmt::Display for QuarantineReason {
             QuarantineReason::Unhealthy { rounds, last } => {
                 write!(f, "{rounds} consecutive unhealthy rounds, last: ")?;
                 match last {
-                    Unhealthy::TooFewReadings { got, need } => write!(f, "only {got} of {need} readings"),
-                    Unhealthy::ErrorTooLarge { error, limit } => write!(f, "error {error} ≥ {limit}"),
+                    Unhealthy::TooFewReadings { got, need } => {
+                        write!(f, "only {got} of {need} readings")
+                    }
+                    Unhealthy::ErrorTooLarge { error, limit } => {
+                        write!(f, "error {error} ≥ {limit}")
+                    }
                     Unhealthy::CorrectionTooLarge { correction, budget } => {
                         write!(f, "correction {correction} beyond slew budget {budget}")
                     }
-                    Unhealthy::Inconsistent { correction, allowance } => {
-                        write!(f, "correction {correction} inconsistent with previous agreement (allowance {allowance})")
+                    Unhealthy::Inconsistent {
+                        correction,
+                        allowance,
+                    } => {
+                        write!(
+                            f,
+                            "correction {correction} inconsistent with previous agreement (allowance {allowance})"
+                        )
                     }
                 }
             }
             QuarantineReason::Hard { violation } => match violation {
-                HardViolation::OffsetBeyondBound { offset, error, bound } => {
-                    write!(f, "clock provably off: offset {offset} ± {error} exceeds Π = {bound}")
+                HardViolation::OffsetBeyondBound {
+                    offset,
+                    error,
+                    bound,
+                } => {
+                    write!(
+                        f,
+                        "clock provably off: offset {offset} ± {error} exceeds Π = {bound}"
+                    )
                 }
-                HardViolation::LocalClockBackwards { by } => write!(f, "local clock went backwards by {by}"),
+                HardViolation::LocalClockBackwards { by } => {
+                    write!(f, "local clock went backwards by {by}")
+                }
                 HardViolation::SuspectedByPeers { count, threshold } => {
-                    write!(f, "{count} peers list this node as an outlier (threshold {threshold})")
+                    write!(
+                        f,
+                        "{count} peers list this node as an outlier (threshold {threshold})"
+                    )
                 }
             },
         }
@@ -132,7 +158,12 @@ impl Default for HealthPolicy {
 
 impl HealthPolicy {
     pub fn new() -> HealthPolicy {
-        HealthPolicy { state: SyncState::Starting, reason: None, healthy_streak: 0, unhealthy_streak: 0 }
+        HealthPolicy {
+            state: SyncState::Starting,
+            reason: None,
+            healthy_streak: 0,
+            unhealthy_streak: 0,
+        }
     }
 
     pub fn state(&self) -> SyncState {
@@ -181,15 +212,23 @@ impl HealthPolicy {
             }
         }
         match (self.state, verdict) {
-            (SyncState::Starting, Verdict::Healthy) if self.healthy_streak >= params.sync_rounds => {
+            (SyncState::Starting, Verdict::Healthy)
+                if self.healthy_streak >= params.sync_rounds =>
+            {
                 Some(self.go(SyncState::Synced, None))
             }
-            (SyncState::Synced, Verdict::Hard(violation)) => {
-                Some(self.go(SyncState::Quarantined, Some(QuarantineReason::Hard { violation })))
-            }
-            (SyncState::Synced, Verdict::Unhealthy(last)) if self.unhealthy_streak >= params.unhealthy_rounds => {
+            (SyncState::Synced, Verdict::Hard(violation)) => Some(self.go(
+                SyncState::Quarantined,
+                Some(QuarantineReason::Hard { violation }),
+            )),
+            (SyncState::Synced, Verdict::Unhealthy(last))
+                if self.unhealthy_streak >= params.unhealthy_rounds =>
+            {
                 let rounds = self.unhealthy_streak;
-                Some(self.go(SyncState::Quarantined, Some(QuarantineReason::Unhealthy { rounds, last })))
+                Some(self.go(
+                    SyncState::Quarantined,
+                    Some(QuarantineReason::Unhealthy { rounds, last }),
+                ))
             }
             (SyncState::Quarantined, Verdict::Healthy)
                 if params.allow_rejoin && self.healthy_streak >= params.probation_rounds =>
@@ -221,7 +260,11 @@ mod tests {
         let p = params();
         let mut h = HealthPolicy::new();
         assert_eq!(h.on_round(Verdict::Healthy, &p), None);
-        assert_eq!(h.on_round(BAD, &p), None, "a starting node never quarantines");
+        assert_eq!(
+            h.on_round(BAD, &p),
+            None,
+            "a starting node never quarantines"
+        );
         assert_eq!(h.on_round(HARD, &p), None);
         assert_eq!(h.on_round(Verdict::Healthy, &p), None);
         let t = h.on_round(Verdict::Healthy, &p).unwrap();
@@ -255,7 +298,11 @@ mod tests {
         let t = h.on_round(HARD, &p).unwrap();
         assert_eq!(t.reason.unwrap().code(), "local-clock-backwards");
         assert_eq!(h.on_round(Verdict::Healthy, &p), None);
-        assert_eq!(h.on_round(BAD, &p), None, "probation restarts after a bad round");
+        assert_eq!(
+            h.on_round(BAD, &p),
+            None,
+            "probation restarts after a bad round"
+        );
         assert_eq!(h.on_round(Verdict::Healthy, &p), None);
         let t = h.on_round(Verdict::Healthy, &p).unwrap();
         assert_eq!((t.from, t.to), (SyncState::Quarantined, SyncState::Synced));

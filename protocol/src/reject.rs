@@ -92,7 +92,10 @@ impl RejectCounts {
     }
     /// Non-zero counters, by reason name.
     pub fn nonzero(&self) -> impl Iterator<Item = (RejectReason, u64)> + '_ {
-        RejectReason::ALL.iter().map(|r| (*r, self.get(*r))).filter(|(_, n)| *n > 0)
+        RejectReason::ALL
+            .iter()
+            .map(|r| (*r, self.get(*r)))
+            .filter(|(_, n)| *n > 0)
     }
 }
 

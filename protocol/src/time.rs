@@ -8,7 +8,9 @@ use std::ops::{Add, AddAssign, Neg, Sub, SubAssign};
 use serde::{Deserialize, Serialize};
 
 /// A signed duration or offset in nanoseconds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+)]
 #[serde(transparent)]
 pub struct Nanos(pub i64);
 
@@ -39,9 +41,9 @@ impl Nanos {
     pub fn is_infinite(self) -> bool {
         self.0.abs() >= Self::INFINITE.0
     }
-    /// `self * rate`, rounded towards zero (used for drift and slew allowances).
+    /// `self * rate`, rounded to the nearest nanosecond (drift and slew allowances).
     pub fn scale(self, rate: Ppm) -> Nanos {
-        Nanos((self.0 as f64 * rate.as_fraction()) as i64)
+        Nanos((self.0 as f64 * rate.as_fraction()).round() as i64)
     }
     /// Half, rounding towards negative infinity (so midpoints of integers are exact).
     pub fn half(self) -> Nanos {
@@ -49,7 +51,11 @@ impl Nanos {
     }
     /// Saturating addition clamped to ±INFINITE.
     pub fn sat_add(self, other: Nanos) -> Nanos {
-        Nanos(self.0.saturating_add(other.0).clamp(-Self::INFINITE.0, Self::INFINITE.0))
+        Nanos(
+            self.0
+                .saturating_add(other.0)
+                .clamp(-Self::INFINITE.0, Self::INFINITE.0),
+        )
     }
 }
 
@@ -110,7 +116,9 @@ impl Neg for Nanos {
 
 /// A reading of the node's own local monotonic clock (`CLOCK_MONOTONIC_RAW` in the
 /// node, a simulated oscillator in the testnet). Never adjusted by anyone.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+)]
 #[serde(transparent)]
 pub struct LocalTime(pub i64);
 
@@ -122,7 +130,9 @@ impl Sub for LocalTime {
 }
 
 /// A reading of a cluster clock (the agreed timescale; no epoch, no relation to UTC).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+)]
 #[serde(transparent)]
 pub struct ClusterTime(pub i64);
 
@@ -171,7 +181,10 @@ mod tests {
         let b = a + Nanos(500);
         assert_eq!(b - a, Nanos(500));
         assert_eq!(ClusterTime(10) - Nanos(3), ClusterTime(7));
-        assert_eq!(Nanos::from_secs(2).scale(Ppm(100.0)), Nanos::from_micros(200));
+        assert_eq!(
+            Nanos::from_secs(2).scale(Ppm(100.0)),
+            Nanos::from_micros(200)
+        );
         assert_eq!(Nanos(-3).half(), Nanos(-2));
         assert_eq!(Nanos::INFINITE.sat_add(Nanos::INFINITE), Nanos::INFINITE);
         assert_eq!(format!("{}", Nanos::from_micros(1500)), "1.500ms");

@@ -45,7 +45,11 @@ impl Oscillator {
         match self.fault {
             Some(ClockFault::Step { at_ns, amount_ns }) if t_ns >= at_ns => extra = amount_ns,
             Some(ClockFault::Stall { at_ns, duration_ns }) if t_ns >= at_ns => {
-                effective = if t_ns < at_ns + duration_ns { at_ns } else { t_ns - duration_ns };
+                effective = if t_ns < at_ns + duration_ns {
+                    at_ns
+                } else {
+                    t_ns - duration_ns
+                };
             }
             _ => {}
         }
@@ -78,7 +82,14 @@ mod tests {
     use super::*;
 
     fn osc(fault: Option<ClockFault>) -> Oscillator {
-        Oscillator { start_ns: 1_000, drift: 100e-6, wander: 1e-6, wander_period_ns: 600e9, wander_phase: 0.3, fault }
+        Oscillator {
+            start_ns: 1_000,
+            drift: 100e-6,
+            wander: 1e-6,
+            wander_period_ns: 600e9,
+            wander_phase: 0.3,
+            fault,
+        }
     }
 
     #[test]
@@ -91,9 +102,15 @@ mod tests {
 
     #[test]
     fn step_and_stall() {
-        let s = osc(Some(ClockFault::Step { at_ns: 500, amount_ns: 2_000_000_000 }));
+        let s = osc(Some(ClockFault::Step {
+            at_ns: 500,
+            amount_ns: 2_000_000_000,
+        }));
         assert!(s.local(600).0 - osc(None).local(600).0 == 2_000_000_000);
-        let st = osc(Some(ClockFault::Stall { at_ns: 1_000, duration_ns: 1_000_000 }));
+        let st = osc(Some(ClockFault::Stall {
+            at_ns: 1_000,
+            duration_ns: 1_000_000,
+        }));
         assert_eq!(st.local(1_000), st.local(500_000));
         assert!(st.local(2_000_000) < osc(None).local(2_000_000));
     }

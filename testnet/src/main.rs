@@ -148,7 +148,14 @@ fn parse_strategy(s: &str) -> Result<Strategy, String> {
     s.parse()
 }
 
-fn scenario(a: &ScenarioArgs, faulty: usize, strategy: Strategy, rounds: u64, seed: u64, algorithm: Algorithm) -> Scenario {
+fn scenario(
+    a: &ScenarioArgs,
+    faulty: usize,
+    strategy: Strategy,
+    rounds: u64,
+    seed: u64,
+    algorithm: Algorithm,
+) -> Scenario {
     Scenario {
         nodes: a.nodes,
         faulty,
@@ -192,7 +199,14 @@ fn main() -> ExitCode {
     };
     match cli.command {
         Command::Sim(a) => {
-            let sc = scenario(&a.scenario, a.faulty, a.strategy, a.rounds, a.seed, a.algorithm.into());
+            let sc = scenario(
+                &a.scenario,
+                a.faulty,
+                a.strategy,
+                a.rounds,
+                a.seed,
+                a.algorithm.into(),
+            );
             let sim = match Simulation::new(sc) {
                 Ok(s) => s,
                 Err(e) => {
@@ -215,7 +229,12 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Table(a) => {
-            let algorithms = [Algorithm::Wl, Algorithm::Byztimed, Algorithm::Median, Algorithm::Berkeley];
+            let algorithms = [
+                Algorithm::Wl,
+                Algorithm::Byztimed,
+                Algorithm::Median,
+                Algorithm::Berkeley,
+            ];
             println!(
                 "| strategy | algorithm | max skew after convergence (ms) | p50 (ms) | converged round | false quarantines | faulty suspected | rate error (ppm) |"
             );
@@ -230,7 +249,9 @@ fn main() -> ExitCode {
                             return ExitCode::from(2);
                         }
                     };
-                    let conv = r.converged_round.map_or("never".to_owned(), |x| x.to_string());
+                    let conv = r
+                        .converged_round
+                        .map_or("never".to_owned(), |x| x.to_string());
                     println!(
                         "| {} | {} | {} | {} | {} | {} | {}/{} | {:.1} |",
                         r.strategy,

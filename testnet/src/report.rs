@@ -15,6 +15,7 @@ pub struct Ground {
     serving: Vec<usize>,
     quarantined: Vec<usize>,
     clocks: Vec<Vec<(i64, i64)>>,
+    serving_skew_ns: Vec<i64>,
 }
 
 impl Ground {
@@ -24,14 +25,27 @@ impl Ground {
             serving: Vec::with_capacity(rounds),
             quarantined: Vec::with_capacity(rounds),
             clocks: Vec::with_capacity(rounds),
+            serving_skew_ns: Vec::with_capacity(rounds),
         }
     }
 
-    pub fn record(&mut self, _index: usize, skew: i64, serving: usize, quarantined: usize, clocks: Vec<(i64, i64)>) {
+    pub fn record(
+        &mut self,
+        _index: usize,
+        skew: i64,
+        serving: usize,
+        quarantined: usize,
+        clocks: Vec<(i64, i64)>,
+    ) {
         self.skew_ns.push(skew);
         self.serving.push(serving);
         self.quarantined.push(quarantined);
         self.clocks.push(clocks);
+    }
+
+    /// Skew among the correct nodes that serve time at that instant.
+    pub fn record_serving_skew(&mut self, skew: i64) {
+        self.serving_skew_ns.push(skew);
     }
 
     pub fn skews(&self) -> &[i64] {
@@ -67,6 +81,9 @@ pub struct SimReport {
     pub p50_skew_ns: i64,
     /// Max true skew once every correct node serves time (the steady state).
     pub steady_max_skew_ns: i64,
+    /// Max skew, over the whole run, among correct nodes that were serving time at the
+    /// same instant: what applications could have seen. Fail-safe means this stays ≤ Π.
+    pub max_serving_skew_ns: i64,
     /// The round from which every correct node serves time.
     pub settled_round: u64,
     pub initial_skew_ns: i64,
@@ -124,22 +141,32 @@ pub fn build(
     let max_skew_ns = window.iter().copied().max().unwrap_or(0);
     let mut sorted = window.clone();
     sorted.sort_unstable();
-    let p50_skew_ns = sorted.get(sorted.len().saturating_sub(1) / 2).copied().unwrap_or(0);
+    let p50_skew_ns = sorted
+        .get(sorted.len().saturating_sub(1) / 2)
+        .copied()
+        .unwrap_or(0);
     // "Settled": every correct node serves from here on (clock-faulted nodes aside).
     let settled = (0..s.len())
-        .find(|&i| g.serving[i..].iter().all(|&k| k + fin.false_quarantines >= fin.correct))
+        .find(|&i| {
+            g.serving[i..]
+                .iter()
+                .all(|&k| k + fin.false_quarantines >= fin.correct)
+        })
         .unwrap_or(s.len() / 2)
         .max(from);
-    let steady_max_skew_ns = s.get(settled..).and_then(|w| w.iter().copied().max()).unwrap_or(max_skew_ns);
+    let steady_max_skew_ns = s
+        .get(settled..)
+        .and_then(|w| w.iter().copied().max())
+        .unwrap_or(max_skew_ns);
     // Average rate of each correct cluster clock over [settled, last] against true time.
     let mut max_rate_error_ppm: f64 = 0.0;
     let rate_from = if last > settled { settled } else { s.len() / 2 };
-    if last > rate_from {
-        if let (Some(a), Some(b)) = (g.clocks.get(rate_from), g.clocks.get(last)) {
-            for (&(t0, c0), &(t1, c1)) in a.iter().zip(b) {
-                let rate = (c1 - c0) as f64 / (t1 - t0) as f64 - 1.0;
-                max_rate_error_ppm = max_rate_error_ppm.max((rate * 1e6).abs());
-            }
+    if last > rate_from
+        && let (Some(a), Some(b)) = (g.clocks.get(rate_from), g.clocks.get(last))
+    {
+        for (&(t0, c0), &(t1, c1)) in a.iter().zip(b) {
+            let rate = (c1 - c0) as f64 / (t1 - t0) as f64 - 1.0;
+            max_rate_error_ppm = max_rate_error_ppm.max((rate * 1e6).abs());
         }
     }
     let eps = ms(sc.jitter_ms) + ms(sc.asymmetry_ms);
@@ -158,6 +185,7 @@ pub fn build(
         max_skew_ns,
         p50_skew_ns,
         steady_max_skew_ns,
+        max_serving_skew_ns: g.serving_skew_ns.iter().copied().max().unwrap_or(0),
         settled_round: settled as u64,
         initial_skew_ns: s.first().copied().unwrap_or(0),
         final_skew_ns: s.last().copied().unwrap_or(0),
@@ -175,7 +203,10 @@ pub fn build(
         max_rate_error_ppm: (max_rate_error_ppm * 1000.0).round() / 1000.0,
         crypto: suite.as_str().into(),
         exchanges,
-        rejected: rejected.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect(),
+        rejected: rejected
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), *v))
+            .collect(),
         wall_ms: (wall_ms * 10.0).round() / 10.0,
     }
 }

@@ -90,10 +90,16 @@ impl Scenario {
             return bad("--nodes must be at least 1".into());
         }
         if self.nodes > 5000 {
-            return bad(format!("--nodes {} is more than the simulator supports (5000)", self.nodes));
+            return bad(format!(
+                "--nodes {} is more than the simulator supports (5000)",
+                self.nodes
+            ));
         }
         if self.faulty >= self.nodes {
-            return bad(format!("--faulty {} must be less than --nodes {}", self.faulty, self.nodes));
+            return bad(format!(
+                "--faulty {} must be less than --nodes {}",
+                self.faulty, self.nodes
+            ));
         }
         if self.faulty + self.clock_faults + self.partition_nodes > self.nodes {
             return bad("--faulty + --clock-faults + --partition-nodes exceed --nodes".into());
@@ -123,7 +129,10 @@ impl Scenario {
             }
         }
         if self.asymmetry_ms > 2.0 * self.delay_ms {
-            return bad("--asymmetry-ms cannot exceed twice --delay-ms (a path would have negative delay)".into());
+            return bad(
+                "--asymmetry-ms cannot exceed twice --delay-ms (a path would have negative delay)"
+                    .into(),
+            );
         }
         if self.drift_ppm + self.wander_ppm > 1000.0 {
             return bad("--drift-ppm + --wander-ppm above 1000 ppm is not a clock".into());

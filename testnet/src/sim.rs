@@ -7,9 +7,12 @@ use std::collections::{BinaryHeap, HashMap};
 use std::sync::Arc;
 use std::time::Instant;
 
-use bftime_crypto::{CryptoSuite, Ed25519Suite, FastSuite, NodeKey, Signed, Signer, suite::FastSigner};
+use bftime_crypto::{
+    CryptoSuite, Ed25519Suite, FastSuite, NodeKey, Signed, Signer, suite::FastSigner,
+};
 use bftime_protocol::{
-    Action, Core, CoreConfig, LocalTime, MemberId, Nanos, Params, Reading, Request, ResponseOutcome, SyncState,
+    Action, Core, CoreConfig, LocalTime, MemberId, Nanos, Params, Reading, Request,
+    ResponseOutcome, SyncState,
 };
 use rand::rngs::Xoshiro256PlusPlus;
 use rand::{RngExt, SeedableRng};
@@ -41,10 +44,25 @@ struct SimNode {
 }
 
 enum Event {
-    Timer { node: usize, generation: u64 },
-    Request { to: usize, from: usize, request: Request, sent_local: LocalTime },
-    Response { to: usize, from: usize, reading: Signed<Reading>, sent_local: LocalTime },
-    Measure { index: u64 },
+    Timer {
+        node: usize,
+        generation: u64,
+    },
+    Request {
+        to: usize,
+        from: usize,
+        request: Request,
+        sent_local: LocalTime,
+    },
+    Response {
+        to: usize,
+        from: usize,
+        reading: Signed<Reading>,
+        sent_local: LocalTime,
+    },
+    Measure {
+        index: u64,
+    },
 }
 
 /// The event queue: a binary heap of packed (time, seq, slot) keys over a slab of events.
@@ -81,7 +99,10 @@ impl Queue {
 }
 
 /// A running simulation.
-#[expect(missing_debug_implementations, reason = "holds every node's core; print the report instead")]
+#[expect(
+    missing_debug_implementations,
+    reason = "holds every node's core; print the report instead"
+)]
 pub struct Simulation {
     sc: Scenario,
     nodes: Vec<SimNode>,
@@ -108,7 +129,11 @@ impl Simulation {
         let n = sc.nodes;
         let mut rng = Xoshiro256PlusPlus::seed_from_u64(sc.seed);
         let ed25519 = sc.uses_ed25519();
-        let suite: Arc<dyn CryptoSuite> = if ed25519 { Arc::new(Ed25519Suite) } else { Arc::new(FastSuite) };
+        let suite: Arc<dyn CryptoSuite> = if ed25519 {
+            Arc::new(Ed25519Suite)
+        } else {
+            Arc::new(FastSuite)
+        };
         let keys: Vec<NodeKey> = (0..n)
             .map(|i| {
                 let mut seed = [0u8; 32];
@@ -124,7 +149,9 @@ impl Simulation {
         params.max_drift = bftime_protocol::Ppm((sc.drift_ppm + sc.wander_ppm).max(1.0) * 1.5);
         params.max_slew = bftime_protocol::Ppm((params.max_drift.0 * 5.0).max(10_000.0));
         params.algorithm = sc.algorithm;
-        params.validate().map_err(|e| crate::scenario::ScenarioError(e.to_string()))?;
+        params
+            .validate()
+            .map_err(|e| crate::scenario::ScenarioError(e.to_string()))?;
         let period_ns = params.round_period.0;
         let byz_start = n - sc.faulty;
         let clock_fault_start = byz_start - sc.clock_faults;
@@ -141,14 +168,21 @@ impl Simulation {
             };
             let fault = (role == Role::ClockFaulty).then(|| {
                 let at_ns = run_ns / 2 + rng.random_range(0..period_ns);
-                if (i - clock_fault_start) % 2 == 0 {
-                    ClockFault::Step { at_ns, amount_ns: 2 * ms(sc.precision_ms) + ms(1_000.0) }
+                if (i - clock_fault_start).is_multiple_of(2) {
+                    ClockFault::Step {
+                        at_ns,
+                        amount_ns: 2 * ms(sc.precision_ms) + ms(1_000.0),
+                    }
                 } else {
-                    ClockFault::Stall { at_ns, duration_ns: 2 * ms(sc.precision_ms) + ms(1_000.0) }
+                    ClockFault::Stall {
+                        at_ns,
+                        duration_ns: 2 * ms(sc.precision_ms) + ms(1_000.0),
+                    }
                 }
             });
             let osc = Oscillator {
-                start_ns: 1_000_000_000_000 + rng.random_range(-ms(sc.initial_offset_ms)..=ms(sc.initial_offset_ms)),
+                start_ns: 1_000_000_000_000
+                    + rng.random_range(-ms(sc.initial_offset_ms)..=ms(sc.initial_offset_ms)),
                 drift: rng.random_range(-sc.drift_ppm..=sc.drift_ppm) * 1e-6,
                 wander: sc.wander_ppm * 1e-6,
                 wander_period_ns: 600e9,
@@ -182,7 +216,9 @@ impl Simulation {
                 osc,
                 role,
                 signer,
-                rng: Xoshiro256PlusPlus::seed_from_u64(sc.seed ^ (i as u64).wrapping_mul(0x9E37_79B9)),
+                rng: Xoshiro256PlusPlus::seed_from_u64(
+                    sc.seed ^ (i as u64).wrapping_mul(0x9E37_79B9),
+                ),
                 timer_gen: 0,
                 timer_target: LocalTime(0),
                 replay_cache: HashMap::new(),
@@ -192,13 +228,22 @@ impl Simulation {
                 if let Action::SetTimer { at } = a {
                     node.timer_gen += 1;
                     node.timer_target = at;
-                    queue.push(node.osc.true_time_for(at, 0), Event::Timer { node: i, generation: node.timer_gen });
+                    queue.push(
+                        node.osc.true_time_for(at, 0),
+                        Event::Timer {
+                            node: i,
+                            generation: node.timer_gen,
+                        },
+                    );
                 }
             }
             nodes.push(node);
         }
         for k in 0..sc.rounds {
-            queue.push(k as i64 * period_ns + period_ns / 2, Event::Measure { index: k });
+            queue.push(
+                k as i64 * period_ns + period_ns / 2,
+                Event::Measure { index: k },
+            );
         }
         let net_rng = Xoshiro256PlusPlus::seed_from_u64(sc.seed.wrapping_add(0x5EED));
         Ok(Simulation {
@@ -227,17 +272,36 @@ impl Simulation {
             self.now = at;
             match ev {
                 Event::Timer { node, generation } => self.on_timer(node, generation),
-                Event::Request { to, from, request, sent_local } => self.on_request(to, from, request, sent_local),
-                Event::Response { to, from, reading, sent_local } => self.on_response(to, from, reading, sent_local),
+                Event::Request {
+                    to,
+                    from,
+                    request,
+                    sent_local,
+                } => self.on_request(to, from, request, sent_local),
+                Event::Response {
+                    to,
+                    from,
+                    reading,
+                    sent_local,
+                } => self.on_response(to, from, reading, sent_local),
                 Event::Measure { index } => self.measure(index),
             }
         }
         let wall_ms = started.elapsed().as_secs_f64() * 1e3;
-        crate::report::build(&self.sc, self.suite.kind(), &self.ground, self.final_view(), self.exchanges, &self.rejected, wall_ms)
+        crate::report::build(
+            &self.sc,
+            self.suite.kind(),
+            &self.ground,
+            self.final_view(),
+            self.exchanges,
+            &self.rejected,
+            wall_ms,
+        )
     }
 
     fn crashed(&self, i: usize) -> bool {
-        self.nodes[i].role == Role::Byzantine(Strategy::Crash) && self.now >= self.period_ns * self.sc.rounds as i64 / 2
+        self.nodes[i].role == Role::Byzantine(Strategy::Crash)
+            && self.now >= self.period_ns * self.sc.rounds as i64 / 2
     }
 
     fn partitioned(&self, i: usize) -> bool {
@@ -261,7 +325,11 @@ impl Simulation {
         let asym = ms(self.sc.asymmetry_ms) / 2;
         let base = ms(self.sc.delay_ms) + if from < to { asym } else { -asym };
         let jitter = ms(self.sc.jitter_ms);
-        let extra = if jitter > 0 { self.net_rng.random_range(0..=jitter) } else { 0 };
+        let extra = if jitter > 0 {
+            self.net_rng.random_range(0..=jitter)
+        } else {
+            0
+        };
         Some((base + extra).max(0))
     }
 
@@ -273,7 +341,13 @@ impl Simulation {
         let local = node.osc.local(self.now);
         if local < node.timer_target {
             let at = node.osc.true_time_for(node.timer_target, self.now);
-            self.queue.push(at.max(self.now + 1), Event::Timer { node: i, generation });
+            self.queue.push(
+                at.max(self.now + 1),
+                Event::Timer {
+                    node: i,
+                    generation,
+                },
+            );
             return;
         }
         let actions = node.core.handle_timer(local, &mut node.rng);
@@ -286,7 +360,15 @@ impl Simulation {
                 Action::SendRequest { to, request } => {
                     let to = to.index();
                     if let Some(d) = self.path_delay(i, to) {
-                        self.queue.push(self.now + d, Event::Request { to, from: i, request, sent_local: local });
+                        self.queue.push(
+                            self.now + d,
+                            Event::Request {
+                                to,
+                                from: i,
+                                request,
+                                sent_local: local,
+                            },
+                        );
                     }
                 }
                 Action::SetTimer { at } => {
@@ -294,11 +376,23 @@ impl Simulation {
                     node.timer_gen += 1;
                     node.timer_target = at;
                     let t = node.osc.true_time_for(at, self.now).max(self.now + 1);
-                    self.queue.push(t, Event::Timer { node: i, generation: node.timer_gen });
+                    self.queue.push(
+                        t,
+                        Event::Timer {
+                            node: i,
+                            generation: node.timer_gen,
+                        },
+                    );
                 }
                 Action::StateChanged(tr) => {
                     if std::env::var_os("BFTIME_SIM_TRACE").is_some() {
-                        eprintln!("t={} node {i}: {:?} -> {:?} {}", Nanos(self.now), tr.from, tr.to, tr.reason.map(|r| r.to_string()).unwrap_or_default());
+                        eprintln!(
+                            "t={} node {i}: {:?} -> {:?} {}",
+                            Nanos(self.now),
+                            tr.from,
+                            tr.to,
+                            tr.reason.map(|r| r.to_string()).unwrap_or_default()
+                        );
                     }
                     if tr.to == SyncState::Quarantined {
                         self.nodes[i].ever_quarantined = true;
@@ -306,7 +400,18 @@ impl Simulation {
                 }
                 Action::RoundCompleted(r) => {
                     if i < 2 && std::env::var_os("BFTIME_SIM_TRACE").is_some() {
-                        eprintln!("  node {i} round {} {:?} c={} applied={} stepped={} err={:?} rate={} used={} {}", r.round, r.state, r.correction, r.applied, r.stepped, r.error.map(|e| e.to_string()), r.rate, r.readings_used, r.verdict);
+                        eprintln!(
+                            "  node {i} round {} {:?} c={} applied={} stepped={} err={:?} rate={} used={} {}",
+                            r.round,
+                            r.state,
+                            r.correction,
+                            r.applied,
+                            r.stepped,
+                            r.error.map(|e| e.to_string()),
+                            r.rate,
+                            r.readings_used,
+                            r.verdict
+                        );
                     }
                 }
             }
@@ -339,13 +444,17 @@ impl Simulation {
             return;
         }
         let local = self.nodes[to].osc.local(self.now);
-        let honest = match self.nodes[to].core.handle_request(MemberId(from as u16), &request, local, local) {
-            Ok(r) => r,
-            Err(reason) => {
-                *self.rejected.entry(reason.as_str()).or_default() += 1;
-                return;
-            }
-        };
+        let honest =
+            match self.nodes[to]
+                .core
+                .handle_request(MemberId(from as u16), &request, local, local)
+            {
+                Ok(r) => r,
+                Err(reason) => {
+                    *self.rejected.entry(reason.as_str()).or_default() += 1;
+                    return;
+                }
+            };
         let mut extra_delay = 0;
         let reading = match role {
             Role::Byzantine(s) => match self.lie(to, from, s, honest) {
@@ -358,12 +467,26 @@ impl Simulation {
             _ => honest,
         };
         if let Some(d) = self.path_delay(to, from) {
-            self.queue.push(self.now + d + extra_delay, Event::Response { to: from, from: to, reading, sent_local });
+            self.queue.push(
+                self.now + d + extra_delay,
+                Event::Response {
+                    to: from,
+                    from: to,
+                    reading,
+                    sent_local,
+                },
+            );
         }
     }
 
     /// What a Byzantine responder sends instead of the honest reading (and extra delay).
-    fn lie(&mut self, me: usize, requester: usize, s: Strategy, honest: Signed<Reading>) -> Option<(Signed<Reading>, i64)> {
+    fn lie(
+        &mut self,
+        me: usize,
+        requester: usize,
+        s: Strategy,
+        honest: Signed<Reading>,
+    ) -> Option<(Signed<Reading>, i64)> {
         let lie = ms(self.sc.lie_ms);
         let shift = match s {
             Strategy::None | Strategy::Crash => return Some((honest, 0)),
@@ -377,14 +500,15 @@ impl Simulation {
                 return match node.replay_cache.get(&MemberId(requester as u16)) {
                     Some(old) => Some((old.clone(), 0)),
                     None => {
-                        node.replay_cache.insert(MemberId(requester as u16), honest.clone());
+                        node.replay_cache
+                            .insert(MemberId(requester as u16), honest.clone());
                         Some((honest, 0))
                     }
                 };
             }
             Strategy::Liar => lie,
             Strategy::TwoFaced => {
-                if requester % 2 == 0 {
+                if requester.is_multiple_of(2) {
                     lie
                 } else {
                     -lie
@@ -406,15 +530,26 @@ impl Simulation {
         Some((signed, 0))
     }
 
-    fn on_response(&mut self, to: usize, from: usize, reading: Signed<Reading>, sent_local: LocalTime) {
+    fn on_response(
+        &mut self,
+        to: usize,
+        from: usize,
+        reading: Signed<Reading>,
+        sent_local: LocalTime,
+    ) {
         if self.crashed(to) {
             return;
         }
         let node = &mut self.nodes[to];
         let local = node.osc.local(self.now);
-        match node.core.handle_response(MemberId(from as u16), reading, sent_local, local) {
+        match node
+            .core
+            .handle_response(MemberId(from as u16), reading, sent_local, local)
+        {
             ResponseOutcome::Accepted => self.exchanges += 1,
-            ResponseOutcome::Rejected(reason) => *self.rejected.entry(reason.as_str()).or_default() += 1,
+            ResponseOutcome::Rejected(reason) => {
+                *self.rejected.entry(reason.as_str()).or_default() += 1
+            }
         }
     }
 
@@ -438,6 +573,17 @@ impl Simulation {
                 SyncState::Starting => {}
             }
         }
+        let serving_clocks: Vec<i64> = self
+            .nodes
+            .iter()
+            .filter(|n| n.role == Role::Correct && n.core.serving())
+            .map(|n| n.core.clock().served_time(n.osc.local(now)).0)
+            .collect();
+        let serving_skew = match (serving_clocks.iter().max(), serving_clocks.iter().min()) {
+            (Some(a), Some(b)) => a - b,
+            _ => 0,
+        };
+        self.ground.record_serving_skew(serving_skew);
         let clocks: Vec<(i64, i64)> = self
             .nodes
             .iter()
@@ -445,21 +591,43 @@ impl Simulation {
             .map(|n| (now, n.core.clock().served_time(n.osc.local(now)).0))
             .collect();
         if std::env::var_os("BFTIME_SIM_TRACE").is_some() {
-            let a: Vec<i64> = self.nodes.iter().filter(|n| n.role == Role::Correct).map(|n| n.core.clock().protocol_time(n.osc.local(now)).0).collect();
+            let a: Vec<i64> = self
+                .nodes
+                .iter()
+                .filter(|n| n.role == Role::Correct)
+                .map(|n| n.core.clock().protocol_time(n.osc.local(now)).0)
+                .collect();
             let a_skew = a.iter().max().unwrap_or(&0) - a.iter().min().unwrap_or(&0);
-            let rates: Vec<f64> = self.nodes.iter().filter(|n| n.role == Role::Correct).map(|n| n.core.clock().rate().0 + n.osc.drift * 1e6).collect();
+            let rates: Vec<f64> = self
+                .nodes
+                .iter()
+                .filter(|n| n.role == Role::Correct)
+                .map(|n| n.core.clock().rate().0 + n.osc.drift * 1e6)
+                .collect();
             let rmax = rates.iter().cloned().fold(f64::MIN, f64::max);
             let rmin = rates.iter().cloned().fold(f64::MAX, f64::min);
-            eprintln!("round {index}: skew {} A-skew {} eff-rate [{rmin:.1},{rmax:.1}]ppm serving {serving} quarantined {quarantined}", Nanos(max.saturating_sub(min)), Nanos(a_skew));
+            eprintln!(
+                "round {index}: skew {} A-skew {} eff-rate [{rmin:.1},{rmax:.1}]ppm serving {serving} quarantined {quarantined}",
+                Nanos(max.saturating_sub(min)),
+                Nanos(a_skew)
+            );
         }
-        self.ground.record(index as usize, max.saturating_sub(min), serving, quarantined, clocks);
+        self.ground.record(
+            index as usize,
+            max.saturating_sub(min),
+            serving,
+            quarantined,
+            clocks,
+        );
     }
 
     fn final_view(&self) -> crate::report::FinalView {
-        let correct: Vec<usize> =
-            (0..self.nodes.len()).filter(|&i| self.nodes[i].role == Role::Correct).collect();
-        let faulty: Vec<usize> =
-            (0..self.nodes.len()).filter(|&i| matches!(self.nodes[i].role, Role::Byzantine(_))).collect();
+        let correct: Vec<usize> = (0..self.nodes.len())
+            .filter(|&i| self.nodes[i].role == Role::Correct)
+            .collect();
+        let faulty: Vec<usize> = (0..self.nodes.len())
+            .filter(|&i| matches!(self.nodes[i].role, Role::Byzantine(_)))
+            .collect();
         let mut faulty_suspected = 0;
         for &b in &faulty {
             let votes = correct
@@ -470,12 +638,21 @@ impl Simulation {
                 faulty_suspected += 1;
             }
         }
-        let false_quarantines = correct.iter().filter(|&&c| self.nodes[c].ever_quarantined).count();
-        let clock_faulty: Vec<usize> =
-            (0..self.nodes.len()).filter(|&i| self.nodes[i].role == Role::ClockFaulty).collect();
-        let observed = clock_faulty.iter().filter(|&&c| self.nodes[c].ever_quarantined).count();
-        let synced_at_end =
-            correct.iter().filter(|&&c| self.nodes[c].core.state() == SyncState::Synced).count();
+        let false_quarantines = correct
+            .iter()
+            .filter(|&&c| self.nodes[c].ever_quarantined)
+            .count();
+        let clock_faulty: Vec<usize> = (0..self.nodes.len())
+            .filter(|&i| self.nodes[i].role == Role::ClockFaulty)
+            .collect();
+        let observed = clock_faulty
+            .iter()
+            .filter(|&&c| self.nodes[c].ever_quarantined)
+            .count();
+        let synced_at_end = correct
+            .iter()
+            .filter(|&&c| self.nodes[c].core.state() == SyncState::Synced)
+            .count();
         crate::report::FinalView {
             correct: correct.len(),
             faulty_suspected,

@@ -92,9 +92,16 @@ impl fmt::Display for Strategy {
 impl FromStr for Strategy {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        Strategy::ALL.iter().copied().find(|x| x.as_str() == s).ok_or_else(|| {
-            let names: Vec<_> = Strategy::ALL.iter().map(|x| x.as_str()).collect();
-            format!("unknown strategy {s:?}; expected one of {}", names.join(", "))
-        })
+        Strategy::ALL
+            .iter()
+            .copied()
+            .find(|x| x.as_str() == s)
+            .ok_or_else(|| {
+                let names: Vec<_> = Strategy::ALL.iter().map(|x| x.as_str()).collect();
+                format!(
+                    "unknown strategy {s:?}; expected one of {}",
+                    names.join(", ")
+                )
+            })
     }
 }

@@ -1,0 +1,163 @@
+//! Simulator tests of the protocol (deterministic seeds). Each test names the spec
+//! section it checks. Figures are in the README; these assert bounds.
+
+use bftime_protocol::Algorithm;
+use bftime_testnet::{CryptoChoice, Scenario, SimReport, Simulation, Strategy};
+
+fn run(sc: Scenario) -> SimReport {
+    Simulation::new(sc).expect("valid scenario").run()
+}
+
+fn n250(strategy: Strategy) -> Scenario {
+    Scenario {
+        nodes: 250,
+        faulty: 83,
+        strategy,
+        rounds: 20,
+        seed: 7,
+        ..Scenario::default()
+    }
+}
+
+/// spec §5.2: n = 250, f = 83, every strategy except `two-faced` (known gap, spec §5.3):
+/// converges, stays within Π, no correct node quarantines, every correct node serves.
+#[test]
+fn n250_f83_strategies_hold_precision_without_false_quarantines() {
+    for strategy in [
+        Strategy::None,
+        Strategy::Liar,
+        Strategy::Boundary,
+        Strategy::Random,
+        Strategy::Mute,
+        Strategy::Crash,
+        Strategy::Replay,
+        Strategy::Slow,
+        Strategy::Mixed,
+    ] {
+        let r = run(n250(strategy));
+        assert_eq!(r.crypto, "fast");
+        assert!(r.converged, "{strategy}: never converged: {r:?}");
+        assert!(
+            r.converged_round.unwrap_or(u64::MAX) <= 6,
+            "{strategy}: slow convergence {r:?}"
+        );
+        assert!(r.max_skew_ns <= r.precision_ns, "{strategy}: {r:?}");
+        assert!(r.max_serving_skew_ns <= r.precision_ns, "{strategy}: {r:?}");
+        assert_eq!(r.false_quarantines, 0, "{strategy}: {r:?}");
+        assert_eq!(
+            r.synced_correct_at_end, r.correct_nodes,
+            "{strategy}: {r:?}"
+        );
+        // Steady-state precision: a few ms at most on a 0.3 ms-uncertain network.
+        assert!(
+            r.steady_max_skew_ns <= 10_000_000,
+            "{strategy}: steady skew {r:?}"
+        );
+    }
+}
+
+/// spec §4.5: silent, crashed and replaying nodes are caught by a majority of correct nodes.
+#[test]
+fn silent_and_replaying_nodes_are_suspected() {
+    for strategy in [Strategy::Mute, Strategy::Replay] {
+        let r = run(Scenario {
+            nodes: 31,
+            faulty: 10,
+            strategy,
+            rounds: 20,
+            ..Scenario::default()
+        });
+        assert_eq!(r.faulty_suspected, 10, "{strategy}: {r:?}");
+        assert!(
+            r.rejected.get("unknown-nonce").copied().unwrap_or(0) > 0 || strategy == Strategy::Mute
+        );
+    }
+}
+
+/// spec §6 fail-safe: with f = n/3 + 1 uncoordinated faulty nodes, no pair of correct
+/// nodes that both serve time is ever more than Π apart (they quarantine instead).
+#[test]
+fn beyond_n_over_3_serving_nodes_never_exceed_precision() {
+    for strategy in [
+        Strategy::Liar,
+        Strategy::Random,
+        Strategy::Mute,
+        Strategy::Slow,
+    ] {
+        let r = run(Scenario {
+            nodes: 31,
+            faulty: 11,
+            strategy,
+            rounds: 30,
+            ..Scenario::default()
+        });
+        assert!(r.max_serving_skew_ns <= r.precision_ns, "{strategy}: {r:?}");
+    }
+}
+
+/// Small runs use real ed25519 end to end.
+#[test]
+fn small_runs_sign_with_ed25519() {
+    let r = run(Scenario {
+        nodes: 7,
+        faulty: 2,
+        strategy: Strategy::Mixed,
+        rounds: 15,
+        ..Scenario::default()
+    });
+    assert_eq!(r.crypto, "ed25519");
+    assert!(r.converged);
+    assert_eq!(r.false_quarantines, 0);
+    let fast = run(Scenario {
+        crypto: CryptoChoice::Fast,
+        ..Scenario {
+            nodes: 7,
+            faulty: 2,
+            rounds: 5,
+            ..Scenario::default()
+        }
+    });
+    assert_eq!(fast.crypto, "fast");
+}
+
+/// Same scenario and seed give the same report, apart from wall time.
+#[test]
+fn same_seed_same_report() {
+    let sc = Scenario {
+        nodes: 31,
+        faulty: 10,
+        strategy: Strategy::Mixed,
+        rounds: 15,
+        seed: 42,
+        ..Scenario::default()
+    };
+    let mut a = serde_json::to_value(run(sc.clone())).unwrap();
+    let mut b = serde_json::to_value(run(sc)).unwrap();
+    a["wall_ms"] = 0.into();
+    b["wall_ms"] = 0.into();
+    assert_eq!(a, b);
+}
+
+/// Baselines on the identical scenario: Berkeley's master-average lets liars drag the
+/// cluster's rate by orders of magnitude more than WL; the median cannot contract a
+/// two-faced split that WL's trimming bounds (both measured; figures in the README).
+#[test]
+fn baselines_break_where_wl_holds() {
+    let sc = |strategy, algorithm| Scenario {
+        nodes: 31,
+        faulty: 10,
+        strategy,
+        algorithm,
+        rounds: 40,
+        ..Scenario::default()
+    };
+    let wl = run(sc(Strategy::Liar, Algorithm::Wl));
+    let berkeley = run(sc(Strategy::Liar, Algorithm::Berkeley));
+    assert!(wl.max_rate_error_ppm < 500.0, "{wl:?}");
+    assert!(berkeley.max_rate_error_ppm > 10_000.0, "{berkeley:?}");
+    let median = run(sc(Strategy::TwoFaced, Algorithm::Median));
+    assert!(
+        median.steady_max_skew_ns > 10 * wl.steady_max_skew_ns,
+        "{median:?} vs {wl:?}"
+    );
+}
