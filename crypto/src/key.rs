@@ -239,10 +239,11 @@ impl Signer for NodeKey {
 
     fn sign(&self, domain: &[u8], body: &[u8]) -> Signature {
         use ed25519_dalek::Signer as _;
-        let mut message = Vec::with_capacity(domain.len() + body.len());
-        message.extend_from_slice(domain);
-        message.extend_from_slice(body);
-        Signature(self.secret.sign(&message).to_bytes())
+        Signature(
+            self.secret
+                .sign(&crate::suite::domain_message(domain, body))
+                .to_bytes(),
+        )
     }
 }
 

@@ -66,6 +66,14 @@ pub enum VerifyError {
     BadSignature,
 }
 
+/// The bytes an ed25519 signature covers: `domain || body`.
+pub(crate) fn domain_message(domain: &[u8], body: &[u8]) -> Vec<u8> {
+    let mut message = Vec::with_capacity(domain.len() + body.len());
+    message.extend_from_slice(domain);
+    message.extend_from_slice(body);
+    message
+}
+
 /// Something that signs with one node's key.
 pub trait Signer: Send + Sync {
     fn public_key(&self) -> PublicKey;
@@ -121,9 +129,7 @@ impl CryptoSuite for Ed25519Suite {
         body: &[u8],
         signature: &Signature,
     ) -> Result<(), VerifyError> {
-        let mut message = Vec::with_capacity(domain.len() + body.len());
-        message.extend_from_slice(domain);
-        message.extend_from_slice(body);
+        let message = domain_message(domain, body);
         let sig = ed25519_dalek::Signature::from_bytes(&signature.0);
         signer
             .verifying_key()

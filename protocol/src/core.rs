@@ -140,8 +140,7 @@ pub struct Core {
     pending_violation: Option<HardViolation>,
     rejected: RejectCounts,
     accepted: u64,
-    full: Vec<Interval>,
-    measured: Vec<Interval>,
+    intervals: Vec<Interval>,
     offsets: Vec<Nanos>,
     scratch: Vec<Nanos>,
 }
@@ -212,8 +211,7 @@ impl Core {
             pending_violation: None,
             rejected: RejectCounts::default(),
             accepted: 0,
-            full: Vec::with_capacity(n),
-            measured: Vec::with_capacity(n),
+            intervals: Vec::with_capacity(n),
             offsets: Vec::with_capacity(n),
             scratch: Vec::with_capacity(n),
             clock,
@@ -561,44 +559,46 @@ impl Core {
         let uses_peer_error = params.algorithm == Algorithm::Wl;
         let error_limit = params.precision.half();
 
+        // The interval each peer contributes this round (spec §3.2). A known peer's is its
+        // measured interval; an unknown one's is unbounded.
+        let interval_of = |s: &Sample| {
+            if uses_peer_error {
+                s.full_interval(t, drift, bootstrap, error_limit)
+            } else {
+                s.measured_interval(t, drift)
+            }
+        };
+
         // 1. Intervals: our own clock is a zero-width interval at offset 0.
-        self.full.clear();
-        self.measured.clear();
+        self.intervals.clear();
         self.offsets.clear();
-        self.full.push(Interval::point(Nanos::ZERO));
-        self.measured.push(Interval::point(Nanos::ZERO));
+        self.intervals.push(Interval::point(Nanos::ZERO));
         self.offsets.push(Nanos::ZERO);
         let mut suspected_by = 0usize;
         for peer in &self.peers {
             let Some(s) = peer.best else { continue };
-            let full = if uses_peer_error {
-                s.full_interval(t, drift, bootstrap, error_limit)
-            } else {
-                s.measured_interval(t, drift)
-            };
+            let iv = interval_of(&s);
             // An unbounded interval says nothing, and left in it would use up the fault
             // budget: with k of them the f trimmed slots hold only f − k liars (spec §4.2).
-            if full.is_bounded() {
-                self.measured.push(s.measured_interval(t, drift));
+            if iv.is_bounded() {
+                self.intervals.push(iv);
                 self.offsets.push(s.offset);
-                self.full.push(full);
             }
             if peer.suspects_me {
                 suspected_by += 1;
             }
         }
-        let usable = self.measured.len();
+        let usable = self.intervals.len();
         let f = params.faulty;
-        let wl_full = midpoint::fault_tolerant_midpoint(&self.full, f, &mut self.scratch).ok();
-        let wl_measured =
-            midpoint::fault_tolerant_midpoint(&self.measured, f, &mut self.scratch).ok();
+        let agreement: Option<Agreement> =
+            midpoint::fault_tolerant_midpoint(&self.intervals, f, &mut self.scratch).ok();
 
         // 2. The correction, by algorithm (only `Wl` is bftime; the rest are baselines).
         let correction: Option<Nanos> = if usable < params.quorum() {
             None
         } else {
             match params.algorithm {
-                Algorithm::Wl | Algorithm::Byztimed => wl_full.map(|a| a.midpoint()),
+                Algorithm::Wl | Algorithm::Byztimed => agreement.map(|a| a.midpoint()),
                 Algorithm::Median => midpoint::median(&mut self.offsets),
                 Algorithm::Berkeley => {
                     if self.cfg.me == MemberId(0) {
@@ -609,13 +609,8 @@ impl Core {
                 }
             }
         };
-        let agreement: Option<Agreement> = if uses_peer_error {
-            wl_full
-        } else {
-            wl_measured
-        };
         // Our error: how far the surviving measured clocks lie from where we will be.
-        let error = match (correction, wl_measured) {
+        let error = match (correction, agreement) {
             (Some(c), Some(m)) if usable >= params.quorum() => {
                 Some(Nanos((c.0 - m.low.0).abs().max((m.high.0 - c.0).abs())))
             }
@@ -646,13 +641,10 @@ impl Core {
             let obs = if peer.misbehaved {
                 Observation::Misbehaved
             } else if let Some(s) = peer.best {
-                let iv = if uses_peer_error {
-                    s.full_interval(t, drift, bootstrap, error_limit)
-                } else {
-                    s.measured_interval(t, drift)
-                };
                 match range {
-                    Some(r) if serving_before && s.peer_synced && !iv.intersects(&r) => {
+                    Some(r)
+                        if serving_before && s.peer_synced && !interval_of(&s).intersects(&r) =>
+                    {
                         Observation::Outlier
                     }
                     _ => Observation::Good,
@@ -725,10 +717,9 @@ impl Core {
         for (i, peer) in self.peers.iter_mut().enumerate() {
             if detailed {
                 if let Some(s) = peer.best {
-                    summary.intervals.push((
-                        MemberId(i as u16),
-                        s.full_interval(t, drift, bootstrap, error_limit),
-                    ));
+                    summary
+                        .intervals
+                        .push((MemberId(i as u16), interval_of(&s)));
                 }
                 if let Some(r) = peer.best_reading.take() {
                     summary.readings.push(r);

@@ -117,6 +117,14 @@ pub struct Simulation {
     suite: Arc<dyn CryptoSuite>,
 }
 
+/// Node `i`'s key in a run with this seed (deterministic, so runs are reproducible).
+fn node_key(run_seed: u64, i: usize) -> NodeKey {
+    let mut seed = [0u8; 32];
+    seed[..8].copy_from_slice(&run_seed.to_le_bytes());
+    seed[8..16].copy_from_slice(&(i as u64).to_le_bytes());
+    NodeKey::from_seed(&seed)
+}
+
 fn ms(x: f64) -> i64 {
     (x * 1e6).round() as i64
 }
@@ -134,14 +142,7 @@ impl Simulation {
         } else {
             Arc::new(FastSuite)
         };
-        let keys: Vec<NodeKey> = (0..n)
-            .map(|i| {
-                let mut seed = [0u8; 32];
-                seed[..8].copy_from_slice(&sc.seed.to_le_bytes());
-                seed[8..16].copy_from_slice(&(i as u64).to_le_bytes());
-                NodeKey::from_seed(&seed)
-            })
-            .collect();
+        let keys: Vec<NodeKey> = (0..n).map(|i| node_key(sc.seed, i)).collect();
         let members: Vec<_> = keys.iter().map(|k| k.public_key()).collect();
         let mut params = Params::for_members(n);
         params.round_period = Nanos(ms(sc.round_period_ms));
@@ -197,13 +198,8 @@ impl Simulation {
                 detailed_summaries: false,
             };
             let (signer, core_signer): (Box<dyn Signer>, Box<dyn Signer>) = if ed25519 {
-                let copy = NodeKey::from_seed(&{
-                    let mut seed = [0u8; 32];
-                    seed[..8].copy_from_slice(&sc.seed.to_le_bytes());
-                    seed[8..16].copy_from_slice(&(i as u64).to_le_bytes());
-                    seed
-                });
-                (Box::new(copy), Box::new(key))
+                // The strategy re-signs lies with the node's own key: a second handle to it.
+                (Box::new(node_key(sc.seed, i)), Box::new(key))
             } else {
                 let pk = key.public_key();
                 (Box::new(FastSigner::new(pk)), Box::new(FastSigner::new(pk)))
@@ -556,40 +552,32 @@ impl Simulation {
     /// Ground truth: every correct node's served clock at this one true instant.
     fn measure(&mut self, index: u64) {
         let now = self.now;
-        let mut min = i64::MAX;
-        let mut max = i64::MIN;
+        let (mut min, mut max) = (i64::MAX, i64::MIN);
+        let (mut serving_min, mut serving_max) = (i64::MAX, i64::MIN);
         let mut serving = 0;
         let mut quarantined = 0;
-        for n in &self.nodes {
-            if n.role != Role::Correct {
-                continue;
-            }
+        let mut clocks: Vec<(i64, i64)> = Vec::with_capacity(self.nodes.len());
+        for n in self.nodes.iter().filter(|n| n.role == Role::Correct) {
             let c = n.core.clock().served_time(n.osc.local(now)).0;
+            clocks.push((now, c));
             min = min.min(c);
             max = max.max(c);
             match n.core.state() {
-                SyncState::Synced => serving += 1,
+                SyncState::Synced => {
+                    serving += 1;
+                    serving_min = serving_min.min(c);
+                    serving_max = serving_max.max(c);
+                }
                 SyncState::Quarantined => quarantined += 1,
                 SyncState::Starting => {}
             }
         }
-        let serving_clocks: Vec<i64> = self
-            .nodes
-            .iter()
-            .filter(|n| n.role == Role::Correct && n.core.serving())
-            .map(|n| n.core.clock().served_time(n.osc.local(now)).0)
-            .collect();
-        let serving_skew = match (serving_clocks.iter().max(), serving_clocks.iter().min()) {
-            (Some(a), Some(b)) => a - b,
-            _ => 0,
+        let serving_skew = if serving > 0 {
+            serving_max - serving_min
+        } else {
+            0
         };
         self.ground.record_serving_skew(serving_skew);
-        let clocks: Vec<(i64, i64)> = self
-            .nodes
-            .iter()
-            .filter(|n| n.role == Role::Correct)
-            .map(|n| (now, n.core.clock().served_time(n.osc.local(now)).0))
-            .collect();
         if std::env::var_os("BFTIME_SIM_TRACE").is_some() {
             let a: Vec<i64> = self
                 .nodes
