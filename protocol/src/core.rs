@@ -408,8 +408,7 @@ impl Core {
             transmit: self.clock.protocol_time(now),
             error,
             state: self.health.state(),
-            suspects_requester: peer.judge.suspect()
-                == Some(crate::suspect::SuspectReason::Outlier),
+            suspects_requester: peer.judge.far_off(),
         };
         Signed::sign(&reading, self.signer.as_ref()).map_err(|_| RejectReason::Malformed)
     }
@@ -632,22 +631,30 @@ impl Core {
 
         // 4. Peers.
         let range = agreement.map(|a| a.range());
+        let outlier_margin = error.unwrap_or(Nanos::ZERO);
+        let far_limit = params.precision.half();
         for (i, peer) in self.peers.iter_mut().enumerate() {
             if i == self.cfg.me.index() {
                 continue;
             }
             // Only a serving node judges outliers, and only peers that claim to serve:
-            // while clocks converge, everyone is far from everyone.
+            // while clocks converge, everyone is far from everyone. An outlier misses the
+            // agreed range by more than our own error: correct clocks that are still
+            // contracting (e.g. pulled apart by a two-faced minority) miss it by less.
+            // Only one beyond Π/2 is *far off*, which is what we tell the peer itself.
             let obs = if peer.misbehaved {
                 Observation::Misbehaved
             } else if let Some(s) = peer.best {
-                match range {
-                    Some(r)
-                        if serving_before && s.peer_synced && !interval_of(&s).intersects(&r) =>
-                    {
-                        Observation::Outlier
-                    }
-                    _ => Observation::Good,
+                let gap = match range {
+                    Some(r) if serving_before && s.peer_synced => interval_of(&s).gap(&r),
+                    _ => Nanos::ZERO,
+                };
+                if gap > far_limit {
+                    Observation::FarOff
+                } else if gap > outlier_margin {
+                    Observation::Outlier
+                } else {
+                    Observation::Good
                 }
             } else {
                 Observation::Missing

@@ -1,7 +1,10 @@
 //! Judging peers (spec §4.5): a peer that is repeatedly an outlier, silent or
 //! misbehaving becomes a *suspect*. Suspects are reported and audited; suspicion is
-//! never used to trust anyone more. An outlier flag is also echoed back in our readings
-//! so that a node that f+1 peers call an outlier knows it is off.
+//! never used to trust anyone more. A peer that is repeatedly *far off* (beyond Π/2 of the
+//! agreed range) is told so in our readings, so that a node that f+1 peers call far off
+//! knows it is off. The two levels are deliberate: under a two-faced attack correct nodes
+//! can miss each other's agreed range by a little while they contract, and if that were
+//! echoed, each half would quarantine the other (measured: 10 of 21 correct nodes).
 
 use serde::{Deserialize, Serialize};
 
@@ -10,8 +13,10 @@ use serde::{Deserialize, Serialize};
 pub enum Observation {
     /// A valid reading whose interval meets the agreed range.
     Good,
-    /// A valid reading whose interval misses the agreed range.
+    /// A valid reading whose interval misses the agreed range (by more than our error).
     Outlier,
+    /// An outlier that misses the agreed range by more than Π/2.
+    FarOff,
     /// No valid reading this round.
     Missing,
     /// It sent something provably wrong (bad signature, replay, wrong round…).
@@ -32,6 +37,8 @@ pub enum SuspectReason {
 pub struct PeerJudge {
     bad_streak: u32,
     good_streak: u32,
+    far_streak: u32,
+    far_off: bool,
     suspect: Option<SuspectReason>,
 }
 
@@ -40,8 +47,19 @@ impl PeerJudge {
         self.suspect
     }
 
+    /// Whether the peer has been far off (beyond Π/2) for `after` rounds in a row.
+    pub fn far_off(&self) -> bool {
+        self.far_off
+    }
+
     /// Records one round; `after` bad rounds in a row make a suspect, `after` good ones clear it.
     pub fn observe(&mut self, obs: Observation, after: u32) {
+        if obs == Observation::FarOff {
+            self.far_streak = self.far_streak.saturating_add(1);
+        } else {
+            self.far_streak = 0;
+        }
+        self.far_off = self.far_streak >= after;
         let reason = match obs {
             Observation::Good => {
                 self.bad_streak = 0;
@@ -51,7 +69,7 @@ impl PeerJudge {
                 }
                 return;
             }
-            Observation::Outlier => SuspectReason::Outlier,
+            Observation::Outlier | Observation::FarOff => SuspectReason::Outlier,
             Observation::Missing => SuspectReason::Unresponsive,
             Observation::Misbehaved => SuspectReason::Misbehaving,
         };
@@ -80,5 +98,19 @@ mod tests {
         assert!(j.suspect().is_some());
         j.observe(Observation::Good, 3);
         assert_eq!(j.suspect(), None);
+    }
+
+    #[test]
+    fn far_off_needs_a_streak_of_its_own() {
+        let mut j = PeerJudge::default();
+        j.observe(Observation::FarOff, 2);
+        j.observe(Observation::Outlier, 2);
+        assert!(!j.far_off(), "a near outlier breaks the far-off streak");
+        assert_eq!(j.suspect(), Some(SuspectReason::Outlier));
+        j.observe(Observation::FarOff, 2);
+        j.observe(Observation::FarOff, 2);
+        assert!(j.far_off());
+        j.observe(Observation::Good, 2);
+        assert!(!j.far_off());
     }
 }
