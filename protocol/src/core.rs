@@ -141,6 +141,8 @@ pub struct Core {
     rejected: RejectCounts,
     accepted: u64,
     intervals: Vec<Interval>,
+    /// The peers to ask in each request slot (fixed for the life of the core).
+    slot_peers: Vec<Vec<MemberId>>,
     offsets: Vec<Nanos>,
     scratch: Vec<Nanos>,
 }
@@ -166,6 +168,25 @@ pub enum CoreError {
     NotAMember { me: MemberId },
     #[error("our signing key is not the key listed for member {me}")]
     KeyMismatch { me: MemberId },
+}
+
+/// Which peers each request slot asks (spec §4.1): each peer gets `exchanges_per_round`
+/// evenly spaced slots, offset by both indices so that load spreads over responders as
+/// well as over time.
+fn request_schedule(params: &Params, me: MemberId) -> Vec<Vec<MemberId>> {
+    let slots = params.request_slots;
+    let per_round = params.exchanges_per_round;
+    let mut schedule = vec![Vec::new(); slots as usize];
+    for peer in (0..params.members).filter(|&p| p != me.index()) {
+        let base = ((peer + me.index()) % slots as usize) as u32;
+        for e in 0..per_round {
+            let slot = &mut schedule[((base + e * slots / per_round) % slots) as usize];
+            if slot.last() != Some(&MemberId(peer as u16)) {
+                slot.push(MemberId(peer as u16));
+            }
+        }
+    }
+    schedule
 }
 
 impl Core {
@@ -212,6 +233,7 @@ impl Core {
             rejected: RejectCounts::default(),
             accepted: 0,
             intervals: Vec::with_capacity(n),
+            slot_peers: request_schedule(&cfg.params, cfg.me),
             offsets: Vec::with_capacity(n),
             scratch: Vec::with_capacity(n),
             clock,
@@ -321,22 +343,10 @@ impl Core {
     }
 
     fn send_slot(&mut self, now: LocalTime, rng: &mut dyn Rng, actions: &mut Vec<Action>) {
-        let p = &self.cfg.params;
-        let slots = p.request_slots;
-        let per_round = p.exchanges_per_round;
-        let me = self.cfg.me.index();
-        for peer in 0..p.members {
-            if peer == me {
-                continue;
-            }
-            // Each peer gets `per_round` slots, evenly spaced, offset by both indices so
-            // that load spreads over responders as well as over time.
-            let base = ((peer + me) % slots as usize) as u32;
-            let due =
-                (0..per_round).any(|e| (base + e * slots / per_round) % slots == self.next_slot);
-            if !due {
-                continue;
-            }
+        let per_round = self.cfg.params.exchanges_per_round;
+        let slot = self.next_slot as usize;
+        for k in 0..self.slot_peers[slot].len() {
+            let peer = self.slot_peers[slot][k].index();
             let mut blind = [0u8; 16];
             rng.fill_bytes(&mut blind);
             let mut material = [0u8; 80];
