@@ -89,8 +89,9 @@ fn silent_and_replaying_nodes_are_suspected() {
     }
 }
 
-/// spec §6 fail-safe: with f = n/3 + 1 uncoordinated faulty nodes, no pair of correct
-/// nodes that both serve time is ever more than Π apart (they quarantine instead).
+/// spec §6 fail-safe: n = 250 with f = 84 (n ≤ 3f) uncoordinated faulty nodes: no two
+/// correct nodes that both serve time are ever more than Π apart (nodes quarantine or
+/// never start serving instead; with 84 mute nodes no quorum exists and nobody serves).
 #[test]
 fn beyond_n_over_3_serving_nodes_never_exceed_precision() {
     for strategy in [
@@ -100,14 +101,33 @@ fn beyond_n_over_3_serving_nodes_never_exceed_precision() {
         Strategy::Slow,
     ] {
         let r = run(Scenario {
-            nodes: 31,
-            faulty: 11,
-            strategy,
-            rounds: 30,
-            ..Scenario::default()
+            faulty: 84,
+            ..n250(strategy)
         });
         assert!(r.max_serving_skew_ns <= r.precision_ns, "{strategy}: {r:?}");
     }
+    let mute = run(Scenario {
+        faulty: 84,
+        ..n250(Strategy::Mute)
+    });
+    assert_eq!(mute.synced_correct_at_end, 0, "{mute:?}");
+}
+
+/// spec §5.2: the classic impossibility. With n ≤ 3f a coordinated two-faced split is
+/// invisible to the midpoint: correct nodes keep serving while 2Δ apart. (The signed,
+/// nonce-chained readings are what make such a split provable afterwards.)
+#[test]
+fn two_faced_beyond_n_over_3_is_undetectable_by_the_midpoint() {
+    let r = run(Scenario {
+        nodes: 31,
+        faulty: 11,
+        strategy: Strategy::TwoFaced,
+        lie_ms: 400.0,
+        rounds: 30,
+        ..Scenario::default()
+    });
+    assert!(r.max_serving_skew_ns > r.precision_ns, "{r:?}");
+    assert!(r.synced_correct_at_end > 0, "{r:?}");
 }
 
 /// Small runs use real ed25519 end to end.
