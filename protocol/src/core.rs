@@ -31,8 +31,9 @@ const RATE_GAIN: f64 = 0.2;
 #[derive(Debug, Clone)]
 pub struct CoreConfig {
     pub me: MemberId,
-    /// Every member's key, in cluster-file order (index = `MemberId`).
-    pub members: Vec<PublicKey>,
+    /// Every member's key, in cluster-file order (index = `MemberId`). Shared: a process
+    /// that runs many cores (the simulator) keeps one copy.
+    pub members: Arc<[PublicKey]>,
     /// Cluster tag carried in every message (a hash of the cluster id).
     pub cluster: u64,
     pub params: Params,
@@ -449,8 +450,7 @@ impl Core {
             self.rejected.add(RejectReason::UnknownPeer);
             return ResponseOutcome::Rejected(RejectReason::UnknownPeer);
         }
-        let key = self.cfg.members[from.index()];
-        let reading = match signed.verify(self.suite.as_ref(), &key) {
+        let reading = match signed.verify(self.suite.as_ref(), &self.cfg.members[from.index()]) {
             Ok(r) => r,
             Err(bftime_crypto::SignedError::BadSignature) => {
                 return self.reject(from, RejectReason::BadSignature);
@@ -525,8 +525,7 @@ impl Core {
         if from.index() >= self.cfg.params.members || from == self.cfg.me {
             return ResponseOutcome::Rejected(RejectReason::UnknownPeer);
         }
-        let key = self.cfg.members[from.index()];
-        match signed.verify(self.suite.as_ref(), &key) {
+        match signed.verify(self.suite.as_ref(), &self.cfg.members[from.index()]) {
             Ok(l) if l.member == from && l.cluster == self.cfg.cluster => {
                 self.peers[from.index()].left = Some(l.reason);
                 ResponseOutcome::Accepted

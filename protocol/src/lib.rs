@@ -15,7 +15,7 @@
 //! let key = NodeKey::from_seed(&[1; 32]);
 //! let cfg = CoreConfig {
 //!     me: MemberId(0),
-//!     members: vec![key.public_key()],
+//!     members: vec![key.public_key()].into(),
 //!     cluster: 7,
 //!     params: Params::for_members(1),
 //!     detailed_summaries: false,

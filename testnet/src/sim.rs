@@ -143,7 +143,7 @@ impl Simulation {
             Arc::new(FastSuite)
         };
         let keys: Vec<NodeKey> = (0..n).map(|i| node_key(sc.seed, i)).collect();
-        let members: Vec<_> = keys.iter().map(|k| k.public_key()).collect();
+        let members: Arc<[_]> = keys.iter().map(|k| k.public_key()).collect();
         let mut params = Params::for_members(n);
         params.round_period = Nanos(ms(sc.round_period_ms));
         params.precision = Nanos(ms(sc.precision_ms));
@@ -616,16 +616,17 @@ impl Simulation {
         let faulty: Vec<usize> = (0..self.nodes.len())
             .filter(|&i| matches!(self.nodes[i].role, Role::Byzantine(_)))
             .collect();
-        let mut faulty_suspected = 0;
-        for &b in &faulty {
-            let votes = correct
-                .iter()
-                .filter(|&&c| self.nodes[c].core.suspects().any(|(m, _)| m.index() == b))
-                .count();
-            if votes * 2 > correct.len() {
-                faulty_suspected += 1;
+        // For each member, how many correct nodes list it as a suspect.
+        let mut votes = vec![0usize; self.nodes.len()];
+        for &c in &correct {
+            for (m, _) in self.nodes[c].core.suspects() {
+                votes[m.index()] += 1;
             }
         }
+        let faulty_suspected = faulty
+            .iter()
+            .filter(|&&b| votes[b] * 2 > correct.len())
+            .count();
         let false_quarantines = correct
             .iter()
             .filter(|&&c| self.nodes[c].ever_quarantined)
