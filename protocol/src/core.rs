@@ -274,10 +274,20 @@ impl Core {
             .filter_map(|(i, p)| p.judge.suspect().map(|r| (MemberId(i as u16), r)))
     }
 
+    /// The current round length: P, or P / `startup_round_divisor` while starting.
+    fn period(&self) -> Nanos {
+        if self.health.state() == SyncState::Starting {
+            self.cfg.params.startup_round_period()
+        } else {
+            self.cfg.params.round_period
+        }
+    }
+
     /// Starts the round that the protocol clock is in now, or the next one if the
-    /// request window of this one has passed (used at start and after every step).
+    /// request window of this one has passed (used at start, after every step and
+    /// after every change of state).
     fn align_rounds(&mut self, now: LocalTime) {
-        let p = self.cfg.params.round_period.0;
+        let p = self.period().0;
         let a = self.clock.protocol_time(now).0;
         let mut index = a.div_euclid(p);
         let spread = (p as f64 * self.cfg.params.request_spread) as i64;
@@ -292,12 +302,12 @@ impl Core {
 
     fn slot_time(&self, slot: u32) -> ClusterTime {
         let p = &self.cfg.params;
-        let spread = p.round_period.0 as f64 * p.request_spread;
+        let spread = self.period().0 as f64 * p.request_spread;
         self.round_start + Nanos((spread * f64::from(slot) / f64::from(p.request_slots)) as i64)
     }
 
     fn round_end(&self) -> ClusterTime {
-        self.round_start + self.cfg.params.round_period
+        self.round_start + self.period()
     }
 
     fn next_deadline(&self) -> ClusterTime {
@@ -562,6 +572,7 @@ impl Core {
         let params = self.cfg.params.clone();
         let t = self.clock.protocol_time(now);
         let drift = params.effective_drift();
+        let round_len = self.period();
         let serving_before = self.health.serving();
         let bootstrap = !serving_before;
         let uses_peer_error = params.algorithm == Algorithm::Wl;
@@ -682,10 +693,10 @@ impl Core {
             // Only corrections that drift alone could explain say anything about our
             // frequency; larger ones are phase errors (start-up, attacks) and would
             // throw the loop to its limits.
-            let drift_sized = c.abs() <= params.round_period.scale(Ppm(2.0 * drift.0));
+            let drift_sized = c.abs() <= round_len.scale(Ppm(2.0 * drift.0));
             if params.algorithm == Algorithm::Wl && drift_sized && self.last_round_small {
                 let limit = params.max_drift.0;
-                let delta = (RATE_GAIN * c.0 as f64 / params.round_period.0 as f64 * 1e6)
+                let delta = (RATE_GAIN * c.0 as f64 / round_len.0 as f64 * 1e6)
                     .clamp(-limit / 10.0, limit / 10.0);
                 rate = Ppm((rate.0 + delta).clamp(-limit, limit));
             }
@@ -752,7 +763,7 @@ impl Core {
         actions.push(Action::RoundCompleted(Box::new(summary)));
 
         // 7. Next round.
-        if stepped {
+        if stepped || transition.is_some() {
             self.align_rounds(now);
         } else {
             self.round += 1;

@@ -60,6 +60,9 @@ pub struct Params {
     pub allow_rejoin: bool,
     /// Consecutive healthy rounds a starting node needs before it serves time.
     pub sync_rounds: u32,
+    /// A starting node runs rounds this many times faster (P / divisor), so a cold
+    /// cluster converges in fewer seconds; boundaries stay aligned with those of P.
+    pub startup_round_divisor: u32,
     /// Consecutive bad rounds (outlier, missing, misbehaving) before a peer is a suspect.
     pub suspect_after: u32,
     pub algorithm: Algorithm,
@@ -89,7 +92,8 @@ impl Params {
             unhealthy_rounds: 3,
             probation_rounds: 10,
             allow_rejoin: true,
-            sync_rounds: 2,
+            sync_rounds: 4,
+            startup_round_divisor: 4,
             suspect_after: 3,
             algorithm: Algorithm::Wl,
         }
@@ -159,6 +163,15 @@ impl Params {
         if self.unhealthy_rounds == 0 {
             return err("unhealthy_rounds", "must be at least 1".into());
         }
+        if !(1..=16).contains(&self.startup_round_divisor)
+            || self.round_period.0 / i64::from(self.startup_round_divisor.max(1))
+                < Nanos::from_millis(10).0
+        {
+            return err(
+                "startup_round_divisor",
+                "must be in 1..=16 and leave start-up rounds of at least 10 ms".into(),
+            );
+        }
         if self.sync_rounds == 0 || self.suspect_after == 0 {
             return err(
                 "sync_rounds",
@@ -177,6 +190,11 @@ impl Params {
     /// oscillator error plus the largest rate correction we allow (both ρ).
     pub fn effective_drift(&self) -> Ppm {
         Ppm(2.0 * self.max_drift.0)
+    }
+
+    /// The round period of a node that is starting (not yet serving).
+    pub fn startup_round_period(&self) -> Nanos {
+        Nanos(self.round_period.0 / i64::from(self.startup_round_divisor.max(1)))
     }
 
     /// The largest correction that can be slewed away within one round.

@@ -19,10 +19,12 @@ fn n250(strategy: Strategy) -> Scenario {
     }
 }
 
-/// spec §5.2: n = 250, f = 83, every strategy: converges, stays within Π, no correct
-/// node quarantines, every correct node serves, and the skew contracts to the
-/// millisecond level. A two-faced minority slows the contraction (each round halves the
-/// split, Welch–Lynch), so its steady-state bound is looser.
+/// spec §5.2: n = 250, f = 83, every strategy: converges within two rounds (start-up
+/// rounds are P/4), stays within Π, no correct node quarantines, every correct node
+/// serves, and the skew ends at the sub-millisecond level. After convergence the skew is
+/// within the Welch–Lynch bound for every strategy except two: `two-faced` (the split
+/// only halves each round) and `boundary` (held at seeds 1 and 7, a 10 ms transient at
+/// seed 2; spec §5.3).
 #[test]
 fn n250_f83_strategies_hold_precision_without_false_quarantines() {
     for strategy in Strategy::ALL {
@@ -30,7 +32,7 @@ fn n250_f83_strategies_hold_precision_without_false_quarantines() {
         assert_eq!(r.crypto, "fast");
         assert!(r.converged, "{strategy}: never converged: {r:?}");
         assert!(
-            r.converged_round.unwrap_or(u64::MAX) <= 6,
+            r.converged_round.unwrap_or(u64::MAX) <= 2,
             "{strategy}: slow convergence {r:?}"
         );
         assert!(r.max_skew_ns <= r.precision_ns, "{strategy}: {r:?}");
@@ -40,16 +42,18 @@ fn n250_f83_strategies_hold_precision_without_false_quarantines() {
             r.synced_correct_at_end, r.correct_nodes,
             "{strategy}: {r:?}"
         );
-        assert!(r.final_skew_ns <= 2_000_000, "{strategy}: final skew {r:?}");
-        let steady_limit = if strategy == Strategy::TwoFaced {
-            25_000_000
+        assert!(r.final_skew_ns <= 1_000_000, "{strategy}: final skew {r:?}");
+        if !matches!(strategy, Strategy::TwoFaced | Strategy::Boundary) {
+            assert!(
+                r.max_skew_ns <= r.wl_bound_ns,
+                "{strategy}: above the WL bound {r:?}"
+            );
         } else {
-            10_000_000
-        };
-        assert!(
-            r.steady_max_skew_ns <= steady_limit,
-            "{strategy}: steady skew {r:?}"
-        );
+            assert!(
+                r.steady_max_skew_ns <= 25_000_000,
+                "{strategy}: steady skew {r:?}"
+            );
+        }
     }
 }
 
@@ -174,8 +178,9 @@ fn same_seed_same_report() {
 }
 
 /// Baselines on the identical scenario: Berkeley's master-average lets liars drag the
-/// cluster's rate by orders of magnitude more than WL; the median cannot contract a
-/// two-faced split that WL's trimming bounds (both measured; figures in the README).
+/// cluster — its rate error and its steady skew are more than ten times WL's. (The plain
+/// median, measured on the same scenarios, stays within Π and close to WL here: with
+/// f < n/2 its output stays inside the correct range; see the README table.)
 #[test]
 fn baselines_break_where_wl_holds() {
     let sc = |strategy, algorithm| Scenario {
@@ -189,10 +194,12 @@ fn baselines_break_where_wl_holds() {
     let wl = run(sc(Strategy::Liar, Algorithm::Wl));
     let berkeley = run(sc(Strategy::Liar, Algorithm::Berkeley));
     assert!(wl.max_rate_error_ppm < 500.0, "{wl:?}");
-    assert!(berkeley.max_rate_error_ppm > 10_000.0, "{berkeley:?}");
-    let median = run(sc(Strategy::TwoFaced, Algorithm::Median));
     assert!(
-        median.steady_max_skew_ns > 10 * wl.steady_max_skew_ns,
-        "{median:?} vs {wl:?}"
+        berkeley.max_rate_error_ppm > 10.0 * wl.max_rate_error_ppm,
+        "{berkeley:?} vs {wl:?}"
+    );
+    assert!(
+        berkeley.steady_max_skew_ns > 10 * wl.steady_max_skew_ns,
+        "{berkeley:?} vs {wl:?}"
     );
 }
