@@ -95,29 +95,47 @@ pub struct TimeReading {
     pub serving: bool,
 }
 
+/// Where a request we sent stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum NonceState {
+    /// Sent this round, not answered yet.
+    Pending,
+    /// Answered this round (a second answer is a duplicate).
+    Answered,
+    /// Sent last round and never answered (a late answer is stale).
+    Expired,
+}
+
 #[derive(Debug, Clone, Copy)]
 struct Inflight {
     nonce: Nonce,
     round: u64,
     created_at: LocalTime,
+    state: NonceState,
 }
 
+/// Per-peer state touched by every exchange. Kept small: a simulator holds n² of these.
 #[derive(Debug, Clone, Default)]
 struct PeerState {
-    inflight: Vec<Inflight>,
-    expired: Vec<Nonce>,
-    answered: Vec<Nonce>,
+    /// This round's requests and last round's unanswered ones.
+    nonces: Vec<Inflight>,
     best: Option<Sample>,
-    best_reading: Option<Signed<Reading>>,
     suspects_me: bool,
     misbehaved: bool,
     requests_seen: u32,
     requests_round: u64,
     judge: PeerJudge,
     last: Option<(Sample, SyncState)>,
-    rejected: RejectCounts,
     accepted: u64,
+    cold: Box<PeerCold>,
+}
+
+/// Per-peer state read only on rare paths (rejections, leaving, detailed summaries).
+#[derive(Debug, Clone, Default)]
+struct PeerCold {
+    rejected: RejectCounts,
     left: Option<String>,
+    best_reading: Option<Signed<Reading>>,
 }
 
 /// One node's protocol state.
@@ -365,14 +383,25 @@ impl Core {
             material[64..].copy_from_slice(&blind);
             let nonce = self.suite.digest(NONCE_DOMAIN, &material);
             let state = &mut self.peers[peer];
-            // Bounded: never more than one round's worth of requests outstanding.
-            if state.inflight.len() >= per_round as usize * 2 {
-                state.inflight.remove(0);
+            // Bounded: never more than two rounds' worth of requests outstanding.
+            let pending = state
+                .nonces
+                .iter()
+                .filter(|i| i.state == NonceState::Pending)
+                .count();
+            if pending >= per_round as usize * 2
+                && let Some(oldest) = state
+                    .nonces
+                    .iter()
+                    .position(|i| i.state == NonceState::Pending)
+            {
+                state.nonces.remove(oldest);
             }
-            state.inflight.push(Inflight {
+            state.nonces.push(Inflight {
                 nonce,
                 round: self.round,
                 created_at: now,
+                state: NonceState::Pending,
             });
             let request = Request {
                 cluster: self.cfg.cluster,
@@ -437,7 +466,7 @@ impl Core {
     fn reject(&mut self, from: MemberId, reason: RejectReason) -> ResponseOutcome {
         self.rejected.add(reason);
         if let Some(p) = self.peers.get_mut(from.index()) {
-            p.rejected.add(reason);
+            p.cold.rejected.add(reason);
             if reason.is_misbehaviour() {
                 p.misbehaved = true;
             }
@@ -477,17 +506,15 @@ impl Core {
             return self.reject(from, RejectReason::WrongRequester);
         }
         let peer = &mut self.peers[from.index()];
-        let Some(pos) = peer.inflight.iter().position(|i| i.nonce == reading.nonce) else {
-            let reason = if peer.answered.contains(&reading.nonce) {
-                RejectReason::Duplicate
-            } else if peer.expired.contains(&reading.nonce) {
-                RejectReason::Stale
-            } else {
-                RejectReason::UnknownNonce
-            };
-            return self.reject(from, reason);
+        let Some(pos) = peer.nonces.iter().position(|i| i.nonce == reading.nonce) else {
+            return self.reject(from, RejectReason::UnknownNonce);
         };
-        let inflight = peer.inflight[pos];
+        match peer.nonces[pos].state {
+            NonceState::Pending => {}
+            NonceState::Answered => return self.reject(from, RejectReason::Duplicate),
+            NonceState::Expired => return self.reject(from, RejectReason::Stale),
+        }
+        let inflight = peer.nonces[pos];
         if inflight.round != reading.round {
             return self.reject(from, RejectReason::ForeignRound);
         }
@@ -509,8 +536,7 @@ impl Core {
         };
         let drift = self.cfg.params.effective_drift();
         let peer = &mut self.peers[from.index()];
-        peer.inflight.swap_remove(pos);
-        peer.answered.push(reading.nonce);
+        peer.nonces[pos].state = NonceState::Answered;
         peer.accepted += 1;
         peer.last = Some((sample, reading.state));
         // Only a serving peer's opinion of us counts.
@@ -522,7 +548,7 @@ impl Core {
         if keep {
             peer.best = Some(sample);
             if self.cfg.detailed_summaries {
-                peer.best_reading = Some(signed.clone());
+                peer.cold.best_reading = Some(signed.clone());
             }
         }
         self.chain = *signed.signature();
@@ -537,7 +563,7 @@ impl Core {
         }
         match signed.verify(self.suite.as_ref(), &self.cfg.members[from.index()]) {
             Ok(l) if l.member == from && l.cluster == self.cfg.cluster => {
-                self.peers[from.index()].left = Some(l.reason);
+                self.peers[from.index()].cold.left = Some(l.reason);
                 ResponseOutcome::Accepted
             }
             Ok(_) => self.reject(from, RejectReason::WrongResponder),
@@ -748,14 +774,16 @@ impl Core {
                         .intervals
                         .push((MemberId(i as u16), interval_of(&s)));
                 }
-                if let Some(r) = peer.best_reading.take() {
+                if let Some(r) = peer.cold.best_reading.take() {
                     summary.readings.push(r);
                 }
             }
-            peer.expired.clear();
-            peer.expired
-                .extend(peer.inflight.drain(..).map(|i| i.nonce));
-            peer.answered.clear();
+            // Unanswered requests become stale; answered and older ones are forgotten.
+            peer.nonces.retain_mut(|i| {
+                let keep = i.state == NonceState::Pending;
+                i.state = NonceState::Expired;
+                keep
+            });
             peer.best = None;
             peer.misbehaved = false;
             peer.suspects_me = false;
@@ -869,8 +897,8 @@ impl Core {
                 state: p.last.map(|(_, st)| st),
                 suspect: p.judge.suspect(),
                 accepted: p.accepted,
-                rejected: p.rejected,
-                left: p.left.clone(),
+                rejected: p.cold.rejected,
+                left: p.cold.left.clone(),
             })
             .collect();
         NodeSnapshot {
