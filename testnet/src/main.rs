@@ -16,7 +16,8 @@ use clap::{Parser, Subcommand, ValueEnum};
         `sim` runs the real protocol core for N nodes in virtual time: seeded, reproducible, \
         faster than real time. It prints the true skew among correct nodes (max over rounds after \
         convergence), the convergence round, false quarantines and how many faulty nodes were \
-        caught.\n\nExample:\n  bftime-testnet sim --nodes 250 --faulty 83 --strategy mixed --rounds 200 --seed 1"
+        caught.\n\nSet BFTIME_SIM_TRACE=1 to print every round's true skew and every state change \
+        to stderr.\n\nExample:\n  bftime-testnet sim --nodes 250 --faulty 83 --strategy mixed --rounds 200 --seed 1"
 )]
 struct Cli {
     #[command(subcommand)]

@@ -115,6 +115,9 @@ pub struct Simulation {
     exchanges: u64,
     rejected: HashMap<&'static str, u64>,
     suite: Arc<dyn CryptoSuite>,
+    /// `BFTIME_SIM_TRACE` set: print per-round ground truth, state changes and the first
+    /// two nodes' round summaries to stderr.
+    trace: bool,
 }
 
 /// Node `i`'s key in a run with this seed (deterministic, so runs are reproducible).
@@ -254,6 +257,7 @@ impl Simulation {
             exchanges: 0,
             rejected: HashMap::new(),
             suite,
+            trace: std::env::var_os("BFTIME_SIM_TRACE").is_some(),
         })
     }
 
@@ -381,7 +385,7 @@ impl Simulation {
                     );
                 }
                 Action::StateChanged(tr) => {
-                    if std::env::var_os("BFTIME_SIM_TRACE").is_some() {
+                    if self.trace {
                         eprintln!(
                             "t={} node {i}: {:?} -> {:?} {}",
                             Nanos(self.now),
@@ -395,7 +399,7 @@ impl Simulation {
                     }
                 }
                 Action::RoundCompleted(r) => {
-                    if i < 2 && std::env::var_os("BFTIME_SIM_TRACE").is_some() {
+                    if i < 2 && self.trace {
                         eprintln!(
                             "  node {i} round {} {:?} c={} applied={} stepped={} err={:?} rate={} used={} {}",
                             r.round,
@@ -578,7 +582,7 @@ impl Simulation {
             0
         };
         self.ground.record_serving_skew(serving_skew);
-        if std::env::var_os("BFTIME_SIM_TRACE").is_some() {
+        if self.trace {
             let a: Vec<i64> = self
                 .nodes
                 .iter()
