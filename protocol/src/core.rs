@@ -608,7 +608,7 @@ impl Core {
         // measured interval; an unknown one's is unbounded.
         let interval_of = |s: &Sample| {
             if uses_peer_error {
-                s.full_interval(t, drift, bootstrap, error_limit)
+                s.midpoint_interval(t, drift, bootstrap, error_limit)
             } else {
                 s.measured_interval(t, drift)
             }

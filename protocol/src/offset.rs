@@ -104,7 +104,7 @@ impl Sample {
     /// when correct nodes report different errors, wide correct intervals let the
     /// midpoint sit anywhere inside them and a two-faced minority held a 31-node
     /// cluster split by 24 ms (spec §4.2 has the run).
-    pub fn full_interval(
+    pub fn midpoint_interval(
         &self,
         now: ClusterTime,
         effective_drift: Ppm,
@@ -198,12 +198,13 @@ mod tests {
             peer_synced: true,
         };
         assert!(
-            s.full_interval(ct(0), Ppm(0.0), false, limit)
+            s.midpoint_interval(ct(0), Ppm(0.0), false, limit)
                 .half_width()
                 .is_infinite()
         );
         assert_eq!(
-            s.full_interval(ct(0), Ppm(0.0), true, limit).half_width(),
+            s.midpoint_interval(ct(0), Ppm(0.0), true, limit)
+                .half_width(),
             Nanos(5)
         );
         let known = Sample {
@@ -212,7 +213,7 @@ mod tests {
         };
         assert_eq!(
             known
-                .full_interval(ct(0), Ppm(0.0), false, limit)
+                .midpoint_interval(ct(0), Ppm(0.0), false, limit)
                 .half_width(),
             Nanos(5)
         );
@@ -222,7 +223,7 @@ mod tests {
         };
         assert!(
             too_wide
-                .full_interval(ct(0), Ppm(0.0), false, limit)
+                .midpoint_interval(ct(0), Ppm(0.0), false, limit)
                 .half_width()
                 .is_infinite()
         );
@@ -232,7 +233,7 @@ mod tests {
         };
         assert_eq!(
             not_serving
-                .full_interval(ct(0), Ppm(0.0), false, limit)
+                .midpoint_interval(ct(0), Ppm(0.0), false, limit)
                 .half_width(),
             Nanos(5)
         );
