@@ -81,6 +81,16 @@ pub trait Signer: Send + Sync {
     fn sign(&self, domain: &[u8], body: &[u8]) -> Signature;
 }
 
+/// A shared signer (the node's core and its testnet behaviours sign with one key).
+impl<S: Signer + ?Sized> Signer for std::sync::Arc<S> {
+    fn public_key(&self) -> PublicKey {
+        (**self).public_key()
+    }
+    fn sign(&self, domain: &[u8], body: &[u8]) -> Signature {
+        (**self).sign(domain, body)
+    }
+}
+
 /// Which suite produced a signature; reported by the simulator as `"crypto"`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]

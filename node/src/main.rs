@@ -1,14 +1,538 @@
-//! The `bftime` node binary. The networked driver (libp2p mesh, HTTP API, metrics,
-//! quarantine hook) is the next issue; until then this binary only says so, and the
-//! protocol runs in the simulator (`bftime-testnet sim`).
+//! `bftime`: the Byzantine-fault-tolerant clock agreement node.
 
+use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::Context as _;
+use bftime_node::view::{NowView, StatusView};
+use bftime_node::{client, config, driver, exit, init};
+use clap::{Parser, Subcommand, ValueEnum};
+
+const ABOUT: &str = "Byzantine-fault-tolerant clock agreement: every member's clock agrees with \
+every other's within a bound, even when up to f < n/3 members lie.";
+
+const LONG_ABOUT: &str = "\
+Byzantine-fault-tolerant clock agreement: every member's clock agrees with every other's \
+within a bound Π (default 200 ms), even when up to f < n/3 members lie.
+
+Each node takes signed clock readings from every member each round, computes the \
+Welch–Lynch fault-tolerant midpoint and slews its cluster clock towards it. A node that \
+cannot stay within the bound quarantines itself: it stops serving time, tells its peers, \
+runs your hook and (optionally) exits.
+
+Getting started (a local 4-node cluster):
+  bftime init-cluster --nodes 4 --out ./cluster
+  bftime run --config ./cluster/node-1.toml     # one terminal per node, 1..4
+  bftime status --config ./cluster/node-1.toml
+  bftime now --config ./cluster/node-1.toml
+
+On real machines: run `bftime keygen --out /etc/bftime` on every VM, collect the printed \
+public keys into one cluster.toml (see the README), copy it everywhere, write each node.toml.
+
+Exit codes: 0 ok · 1 runtime failure · 2 bad usage · 3 `now`: node not serving time · \
+10 quarantined with exit_on_quarantine · 69 node API unreachable · 78 configuration error.";
+
+#[derive(Debug, Parser)]
+#[command(name = "bftime", version, about = ABOUT, long_about = LONG_ABOUT)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Human,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Write a new node key (mode 0600) and print its public key and PeerId.
+    Keygen {
+        /// Folder to write `node.key` into.
+        #[arg(long)]
+        out: PathBuf,
+        /// File name of the key inside --out.
+        #[arg(long, default_value = "node.key")]
+        name: String,
+        /// Print JSON: {"key_file", "public_key", "peer_id"}.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Generate keys, cluster.toml and node-1.toml … node-N.toml for a local cluster.
+    ///
+    /// Node K listens for peers on BASE_PORT+K−1 and serves its API on
+    /// API_BASE_PORT+K−1. Paths inside the files are relative to --out, so the folder
+    /// can be moved.
+    InitCluster {
+        /// Number of nodes (n); f = ⌊(n−1)/3⌋ faulty ones are tolerated.
+        #[arg(long)]
+        nodes: usize,
+        /// Folder to write into (must not already hold a cluster.toml).
+        #[arg(long)]
+        out: PathBuf,
+        /// Address or DNS name the nodes are reached at.
+        #[arg(long, default_value = "127.0.0.1")]
+        host: String,
+        /// Peer port of node 1.
+        #[arg(long, default_value_t = 7000)]
+        base_port: u16,
+        /// API port of node 1 [default: base-port + nodes].
+        #[arg(long)]
+        api_base_port: Option<u16>,
+        /// Cluster name, carried (hashed) in every message.
+        #[arg(long, default_value = "local")]
+        cluster_id: String,
+        /// Round period P in milliseconds.
+        #[arg(long, default_value_t = 2000)]
+        round_period_ms: u64,
+        /// Precision bound Π in milliseconds.
+        #[arg(long, default_value_t = 200)]
+        precision_ms: u64,
+        /// Print JSON: {"cluster_file", "node_files"}.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Load and check a node's configuration (node file, cluster file, key).
+    ///
+    /// Exits 0 with a one-line summary, or 78 with the file, the field and the fix.
+    Validate {
+        #[arg(long)]
+        config: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run the node in the foreground until SIGINT/SIGTERM (or quarantine, if
+    /// `exit_on_quarantine` is set). Log level: RUST_LOG (default `info`).
+    Run {
+        #[arg(long)]
+        config: PathBuf,
+        #[arg(long, value_enum, default_value = "human")]
+        log_format: LogFormat,
+    },
+    /// Show a running node's state and one row per peer (like chronyc tracking + sources).
+    Status {
+        #[command(flatten)]
+        target: Target,
+        /// Print the raw `/status` JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print cluster time with its [earliest, latest] bounds; exit 3 if not serving.
+    Now {
+        #[command(flatten)]
+        target: Target,
+        /// Print the raw `/now` JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+#[group(required = false, multiple = false)]
+struct Target {
+    /// The node's API address.
+    #[arg(long)]
+    api: Option<SocketAddr>,
+    /// Read the API address (`api_listen`) from this node file.
+    #[arg(long)]
+    config: Option<PathBuf>,
+}
+
+impl Target {
+    fn address(&self) -> Result<SocketAddr, config::ConfigError> {
+        match (&self.api, &self.config) {
+            (Some(a), _) => Ok(*a),
+            (None, Some(c)) => config::api_address_of(c),
+            (None, None) => Ok(SocketAddr::from(([127, 0, 0, 1], 7600))),
+        }
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,libp2p=warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Human => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    // One thread: a node's work is small and sequential, and a 250-node testnet on a
+    // small host runs better with one thread per process.
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
 fn main() -> ExitCode {
-    eprintln!(
-        "bftime {}: the networked node is not built yet; run the simulator instead:\n  \
-         cargo run --release -p bftime-testnet -- sim --help",
-        env!("CARGO_PKG_VERSION")
+    let cli = Cli::parse();
+    let code = match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            exit::FAILURE
+        }
+    };
+    ExitCode::from(u8::try_from(code).unwrap_or(1))
+}
+
+fn run(cli: Cli) -> anyhow::Result<i32> {
+    match cli.command {
+        Command::Keygen { out, name, json } => {
+            let (path, key) = init::keygen(&out, &name)?;
+            let pk = key.public_key();
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({
+                        "key_file": path,
+                        "public_key": pk.to_hex(),
+                        "peer_id": pk.to_peer_id().to_string(),
+                    })
+                );
+            } else {
+                println!("key file:   {}", path.display());
+                println!("public key: {}", pk.to_hex());
+                println!("peer id:    {}", pk.to_peer_id());
+                println!();
+                println!("Add this node to cluster.toml on every member:");
+                println!("  [[member]]");
+                println!("  name = \"CHOOSE-A-NAME\"");
+                println!("  public_key = \"{}\"", pk.to_hex());
+                println!("  addresses = [\"/ip4/ADDRESS/tcp/7000\"]");
+            }
+            Ok(exit::OK)
+        }
+        Command::InitCluster {
+            nodes,
+            out,
+            host,
+            base_port,
+            api_base_port,
+            cluster_id,
+            round_period_ms,
+            precision_ms,
+            json,
+        } => {
+            let r = init::init_cluster(&init::InitOptions {
+                nodes,
+                out: out.clone(),
+                host,
+                base_port,
+                api_base_port,
+                cluster_id,
+                round_period_ms,
+                precision_ms,
+            })?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({
+                        "cluster_file": r.cluster_file,
+                        "node_files": r.node_files,
+                    })
+                );
+            } else {
+                println!(
+                    "wrote {} and {} node files (node-1.toml … node-{nodes}.toml) with their keys in {}",
+                    r.cluster_file.display(),
+                    r.node_files.len(),
+                    out.display()
+                );
+                println!(
+                    "start each node with: bftime run --config {}",
+                    out.join("node-K.toml").display()
+                );
+            }
+            Ok(exit::OK)
+        }
+        Command::Validate { config, json } => match config::load(&config) {
+            Ok(c) => {
+                if json {
+                    println!(
+                        "{}",
+                        serde_json::json!({
+                            "ok": true,
+                            "node": c.name(),
+                            "member": c.me.0,
+                            "members": c.members.len(),
+                            "faulty_tolerated": c.params.faulty,
+                            "cluster_id": c.cluster.cluster_id,
+                            "cluster_tag": format!("{:016x}", c.cluster_tag),
+                            "api_listen": c.api_listen.to_string(),
+                            "testing": c.testing.is_some(),
+                        })
+                    );
+                } else {
+                    println!(
+                        "ok: {} is member {} of {} in cluster {:?} (tag {:016x}; f = {}, P = {} ms, Π = {} ms); peers on {}, API on {}{}{}",
+                        c.name(),
+                        c.me.0,
+                        c.members.len(),
+                        c.cluster.cluster_id,
+                        c.cluster_tag,
+                        c.params.faulty,
+                        c.cluster.round_period_ms,
+                        c.cluster.precision_ms,
+                        c.listen
+                            .iter()
+                            .map(|a| a.to_string())
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                        c.api_listen,
+                        if c.testing.is_some() {
+                            "; TESTING MODE"
+                        } else {
+                            ""
+                        },
+                        if c.key_permissions_too_open {
+                            "; WARNING: key file is readable by others (chmod 600 it)"
+                        } else {
+                            ""
+                        },
+                    );
+                }
+                Ok(exit::OK)
+            }
+            Err(e) => {
+                if json {
+                    println!(
+                        "{}",
+                        serde_json::json!({
+                            "ok": false,
+                            "file": e.file,
+                            "field": e.field,
+                            "problem": e.problem,
+                            "fix": e.fix,
+                        })
+                    );
+                }
+                eprintln!("error: {e}");
+                Ok(exit::CONFIG)
+            }
+        },
+        Command::Run { config, log_format } => {
+            init_logging(log_format);
+            let cfg = match config::load(&config) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return Ok(exit::CONFIG);
+                }
+            };
+            runtime()?.block_on(async move { driver::run(cfg, shutdown_signal()).await })
+        }
+        Command::Status { target, json } => {
+            let addr = match target.address() {
+                Ok(a) => a,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return Ok(exit::CONFIG);
+                }
+            };
+            let (code, body) = match runtime()?.block_on(client::get(addr, "/status")) {
+                Ok(x) => x,
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    return Ok(exit::UNAVAILABLE);
+                }
+            };
+            if code != 200 {
+                eprintln!(
+                    "error: the node answered {code}: {}",
+                    String::from_utf8_lossy(&body)
+                );
+                return Ok(exit::UNAVAILABLE);
+            }
+            if json {
+                println!("{}", String::from_utf8_lossy(&body));
+            } else {
+                let v: StatusView =
+                    serde_json::from_slice(&body).context("the node's /status is not valid")?;
+                print_status(&v);
+            }
+            Ok(exit::OK)
+        }
+        Command::Now { target, json } => {
+            let addr = match target.address() {
+                Ok(a) => a,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return Ok(exit::CONFIG);
+                }
+            };
+            let (code, body) = match runtime()?.block_on(client::get(addr, "/now")) {
+                Ok(x) => x,
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    return Ok(exit::UNAVAILABLE);
+                }
+            };
+            let v: NowView = match serde_json::from_slice(&body) {
+                Ok(v) => v,
+                Err(_) => {
+                    eprintln!(
+                        "error: the node answered {code}: {}",
+                        String::from_utf8_lossy(&body)
+                    );
+                    return Ok(exit::UNAVAILABLE);
+                }
+            };
+            if json {
+                println!("{}", String::from_utf8_lossy(&body));
+            } else if v.serving {
+                println!(
+                    "{} ns  [{} .. {}]  ±{}",
+                    v.cluster_time_ns,
+                    v.earliest_ns,
+                    v.latest_ns,
+                    fmt_ns((v.latest_ns - v.earliest_ns) / 2)
+                );
+            } else {
+                eprintln!(
+                    "not serving time: {}{}",
+                    v.status,
+                    v.reason.map(|r| format!(" ({r})")).unwrap_or_default()
+                );
+            }
+            Ok(if v.serving {
+                exit::OK
+            } else {
+                exit::NOT_SERVING
+            })
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+}
+
+/// A duration in the unit a person reads best.
+fn fmt_ns(ns: i64) -> String {
+    let a = ns.unsigned_abs() as f64;
+    let sign = if ns < 0 { "-" } else { "" };
+    if a >= 1e9 {
+        format!("{sign}{:.3} s", a / 1e9)
+    } else if a >= 1e6 {
+        format!("{sign}{:.3} ms", a / 1e6)
+    } else if a >= 1e3 {
+        format!("{sign}{:.1} µs", a / 1e3)
+    } else {
+        format!("{sign}{a} ns")
+    }
+}
+
+fn opt_ns(v: Option<i64>) -> String {
+    v.map(fmt_ns).unwrap_or_else(|| "-".into())
+}
+
+fn print_status(v: &StatusView) {
+    let s = &v.snapshot;
+    let state = match &s.quarantine_reason {
+        Some(r) => format!("{} ({r})", s.state.as_str()),
+        None => s.state.as_str().to_owned(),
+    };
+    println!(
+        "Node             : {} (member {}) in cluster {:?}{}",
+        v.node,
+        s.member.0,
+        v.cluster_id,
+        if v.testing { "  [TESTING MODE]" } else { "" }
     );
-    ExitCode::from(2)
+    println!("State            : {state}");
+    println!(
+        "Serving time     : {}",
+        if s.serving { "yes" } else { "no" }
+    );
+    println!(
+        "Round            : {} (P = {} ms)",
+        s.round, v.round_period_ms
+    );
+    println!("Offset applied   : {}", fmt_ns(s.offset_ns));
+    println!("Last correction  : {}", fmt_ns(s.last_correction_ns));
+    println!("Pending slew     : {}", fmt_ns(s.pending_slew_ns));
+    println!(
+        "Error bound      : {} (bound Π = {} ms)",
+        s.error_ns
+            .map(|e| format!("±{}", fmt_ns(e)))
+            .unwrap_or_else(|| "unknown".into()),
+        v.precision_ms
+    );
+    println!("Rate correction  : {:+.3} ppm", s.rate_ppm);
+    println!(
+        "Members answered : {} of {} peers (n = {}, f = {}); connected to {}",
+        s.members_answered,
+        s.members.saturating_sub(1),
+        s.members,
+        s.faulty_tolerated,
+        v.connected_peers
+    );
+    println!(
+        "Readings         : {} accepted, {} rejected; {} quarantines; up {:.0} s",
+        s.readings_accepted,
+        s.readings_rejected.total(),
+        v.quarantines,
+        v.uptime_s
+    );
+    println!();
+    println!(
+        "{:<16} {:<11} {:>12} {:>11} {:>11} {:<10} {:>8} {:>8}  REJECTED BY REASON",
+        "PEER", "STATE", "OFFSET", "DELAY", "ERROR", "SUSPECT", "ACCEPTED", "REJECTED"
+    );
+    for p in &s.peers {
+        let name = v
+            .member_names
+            .get(p.member.index())
+            .cloned()
+            .unwrap_or_else(|| p.member.to_string());
+        let reasons: Vec<String> = p
+            .rejected
+            .nonzero()
+            .map(|(r, c)| format!("{}={c}", r.as_str()))
+            .collect();
+        let state = match (&p.left, p.state) {
+            (Some(_), _) => "left".to_owned(),
+            (None, Some(st)) => st.as_str().to_owned(),
+            (None, None) => "-".to_owned(),
+        };
+        println!(
+            "{:<16} {:<11} {:>12} {:>11} {:>11} {:<10} {:>8} {:>8}  {}",
+            name,
+            state,
+            opt_ns(p.offset_ns),
+            opt_ns(p.delay_ns),
+            opt_ns(p.error_ns),
+            p.suspect
+                .map(|r| format!("{r:?}").to_lowercase())
+                .unwrap_or_else(|| "-".into()),
+            p.accepted,
+            p.rejected.total(),
+            reasons.join(" ")
+        );
+    }
 }

@@ -1,0 +1,117 @@
+//! The local HTTP API: `GET /now`, `GET /status`, `GET /metrics`. Handlers ask the
+//! driver (over a bounded channel, with a oneshot reply) for the state at that instant,
+//! so the API never reads a half-updated core.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::metrics::Metrics;
+use crate::view::{NowView, StatusView};
+
+/// What an API handler asks the driver for.
+#[derive(Debug)]
+pub enum ApiRequest {
+    Now(oneshot::Sender<NowView>),
+    Status(oneshot::Sender<StatusView>),
+}
+
+#[derive(Debug, Clone)]
+struct ApiState {
+    driver: mpsc::Sender<ApiRequest>,
+    metrics: Arc<Metrics>,
+}
+
+fn unavailable(what: &str) -> Response {
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        axum::Json(serde_json::json!({
+            "status": "stopping",
+            "serving": false,
+            "reason": format!("the node is shutting down ({what})"),
+        })),
+    )
+        .into_response()
+}
+
+async fn now(State(s): State<ApiState>) -> Response {
+    let (tx, rx) = oneshot::channel();
+    if s.driver.send(ApiRequest::Now(tx)).await.is_err() {
+        return unavailable("now");
+    }
+    match rx.await {
+        Ok(v) if v.serving => axum::Json(v).into_response(),
+        Ok(v) => (StatusCode::SERVICE_UNAVAILABLE, axum::Json(v)).into_response(),
+        Err(_) => unavailable("now"),
+    }
+}
+
+async fn status_view(s: &ApiState) -> Option<StatusView> {
+    let (tx, rx) = oneshot::channel();
+    s.driver.send(ApiRequest::Status(tx)).await.ok()?;
+    rx.await.ok()
+}
+
+async fn status(State(s): State<ApiState>) -> Response {
+    match status_view(&s).await {
+        Some(v) => axum::Json(v).into_response(),
+        None => unavailable("status"),
+    }
+}
+
+async fn metrics(State(s): State<ApiState>) -> Response {
+    match status_view(&s).await {
+        Some(v) => {
+            s.metrics.observe(&v);
+            (
+                [(
+                    header::CONTENT_TYPE,
+                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                )],
+                s.metrics.encode(),
+            )
+                .into_response()
+        }
+        None => unavailable("metrics"),
+    }
+}
+
+/// Binds the API address and serves until `stop` turns true.
+pub async fn serve(
+    addr: SocketAddr,
+    driver: mpsc::Sender<ApiRequest>,
+    mut stop: watch::Receiver<bool>,
+) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+        anyhow::anyhow!(
+            "cannot listen on api_listen = {addr}: {e} (is another node using that port?)"
+        )
+    })?;
+    let state = ApiState {
+        driver,
+        metrics: Arc::new(Metrics::new()),
+    };
+    let app = Router::new()
+        .route("/now", get(now))
+        .route("/status", get(status))
+        .route("/metrics", get(metrics))
+        .with_state(state);
+    tracing::info!(%addr, "API listening (/now, /status, /metrics)");
+    Ok(tokio::spawn(async move {
+        let shutdown = async move {
+            let _ = stop.wait_for(|s| *s).await;
+        };
+        if let Err(e) = axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await
+        {
+            tracing::error!(error = %e, "API server failed");
+        }
+    }))
+}

@@ -1,0 +1,423 @@
+//! The driver (design §2): one loop that turns timers, network events and API requests
+//! into calls on the pure protocol core, and executes the actions the core returns.
+//! Everything the node decides is decided in `protocol`; this file only moves bytes,
+//! reads the clock and runs the quarantine action.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bftime_crypto::Ed25519Suite;
+use bftime_protocol::{
+    Action, Core, CoreConfig, LocalTime, MemberId, RejectReason, ResponseOutcome, SyncState,
+    Transition,
+};
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::time::Instant;
+
+use crate::api::{self, ApiRequest};
+use crate::byzantine::{Answer, Responder};
+use crate::config::NodeConfig;
+use crate::exit;
+use crate::hook::{self, HookEnv};
+use crate::localclock::LocalClock;
+use crate::net::{self, NetEvent, Network, Outgoing};
+use crate::systemd::Systemd;
+use crate::view::{NetCounters, NowView, StatusView};
+use crate::wire;
+
+/// Longest the loop sleeps without looking at the clock (a simulated or stalled clock
+/// may not advance as the host's does).
+const MAX_SLEEP: Duration = Duration::from_millis(500);
+/// Time given to leaving notices to reach peers before the network stops.
+const LEAVING_FLUSH: Duration = Duration::from_millis(300);
+
+struct Driver {
+    cfg: NodeConfig,
+    core: Core,
+    clock: LocalClock,
+    rng: StdRng,
+    net: Network,
+    responder: Responder,
+    timer_at: LocalTime,
+    quarantines: u64,
+    requests_refused: u64,
+    started: Instant,
+    systemd: Systemd,
+    hooks: Vec<tokio::task::JoinHandle<()>>,
+    exit_code: Option<i32>,
+}
+
+/// Runs the node until `shutdown` resolves or the node exits on quarantine; returns
+/// the process exit code.
+pub async fn run(
+    cfg: NodeConfig,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<i32> {
+    let clock = match &cfg.testing {
+        Some(t) => {
+            tracing::warn!(
+                behaviour = %t.behaviour,
+                offset_ms = t.initial_offset_ms,
+                drift_ppm = t.drift_ppm,
+                "TESTING MODE: simulated clock and test behaviour; never use this in production"
+            );
+            LocalClock::simulated(t)
+        }
+        None => LocalClock::host(),
+    };
+    let key = cfg.key.clone();
+    let core_cfg = CoreConfig {
+        me: cfg.me,
+        members: cfg.members.iter().map(|m| m.key).collect::<Vec<_>>().into(),
+        cluster: cfg.cluster_tag,
+        params: cfg.params.clone(),
+        detailed_summaries: cfg.audit_log.is_some(),
+    };
+    let now = clock.now();
+    let (core, actions) = Core::new(
+        core_cfg,
+        Box::new(key.clone()),
+        Arc::new(Ed25519Suite),
+        now,
+        clock.initial_offset(),
+    )
+    .map_err(|e| anyhow::anyhow!("cannot start the protocol core: {e}"))?;
+
+    let net = net::start(&cfg, clock.clone()).await?;
+    let (api_tx, mut api_rx) = mpsc::channel(64);
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let api_task = api::serve(cfg.api_listen, api_tx, stop_rx).await?;
+
+    tracing::info!(
+        node = cfg.name(),
+        member = %cfg.me,
+        members = cfg.members.len(),
+        faulty_tolerated = cfg.params.faulty,
+        round_period_ms = cfg.cluster.round_period_ms,
+        precision_ms = cfg.cluster.precision_ms,
+        peer_id = %cfg.members[cfg.me.index()].peer_id,
+        "bftime node starting"
+    );
+
+    let seed = rand::rng().random_seed();
+    let mut d = Driver {
+        responder: Responder::new(cfg.testing.as_ref(), key),
+        core,
+        clock,
+        rng: StdRng::from_seed(seed),
+        net,
+        timer_at: now,
+        quarantines: 0,
+        requests_refused: 0,
+        started: Instant::now(),
+        systemd: Systemd::from_env(),
+        hooks: Vec::new(),
+        exit_code: None,
+        cfg,
+    };
+    d.systemd.status("starting: measuring peers", false);
+    d.execute(actions);
+
+    let watchdog = d.systemd.watchdog_interval();
+    let mut watchdog_tick = tokio::time::interval(watchdog.unwrap_or(Duration::from_secs(3600)));
+    tokio::pin!(shutdown);
+    let mut stopped_by_signal = false;
+    loop {
+        let sleep = d.sleep_for();
+        tokio::select! {
+            biased;
+            () = &mut shutdown => {
+                stopped_by_signal = true;
+                break;
+            }
+            Some(ev) = d.net.events.recv() => d.on_net(ev),
+            Some(req) = api_rx.recv() => d.on_api(req),
+            () = tokio::time::sleep(sleep) => {
+                let now = d.clock.now();
+                if now >= d.timer_at {
+                    let actions = d.core.handle_timer(now, &mut d.rng);
+                    d.execute(actions);
+                }
+            }
+            _ = watchdog_tick.tick(), if watchdog.is_some() => d.systemd.watchdog(),
+        }
+        if d.exit_code.is_some() {
+            break;
+        }
+    }
+
+    // Graceful stop: tell peers, let hooks finish, close the network and the API.
+    d.systemd.stopping();
+    let code = d.exit_code.unwrap_or(exit::OK);
+    if stopped_by_signal {
+        tracing::info!("stopping on signal");
+        d.send_leaving("shutdown");
+    }
+    tokio::time::sleep(LEAVING_FLUSH).await;
+    for h in d.hooks.drain(..) {
+        let _ = tokio::time::timeout(hook::HOOK_TIMEOUT, h).await;
+    }
+    let _ = stop_tx.send(true);
+    d.net.stop().await;
+    let _ = tokio::time::timeout(Duration::from_millis(500), api_task).await;
+    tracing::info!(code, "bftime node stopped");
+    Ok(code)
+}
+
+/// A fresh random seed for the nonce blinding.
+trait RandomSeed {
+    fn random_seed(&mut self) -> [u8; 32];
+}
+
+impl<R: rand::Rng> RandomSeed for R {
+    fn random_seed(&mut self) -> [u8; 32] {
+        let mut s = [0u8; 32];
+        self.fill_bytes(&mut s);
+        s
+    }
+}
+
+impl Driver {
+    fn sleep_for(&self) -> Duration {
+        let now = self.clock.now();
+        let ns = (self.timer_at - now).0.max(0) as u64;
+        Duration::from_nanos(ns).min(MAX_SLEEP)
+    }
+
+    fn execute(&mut self, actions: Vec<Action>) {
+        for a in actions {
+            match a {
+                Action::SendRequest { to, request } => {
+                    let sent = self
+                        .net
+                        .peers
+                        .get(to.index())
+                        .and_then(Option::as_ref)
+                        .map(|tx| tx.try_send(Outgoing::Request(request)).is_ok());
+                    if sent != Some(true) {
+                        self.net
+                            .stats
+                            .requests_unsent
+                            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
+                }
+                Action::SetTimer { at } => self.timer_at = at,
+                Action::StateChanged(t) => self.on_transition(t),
+                Action::RoundCompleted(s) => {
+                    tracing::debug!(
+                        round = s.round,
+                        state = s.state.as_str(),
+                        correction_ns = s.correction.0,
+                        applied = s.applied,
+                        error_ns = s.error.map(|e| e.0),
+                        rate_ppm = s.rate.0,
+                        readings = s.readings_used,
+                        suspects = ?s.suspects,
+                        verdict = %s.verdict,
+                        "round completed"
+                    );
+                }
+            }
+        }
+    }
+
+    fn on_transition(&mut self, t: Transition) {
+        let text = match &t.reason {
+            Some(r) => format!("{}: {r}", t.to.as_str()),
+            None => t.to.as_str().to_owned(),
+        };
+        self.systemd.status(&text, t.to == SyncState::Synced);
+        match t.to {
+            SyncState::Synced => {
+                tracing::info!(
+                    from = t.from.as_str(),
+                    round = self.core.round(),
+                    "synced: serving cluster time"
+                );
+            }
+            SyncState::Starting => {
+                tracing::info!(from = t.from.as_str(), "starting");
+            }
+            SyncState::Quarantined => {
+                self.quarantines += 1;
+                let (code, reason) = match &t.reason {
+                    Some(r) => (r.code().to_owned(), r.to_string()),
+                    None => ("unknown".to_owned(), "unknown".to_owned()),
+                };
+                tracing::error!(
+                    code = %code,
+                    reason = %reason,
+                    round = self.core.round(),
+                    "QUARANTINED: stopped serving time"
+                );
+                self.send_leaving(&format!("quarantined ({code}): {reason}"));
+                if let Some(h) = self.cfg.node.quarantine.hook.clone() {
+                    let env = HookEnv {
+                        node: self.cfg.name().to_owned(),
+                        round: self.core.round(),
+                        code,
+                        reason,
+                    };
+                    self.hooks.push(tokio::spawn(hook::run(h, env)));
+                }
+                if self.cfg.node.quarantine.exit_on_quarantine {
+                    tracing::error!(
+                        code = exit::QUARANTINED,
+                        "exit_on_quarantine is set: exiting"
+                    );
+                    self.exit_code = Some(exit::QUARANTINED);
+                }
+            }
+        }
+    }
+
+    fn send_leaving(&mut self, reason: &str) {
+        let Some(notice) = self.core.leaving_notice(&wire::clip_reason(reason)) else {
+            return;
+        };
+        for tx in self.net.peers.iter().flatten() {
+            let _ = tx.try_send(Outgoing::Leaving(notice.clone()));
+        }
+    }
+
+    fn on_net(&mut self, ev: NetEvent) {
+        match ev {
+            NetEvent::Request {
+                from,
+                request,
+                received_at,
+                reply,
+            } => self.on_request(from, request, received_at, reply),
+            NetEvent::Response {
+                from,
+                reading,
+                sent_at,
+                received_at,
+            } => {
+                let outcome = self
+                    .core
+                    .handle_response(from, reading, sent_at, received_at);
+                if let ResponseOutcome::Rejected(reason) = outcome {
+                    self.log_reject(from, reason, "reading rejected");
+                }
+            }
+            NetEvent::Leaving { from, notice } => match self.core.handle_leaving(from, &notice) {
+                ResponseOutcome::Accepted => {
+                    let reason = notice
+                        .decode_unverified()
+                        .map(|l| l.reason)
+                        .unwrap_or_default();
+                    tracing::info!(peer = %self.peer_name(from), %reason, "peer left service");
+                }
+                ResponseOutcome::Rejected(r) => self.log_reject(from, r, "leaving notice rejected"),
+            },
+        }
+    }
+
+    fn log_reject(&self, from: MemberId, reason: RejectReason, what: &str) {
+        if reason.is_misbehaviour() {
+            tracing::warn!(peer = %self.peer_name(from), reason = reason.as_str(), "{what}");
+        } else {
+            tracing::debug!(peer = %self.peer_name(from), reason = reason.as_str(), "{what}");
+        }
+    }
+
+    fn peer_name(&self, m: MemberId) -> &str {
+        self.cfg
+            .members
+            .get(m.index())
+            .map(|m| m.name.as_str())
+            .unwrap_or("?")
+    }
+
+    fn on_request(
+        &mut self,
+        from: MemberId,
+        request: bftime_protocol::Request,
+        received_at: LocalTime,
+        reply: oneshot::Sender<Option<Vec<u8>>>,
+    ) {
+        let now = self.clock.now();
+        let honest = match self.core.handle_request(from, &request, received_at, now) {
+            Ok(r) => r,
+            Err(reason) => {
+                self.requests_refused += 1;
+                tracing::debug!(peer = %self.peer_name(from), reason = reason.as_str(), "request refused");
+                let _ = reply.send(None);
+                return;
+            }
+        };
+        match self
+            .responder
+            .answer(from, honest, self.core.current_error(now))
+        {
+            Answer::Now(r) => {
+                let _ = reply.send(Some(r.to_wire()));
+            }
+            Answer::After(r, delay) => {
+                tokio::spawn(async move {
+                    tokio::time::sleep(delay).await;
+                    let _ = reply.send(Some(r.to_wire()));
+                });
+            }
+            Answer::Silent => {
+                let _ = reply.send(None);
+            }
+        }
+    }
+
+    fn on_api(&mut self, req: ApiRequest) {
+        match req {
+            ApiRequest::Now(tx) => {
+                let (host, local) = self.clock.sample();
+                let t = self.core.now(local);
+                let _ = tx.send(NowView {
+                    cluster_time_ns: t.cluster.0,
+                    earliest_ns: t.earliest.0,
+                    latest_ns: t.latest.0,
+                    status: t.state.as_str().to_owned(),
+                    serving: t.serving,
+                    reason: self.core.quarantine_reason().map(|r| r.to_string()),
+                    round: self.core.round(),
+                    host_monotonic_ns: self.clock.is_simulated().then_some(host),
+                });
+            }
+            ApiRequest::Status(tx) => {
+                let _ = tx.send(self.status_view());
+            }
+        }
+    }
+
+    fn status_view(&self) -> StatusView {
+        use std::sync::atomic::Ordering::Relaxed;
+        let (host, local) = self.clock.sample();
+        let s = &self.net.stats;
+        StatusView {
+            node: self.cfg.name().to_owned(),
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            cluster_id: self.cfg.cluster.cluster_id.clone(),
+            member_names: self.cfg.members.iter().map(|m| m.name.clone()).collect(),
+            round_period_ms: self.cfg.cluster.round_period_ms,
+            precision_ms: self.cfg.cluster.precision_ms,
+            testing: self.cfg.testing.is_some(),
+            host_monotonic_ns: self.clock.is_simulated().then_some(host),
+            uptime_s: self.started.elapsed().as_secs_f64(),
+            connected_peers: s.connected_peers.load(Relaxed),
+            quarantines: self.quarantines,
+            network: NetCounters {
+                connections_refused: s.connections_refused.load(Relaxed),
+                frames_oversized: s.frames_oversized.load(Relaxed),
+                frames_malformed: s.frames_malformed.load(Relaxed),
+                requests_overloaded: s.requests_overloaded.load(Relaxed),
+                requests_unsent: s.requests_unsent.load(Relaxed),
+                response_timeouts: s.response_timeouts.load(Relaxed),
+                inbound_streams_refused: s.inbound_streams_refused.load(Relaxed),
+                requests_answered: s.requests_answered.load(Relaxed),
+                requests_refused: self.requests_refused,
+            },
+            snapshot: self.core.snapshot(local),
+        }
+    }
+}

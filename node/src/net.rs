@@ -1,0 +1,482 @@
+//! The libp2p side: TCP + Noise + Yamux, the node's ed25519 key as its identity, an
+//! allow-list of the cluster's members (connections from any other key are closed as
+//! soon as the Noise handshake reveals it), connection limits, and one long-lived
+//! `/bftime/reading/1` stream per peer and direction.
+//!
+//! Tasks, all bounded:
+//! - the swarm task polls the swarm and keeps connection counters;
+//! - one outbound task per peer owns our stream to it: it writes a request, stamps the
+//!   send time, reads the answer, stamps the receive time (as near the wire as this
+//!   stack allows) and hands it to the driver; it reopens the stream with backoff;
+//! - the accept task hands each peer's inbound stream (at most two per peer) to a task
+//!   that reads requests, asks the driver for the signed answer and writes it back.
+
+use std::collections::HashMap;
+use std::num::NonZeroUsize;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use bftime_crypto::Signed;
+use bftime_protocol::{Leaving, LocalTime, MemberId, Reading, Request};
+use futures::StreamExt;
+use libp2p::swarm::{ListenError, NetworkBehaviour, SwarmEvent};
+use libp2p::{
+    PeerId, Stream, Swarm, allow_block_list, connection_limits, noise, peer_store, tcp, yamux,
+};
+use rand::RngExt;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::time::{Instant, timeout};
+
+use crate::config::NodeConfig;
+use crate::localclock::LocalClock;
+use crate::wire::{self, FrameError, ToResponder};
+
+/// Inbound streams a peer may hold open at once.
+const MAX_INBOUND_STREAMS_PER_PEER: u8 = 2;
+/// Requests queued for one peer's outbound task.
+const OUTBOUND_QUEUE: usize = 4;
+/// Redial backoff bounds.
+const BACKOFF_MIN: Duration = Duration::from_millis(500);
+const BACKOFF_MAX: Duration = Duration::from_secs(30);
+
+/// Counters of what the network layer dropped or refused (exported as metrics).
+#[derive(Debug, Default)]
+pub struct NetStats {
+    /// Members we have at least one connection to.
+    pub connected_peers: AtomicUsize,
+    /// Connections closed because the key is not a member (or limits were hit).
+    pub connections_refused: AtomicU64,
+    pub frames_oversized: AtomicU64,
+    pub frames_malformed: AtomicU64,
+    /// Requests dropped because the driver's queue was full.
+    pub requests_overloaded: AtomicU64,
+    /// Requests we could not send (peer unreachable or its queue full).
+    pub requests_unsent: AtomicU64,
+    /// Requests whose answer did not come in time.
+    pub response_timeouts: AtomicU64,
+    pub inbound_streams_refused: AtomicU64,
+    pub requests_answered: AtomicU64,
+}
+
+impl NetStats {
+    fn bump(c: &AtomicU64) {
+        c.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn frame_error(&self, e: FrameError) {
+        match e {
+            FrameError::Oversized { .. } => Self::bump(&self.frames_oversized),
+            FrameError::Malformed => Self::bump(&self.frames_malformed),
+            FrameError::Closed => {}
+        }
+    }
+}
+
+/// Something the network hands to the driver.
+#[derive(Debug)]
+pub enum NetEvent {
+    /// A peer asks for a reading; answer on `reply` (`None` = no answer).
+    Request {
+        from: MemberId,
+        request: Request,
+        received_at: LocalTime,
+        reply: oneshot::Sender<Option<Vec<u8>>>,
+    },
+    /// A peer announced it leaves service.
+    Leaving {
+        from: MemberId,
+        notice: Signed<Leaving>,
+    },
+    /// The answer to one of our requests.
+    Response {
+        from: MemberId,
+        reading: Signed<Reading>,
+        sent_at: LocalTime,
+        received_at: LocalTime,
+    },
+}
+
+/// What the driver asks an outbound task to send.
+#[derive(Debug)]
+pub enum Outgoing {
+    Request(Request),
+    Leaving(Signed<Leaving>),
+}
+
+#[derive(NetworkBehaviour)]
+struct Behaviour {
+    allow: allow_block_list::Behaviour<allow_block_list::AllowedPeers>,
+    limits: connection_limits::Behaviour,
+    /// The members' addresses from the cluster file (permanent entries), so a dial by
+    /// PeerId (which is how streams are opened) knows where to go.
+    addresses: peer_store::Behaviour<peer_store::memory_store::MemoryStore>,
+    stream: libp2p_stream::Behaviour,
+}
+
+/// The running network layer.
+#[derive(Debug)]
+pub struct Network {
+    /// Per member (index = member id); `None` for ourselves.
+    pub peers: Vec<Option<mpsc::Sender<Outgoing>>>,
+    pub events: mpsc::Receiver<NetEvent>,
+    pub stats: Arc<NetStats>,
+    shutdown: watch::Sender<bool>,
+    swarm_task: tokio::task::JoinHandle<()>,
+}
+
+impl Network {
+    /// Stops the swarm (closing every connection).
+    pub async fn stop(self) {
+        let _ = self.shutdown.send(true);
+        let _ = timeout(Duration::from_millis(500), self.swarm_task).await;
+    }
+}
+
+/// Builds the swarm, starts listening and spawns the tasks.
+pub async fn start(cfg: &NodeConfig, clock: LocalClock) -> anyhow::Result<Network> {
+    let n = cfg.members.len();
+    let mut allow = allow_block_list::Behaviour::<allow_block_list::AllowedPeers>::default();
+    for m in &cfg.members {
+        if m.id != cfg.me {
+            allow.allow_peer(m.peer_id);
+        }
+    }
+    let limits = connection_limits::Behaviour::new(
+        connection_limits::ConnectionLimits::default()
+            .with_max_established_per_peer(Some(2))
+            .with_max_established(Some(2 * n as u32 + 8))
+            .with_max_pending_incoming(Some(n as u32 + 16))
+            .with_max_pending_outgoing(Some(n as u32 + 16)),
+    );
+    let period = Duration::from_nanos(cfg.params.round_period.0.max(0) as u64);
+    let mut swarm = libp2p::SwarmBuilder::with_existing_identity(cfg.key.to_libp2p_keypair())
+        .with_tokio()
+        .with_tcp(
+            tcp::Config::default().nodelay(true),
+            noise::Config::new,
+            yamux::Config::default,
+        )
+        .context("building the TCP/Noise/Yamux transport")?
+        .with_behaviour(|_| Behaviour {
+            allow,
+            limits,
+            addresses: peer_store::Behaviour::new(peer_store::memory_store::MemoryStore::new(
+                peer_store::memory_store::Config::default()
+                    .set_peer_capacity(NonZeroUsize::new(n + 16).unwrap_or(NonZeroUsize::MIN))
+                    .set_remove_addr_on_dial_error(false),
+            )),
+            stream: libp2p_stream::Behaviour::new(),
+        })
+        .context("building the network behaviour")?
+        // Our streams keep connections open; this only reaps connections without them.
+        .with_swarm_config(|c| c.with_idle_connection_timeout(period * 3 + Duration::from_secs(30)))
+        .build();
+    for addr in &cfg.listen {
+        swarm
+            .listen_on(addr.clone())
+            .with_context(|| format!("cannot listen on {addr}"))?;
+    }
+    for m in &cfg.members {
+        if m.id != cfg.me {
+            for a in &m.addresses {
+                swarm
+                    .behaviour_mut()
+                    .addresses
+                    .store_mut()
+                    .add_address(&m.peer_id, a);
+            }
+        }
+    }
+
+    let stats = Arc::new(NetStats::default());
+    let (events_tx, events_rx) = mpsc::channel(2 * n + 64);
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let mut control = swarm.behaviour().stream.new_control();
+    let incoming = control
+        .accept(wire::PROTOCOL)
+        .map_err(|_| anyhow::anyhow!("the reading protocol is registered twice"))?;
+
+    let by_peer: HashMap<PeerId, MemberId> =
+        cfg.members.iter().map(|m| (m.peer_id, m.id)).collect();
+    let inbound_counts: Arc<[AtomicU8]> = (0..n).map(|_| AtomicU8::new(0)).collect();
+    tokio::spawn(accept_loop(
+        incoming,
+        by_peer,
+        inbound_counts,
+        events_tx.clone(),
+        clock.clone(),
+        stats.clone(),
+        period,
+        shutdown_rx.clone(),
+    ));
+
+    let mut peers = Vec::with_capacity(n);
+    for m in &cfg.members {
+        if m.id == cfg.me {
+            peers.push(None);
+            continue;
+        }
+        let (tx, rx) = mpsc::channel(OUTBOUND_QUEUE);
+        tokio::spawn(outbound(
+            m.id,
+            m.peer_id,
+            control.clone(),
+            rx,
+            events_tx.clone(),
+            clock.clone(),
+            stats.clone(),
+            period,
+        ));
+        peers.push(Some(tx));
+    }
+
+    let swarm_task = tokio::spawn(swarm_loop(swarm, stats.clone(), shutdown_rx));
+    Ok(Network {
+        peers,
+        events: events_rx,
+        stats,
+        shutdown: shutdown_tx,
+        swarm_task,
+    })
+}
+
+async fn swarm_loop(
+    mut swarm: Swarm<Behaviour>,
+    stats: Arc<NetStats>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            ev = swarm.select_next_some() => match ev {
+                SwarmEvent::NewListenAddr { address, .. } => {
+                    tracing::info!(%address, "listening for peers");
+                }
+                SwarmEvent::ConnectionEstablished { peer_id, num_established, endpoint, .. } => {
+                    if num_established.get() == 1 {
+                        stats.connected_peers.fetch_add(1, Ordering::Relaxed);
+                    }
+                    tracing::debug!(peer = %peer_id, addr = %endpoint.get_remote_address(), "connected");
+                }
+                SwarmEvent::ConnectionClosed { peer_id, num_established, cause, .. } => {
+                    if num_established == 0 {
+                        stats.connected_peers.fetch_sub(1, Ordering::Relaxed);
+                    }
+                    tracing::debug!(peer = %peer_id, cause = ?cause, "connection closed");
+                }
+                SwarmEvent::IncomingConnectionError { send_back_addr, error, .. } => {
+                    if matches!(error, ListenError::Denied { .. }) {
+                        NetStats::bump(&stats.connections_refused);
+                        tracing::warn!(from = %send_back_addr, %error, "refused a connection (not a member, or over the limits)");
+                    } else {
+                        tracing::debug!(from = %send_back_addr, %error, "incoming connection failed");
+                    }
+                }
+                SwarmEvent::OutgoingConnectionError { peer_id, error, .. } => {
+                    tracing::debug!(peer = ?peer_id, %error, "dial failed");
+                }
+                SwarmEvent::ListenerError { error, .. } => {
+                    tracing::warn!(%error, "listener error");
+                }
+                _ => {}
+            },
+            _ = shutdown.changed() => break,
+        }
+    }
+}
+
+/// Owns our stream to one peer.
+#[allow(clippy::too_many_arguments)]
+async fn outbound(
+    peer: MemberId,
+    peer_id: PeerId,
+    mut control: libp2p_stream::Control,
+    mut rx: mpsc::Receiver<Outgoing>,
+    events: mpsc::Sender<NetEvent>,
+    clock: LocalClock,
+    stats: Arc<NetStats>,
+    period: Duration,
+) {
+    let mut stream: Option<Stream> = None;
+    let mut backoff = BACKOFF_MIN;
+    let mut next_attempt = Instant::now();
+    let mut buf = Vec::with_capacity(wire::MAX_TO_REQUESTER);
+    let open_timeout = period.clamp(Duration::from_secs(1), Duration::from_secs(10));
+    while let Some(msg) = rx.recv().await {
+        if stream.is_none() {
+            if Instant::now() < next_attempt {
+                NetStats::bump(&stats.requests_unsent);
+                continue;
+            }
+            match timeout(open_timeout, control.open_stream(peer_id, wire::PROTOCOL)).await {
+                Ok(Ok(s)) => {
+                    tracing::debug!(%peer, "stream open");
+                    stream = Some(s);
+                    backoff = BACKOFF_MIN;
+                }
+                outcome => {
+                    let why = match outcome {
+                        Ok(Err(e)) => e.to_string(),
+                        _ => "timed out".to_owned(),
+                    };
+                    let jitter = rand::rng().random_range(0.8..1.2);
+                    next_attempt = Instant::now() + backoff.mul_f64(jitter);
+                    tracing::debug!(%peer, %why, retry_in = ?backoff, "cannot reach peer");
+                    backoff = (backoff * 2).min(BACKOFF_MAX);
+                    NetStats::bump(&stats.requests_unsent);
+                    continue;
+                }
+            }
+        }
+        let Some(s) = stream.as_mut() else { continue };
+        match msg {
+            Outgoing::Leaving(notice) => {
+                let frame = ToResponder::Leaving(notice).encode();
+                if wire::write_frame(s, &frame).await.is_err() {
+                    stream = None;
+                }
+            }
+            Outgoing::Request(request) => {
+                let frame = ToResponder::Request(request).encode();
+                let sent_at = clock.now();
+                if wire::write_frame(s, &frame).await.is_err() {
+                    stream = None;
+                    NetStats::bump(&stats.requests_unsent);
+                    continue;
+                }
+                match timeout(
+                    period,
+                    wire::read_frame(s, wire::MAX_TO_REQUESTER, &mut buf),
+                )
+                .await
+                {
+                    Ok(Ok(())) => {
+                        let received_at = clock.now();
+                        match wire::decode_reading(&buf) {
+                            Ok(reading) => {
+                                let ev = NetEvent::Response {
+                                    from: peer,
+                                    reading,
+                                    sent_at,
+                                    received_at,
+                                };
+                                if events.send(ev).await.is_err() {
+                                    return;
+                                }
+                            }
+                            Err(e) => stats.frame_error(e),
+                        }
+                    }
+                    Ok(Err(e)) => {
+                        stats.frame_error(e);
+                        stream = None;
+                    }
+                    Err(_) => {
+                        // The answer may still come; with a lock-step stream it would be
+                        // taken for the next one. Start a fresh stream instead.
+                        NetStats::bump(&stats.response_timeouts);
+                        stream = None;
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn accept_loop(
+    mut incoming: libp2p_stream::IncomingStreams,
+    by_peer: HashMap<PeerId, MemberId>,
+    counts: Arc<[AtomicU8]>,
+    events: mpsc::Sender<NetEvent>,
+    clock: LocalClock,
+    stats: Arc<NetStats>,
+    period: Duration,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        let (peer_id, stream) = tokio::select! {
+            next = incoming.next() => match next {
+                Some(x) => x,
+                None => return,
+            },
+            _ = shutdown.changed() => return,
+        };
+        let Some(&member) = by_peer.get(&peer_id) else {
+            // The allow-list should have closed the connection already.
+            NetStats::bump(&stats.inbound_streams_refused);
+            continue;
+        };
+        let slot = &counts[member.index()];
+        if slot.fetch_add(1, Ordering::AcqRel) >= MAX_INBOUND_STREAMS_PER_PEER {
+            slot.fetch_sub(1, Ordering::AcqRel);
+            NetStats::bump(&stats.inbound_streams_refused);
+            continue;
+        }
+        let counts = counts.clone();
+        let events = events.clone();
+        let clock = clock.clone();
+        let stats = stats.clone();
+        tokio::spawn(async move {
+            inbound(member, stream, events, clock, stats, period).await;
+            counts[member.index()].fetch_sub(1, Ordering::AcqRel);
+        });
+    }
+}
+
+/// Serves one peer's stream of requests.
+async fn inbound(
+    from: MemberId,
+    mut stream: Stream,
+    events: mpsc::Sender<NetEvent>,
+    clock: LocalClock,
+    stats: Arc<NetStats>,
+    period: Duration,
+) {
+    let idle = period * 4 + Duration::from_secs(10);
+    let mut buf = Vec::with_capacity(128);
+    loop {
+        match timeout(
+            idle,
+            wire::read_frame(&mut stream, wire::MAX_TO_RESPONDER, &mut buf),
+        )
+        .await
+        {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                stats.frame_error(e);
+                return;
+            }
+            Err(_) => return,
+        }
+        let received_at = clock.now();
+        match ToResponder::decode(&buf) {
+            Ok(ToResponder::Request(request)) => {
+                let (reply, answer) = oneshot::channel();
+                let ev = NetEvent::Request {
+                    from,
+                    request,
+                    received_at,
+                    reply,
+                };
+                if events.try_send(ev).is_err() {
+                    NetStats::bump(&stats.requests_overloaded);
+                    continue;
+                }
+                if let Ok(Ok(Some(bytes))) = timeout(period, answer).await {
+                    if wire::write_frame(&mut stream, &bytes).await.is_err() {
+                        return;
+                    }
+                    NetStats::bump(&stats.requests_answered);
+                }
+            }
+            Ok(ToResponder::Leaving(notice)) => {
+                if events.try_send(NetEvent::Leaving { from, notice }).is_err() {
+                    NetStats::bump(&stats.requests_overloaded);
+                }
+            }
+            Err(e) => stats.frame_error(e),
+        }
+    }
+}

@@ -1,0 +1,63 @@
+//! The JSON the local API serves and `bftime status` / `bftime now` print. Field names
+//! are an interface scripts rely on: add fields, never rename them.
+
+use bftime_protocol::NodeSnapshot;
+use serde::{Deserialize, Serialize};
+
+/// `GET /status`: the core's [`NodeSnapshot`] (flattened) plus what the node knows.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StatusView {
+    /// This node's name in the cluster file.
+    pub node: String,
+    pub version: String,
+    pub cluster_id: String,
+    /// Member names, indexed by member id (`peers[].member`).
+    pub member_names: Vec<String>,
+    pub round_period_ms: u64,
+    pub precision_ms: u64,
+    /// True when the node runs with a `[testing]` section (simulated clock, maybe lying).
+    pub testing: bool,
+    /// Testing mode only: the host `CLOCK_MONOTONIC_RAW` at which `local_time_ns` and
+    /// `cluster_time_ns` were read (the testnet's ground truth, design §8).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_monotonic_ns: Option<i64>,
+    pub uptime_s: f64,
+    /// Members we hold a connection to.
+    pub connected_peers: usize,
+    pub quarantines: u64,
+    pub network: NetCounters,
+    #[serde(flatten)]
+    pub snapshot: NodeSnapshot,
+}
+
+/// Network-layer counters (see `net::NetStats`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetCounters {
+    pub connections_refused: u64,
+    pub frames_oversized: u64,
+    pub frames_malformed: u64,
+    pub requests_overloaded: u64,
+    pub requests_unsent: u64,
+    pub response_timeouts: u64,
+    pub inbound_streams_refused: u64,
+    pub requests_answered: u64,
+    /// Requests the core refused to answer, by reason.
+    pub requests_refused: u64,
+}
+
+/// `GET /now`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NowView {
+    pub cluster_time_ns: i64,
+    pub earliest_ns: i64,
+    pub latest_ns: i64,
+    /// `starting`, `synced` or `quarantined`.
+    pub status: String,
+    pub serving: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    pub round: u64,
+    /// Testing mode only (see [`StatusView::host_monotonic_ns`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_monotonic_ns: Option<i64>,
+}
