@@ -1,0 +1,348 @@
+//! Multi-process tests: real `bftime run` processes from `init-cluster`'s code, on
+//! loopback, looked at through the real CLI (`bftime status --json`, `bftime now`).
+//! Bounds are generous (Π = 200 ms, tens of seconds to converge) so a loaded 2-core
+//! machine cannot make them flake; the figures are printed for the record.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use bftime_node::config::QuarantineAction;
+use bftime_node::testing::Behaviour;
+use common::{Cluster, honest};
+use serde_json::Value;
+
+const PERIOD_MS: u64 = 1000;
+const SYNC_TIMEOUT: Duration = Duration::from_secs(60);
+const PI_NS: i64 = 200_000_000;
+
+fn synced(s: &Value) -> bool {
+    s["state"] == "synced" && s["serving"] == true
+}
+
+fn peers_answered(s: &Value, want: usize) -> bool {
+    s["peers"].as_array().is_some_and(|p| {
+        p.iter()
+            .filter(|r| r["accepted"].as_u64() > Some(0))
+            .count()
+            >= want
+    })
+}
+
+fn suspects(s: &Value) -> Vec<u64> {
+    s["peers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| !r["suspect"].is_null())
+        .map(|r| r["member"].as_u64().unwrap())
+        .collect()
+}
+
+fn check_skew(c: &Cluster, nodes: &[usize], label: &str) {
+    // Several samples, the worst counts.
+    let mut worst = (0, 0);
+    for _ in 0..5 {
+        let (skew, claimed) = c.measured_skew_ns(nodes);
+        worst = (worst.0.max(skew), worst.1.max(claimed));
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    eprintln!(
+        "{label}: measured max skew {:.3} ms, largest claimed error bound {:.3} ms",
+        worst.0 as f64 / 1e6,
+        worst.1 as f64 / 1e6
+    );
+    assert!(worst.0 < PI_NS, "{label}: skew {} ns beyond Π", worst.0);
+}
+
+fn all_synced_test(n: usize) {
+    let mut c = Cluster::new(n, PERIOD_MS);
+    c.start_all();
+    let all: Vec<usize> = (0..n).collect();
+    c.wait_for(&all, SYNC_TIMEOUT, &format!("{n} nodes synced"), synced);
+    c.wait_for(
+        &all,
+        SYNC_TIMEOUT,
+        "every node has readings from every peer",
+        |s| peers_answered(s, n - 1) && s["peers"].as_array().map(Vec::len) == Some(n - 1),
+    );
+    for k in 0..n {
+        let s = c.status(k).unwrap();
+        assert_eq!(s["members"], n);
+        assert!(s["quarantine_reason"].is_null());
+        assert_eq!(s["member_names"].as_array().unwrap().len(), n);
+        let (code, now) = c.now(k);
+        assert_eq!(code, 0, "now on a synced node exits 0");
+        let now = now.unwrap();
+        assert!(now["earliest_ns"].as_i64() <= now["cluster_time_ns"].as_i64());
+        assert!(now["cluster_time_ns"].as_i64() <= now["latest_ns"].as_i64());
+        assert_eq!(now["status"], "synced");
+    }
+    check_skew(&c, &all, &format!("{n} nodes"));
+    // Human status names every peer.
+    let out = std::process::Command::new(common::BIN)
+        .args(["status", "--config"])
+        .arg(c.config(0))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    for k in 2..=n {
+        assert!(text.contains(&format!("node-{k} ")), "{text}");
+    }
+    // Graceful stop within 2 s, exit 0.
+    let (code, secs) = c.terminate(n - 1);
+    assert_eq!(code, Some(0), "SIGTERM exits 0");
+    assert!(secs < 2.0, "graceful stop took {secs:.2} s");
+    c.wait_for(
+        &[0],
+        Duration::from_secs(10),
+        "peers learn that a node left",
+        |s| s["peers"][n - 2]["left"].is_string(),
+    );
+}
+
+#[test]
+fn four_nodes_sync() {
+    all_synced_test(4);
+}
+
+#[test]
+fn seven_nodes_sync() {
+    all_synced_test(7);
+}
+
+#[test]
+fn offset_and_drifting_node_converges() {
+    let mut c = Cluster::new(4, PERIOD_MS);
+    for k in 0..3 {
+        c.testing(k, honest());
+    }
+    let mut off = honest();
+    off.initial_offset_ms = 5000.0;
+    off.drift_ppm = 80.0;
+    c.testing(3, off);
+    c.start_all();
+    let all = [0, 1, 2, 3];
+    c.wait_for(
+        &all,
+        SYNC_TIMEOUT,
+        "all synced, the 5 s-off node included",
+        synced,
+    );
+    // Hold for a few rounds: nobody quarantines.
+    std::thread::sleep(Duration::from_secs(5));
+    for k in all {
+        let s = c.status(k).unwrap();
+        assert!(synced(&s), "node-{} {:?}", k + 1, s["state"]);
+        assert_eq!(s["quarantines"], 0);
+    }
+    check_skew(&c, &all, "4 nodes, one 5 s off with 80 ppm drift");
+    let rate = c.status(3).unwrap()["rate_ppm"].as_f64().unwrap();
+    eprintln!("drifting node's rate correction: {rate:.1} ppm (its oscillator: +80 ppm)");
+}
+
+fn liars_test(n: usize, liars: &[usize]) {
+    let mut c = Cluster::new(n, PERIOD_MS);
+    for k in 0..n {
+        let mut t = honest();
+        if liars.contains(&k) {
+            t.behaviour = Behaviour::Liar;
+            t.lie_ms = 1000.0;
+        }
+        c.testing(k, t);
+    }
+    c.start_all();
+    let correct: Vec<usize> = (0..n).filter(|k| !liars.contains(k)).collect();
+    c.wait_for(&correct, SYNC_TIMEOUT, "correct nodes synced", synced);
+    c.wait_for(
+        &correct,
+        SYNC_TIMEOUT,
+        "every correct node suspects every liar",
+        |s| {
+            let sus = suspects(s);
+            liars.iter().all(|l| sus.contains(&(*l as u64)))
+        },
+    );
+    for &k in &correct {
+        let s = c.status(k).unwrap();
+        assert!(synced(&s));
+        let sus = suspects(&s);
+        for x in &sus {
+            assert!(
+                liars.contains(&(*x as usize)),
+                "node-{} suspects correct #{x}",
+                k + 1
+            );
+        }
+        assert_eq!(s["quarantines"], 0);
+    }
+    check_skew(
+        &c,
+        &correct,
+        &format!("{n} nodes with {} liars", liars.len()),
+    );
+}
+
+#[test]
+fn one_liar_among_four() {
+    liars_test(4, &[3]);
+}
+
+#[test]
+fn two_liars_among_seven() {
+    liars_test(7, &[1, 5]);
+}
+
+#[test]
+fn clock_step_quarantines_runs_hook_and_exits() {
+    // 7 nodes tolerate 2 faults: node-6 steps and stays up (so /now can be checked),
+    // node-7 steps and exits on quarantine.
+    let mut c = Cluster::new(7, PERIOD_MS);
+    for k in 0..5 {
+        c.testing(k, honest());
+    }
+    let dir = c.dir.path().to_path_buf();
+    for k in [5, 6] {
+        let mut t = honest();
+        t.step_after_s = Some(15.0);
+        t.step_ms = 2000.0;
+        c.testing(k, t);
+        let out = dir.join(format!("hook-{}.txt", k + 1));
+        c.quarantine_action(
+            k,
+            QuarantineAction {
+                hook: Some(format!(
+                    "env | grep '^BFTIME_' | sort > '{}'",
+                    out.display()
+                )),
+                exit_on_quarantine: k == 6,
+            },
+        );
+    }
+    c.start_all();
+    let all: Vec<usize> = (0..7).collect();
+    c.wait_for(&all, SYNC_TIMEOUT, "all synced before the step", synced);
+    c.wait_for(
+        &[5],
+        Duration::from_secs(60),
+        "node-6 quarantined after its step",
+        |s| s["state"] == "quarantined",
+    );
+    let code = c.wait_exit(6, Duration::from_secs(60));
+    assert_eq!(code, Some(10), "exit_on_quarantine exits with code 10");
+
+    let (code, now) = c.now(5);
+    assert_eq!(code, 3, "`bftime now` exits 3 when not serving");
+    let now = now.unwrap();
+    assert_eq!(now["status"], "quarantined");
+    assert_eq!(now["serving"], false);
+    assert!(now["reason"].is_string());
+    // The API itself answers 503.
+    let body = std::process::Command::new("curl")
+        .args(["-s", "-o", "/dev/null", "-w", "%{http_code}"])
+        .arg(format!("http://{}/now", c.init.nodes[5].api_listen))
+        .output();
+    if let Ok(out) = body {
+        if out.status.success() {
+            assert_eq!(String::from_utf8_lossy(&out.stdout), "503");
+        }
+    }
+
+    for k in [5, 6] {
+        let path = dir.join(format!("hook-{}.txt", k + 1));
+        let mut text = String::new();
+        for _ in 0..50 {
+            text = std::fs::read_to_string(&path).unwrap_or_default();
+            if !text.is_empty() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        eprintln!("node-{} hook saw:\n{text}", k + 1);
+        assert!(
+            text.contains(&format!("BFTIME_NODE=node-{}", k + 1)),
+            "{text}"
+        );
+        assert!(text.contains("BFTIME_QUARANTINE_CODE="), "{text}");
+        assert!(text.contains("BFTIME_QUARANTINE_REASON="), "{text}");
+    }
+    // The others stayed synced and never quarantined.
+    for k in 0..5 {
+        let s = c.status(k).unwrap();
+        assert!(synced(&s), "node-{}: {:?}", k + 1, s["state"]);
+        assert_eq!(s["quarantines"], 0, "node-{}", k + 1);
+    }
+    check_skew(&c, &[0, 1, 2, 3, 4], "5 correct nodes after two stepped");
+}
+
+#[test]
+fn outsider_key_gets_nothing_and_changes_nothing() {
+    let mut c = Cluster::new(4, PERIOD_MS);
+    c.start_all();
+    let all = [0, 1, 2, 3];
+    c.wait_for(&all, SYNC_TIMEOUT, "members synced", synced);
+
+    // An outsider: its own key and a cluster file that lists itself plus the members'
+    // real addresses, so it dials them and asks for readings.
+    let odir = tempfile::tempdir().unwrap();
+    let (key_path, key) = bftime_node::init::keygen(odir.path(), "outsider.key").unwrap();
+    let mut cluster = c.init.cluster.clone();
+    let port = common::free_ports(2);
+    let api_port = port + 1;
+    cluster.members.push(bftime_node::config::MemberEntry {
+        name: "outsider".into(),
+        public_key: key.public_key().to_hex(),
+        addresses: vec![format!("/ip4/127.0.0.1/tcp/{port}")],
+    });
+    std::fs::write(
+        odir.path().join("cluster.toml"),
+        toml::to_string(&cluster).unwrap(),
+    )
+    .unwrap();
+    let node = bftime_node::config::NodeFile {
+        key_file: key_path,
+        cluster_file: "cluster.toml".into(),
+        listen: vec![format!("/ip4/127.0.0.1/tcp/{port}")],
+        api_listen: format!("127.0.0.1:{api_port}"),
+        allow_remote_api: false,
+        audit_log: None,
+        quarantine: QuarantineAction::default(),
+        testing: None,
+    };
+    let ocfg = odir.path().join("outsider.toml");
+    std::fs::write(&ocfg, toml::to_string(&node).unwrap()).unwrap();
+    let log = std::fs::File::create(odir.path().join("outsider.log")).unwrap();
+    let mut outsider = std::process::Command::new(common::BIN)
+        .args(["run", "--config"])
+        .arg(&ocfg)
+        .stderr(log)
+        .spawn()
+        .unwrap();
+
+    std::thread::sleep(Duration::from_secs(10));
+    let out = std::process::Command::new(common::BIN)
+        .args(["status", "--json", "--config"])
+        .arg(&ocfg)
+        .output()
+        .unwrap();
+    let _ = outsider.kill();
+    let _ = outsider.wait();
+    let s: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        s["readings_accepted"], 0,
+        "the outsider got no readings: {s}"
+    );
+    assert_eq!(s["state"], "starting");
+    let mut refused = 0;
+    for k in all {
+        let st = c.status(k).unwrap();
+        assert!(synced(&st));
+        assert_eq!(st["members"], 4, "members never learn of the outsider");
+        refused += st["network"]["connections_refused"].as_u64().unwrap();
+        assert_eq!(st["quarantines"], 0);
+    }
+    eprintln!("members refused {refused} connections from the outsider");
+    assert!(refused > 0, "members refused the outsider's connections");
+}

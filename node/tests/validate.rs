@@ -1,0 +1,204 @@
+//! `bftime validate`, `keygen` and `init-cluster` through the real binary: a bad file
+//! exits 78 and the message names the field (ntpd-rs's `ctl.rs` habit).
+
+#![allow(clippy::unwrap_used)]
+
+use std::path::Path;
+use std::process::Command;
+
+const BIN: &str = env!("CARGO_BIN_EXE_bftime");
+
+fn init(dir: &Path) {
+    let st = Command::new(BIN)
+        .args([
+            "init-cluster",
+            "--nodes",
+            "4",
+            "--base-port",
+            "7100",
+            "--out",
+        ])
+        .arg(dir)
+        .status()
+        .unwrap();
+    assert!(st.success());
+}
+
+fn validate(cfg: &Path) -> (i32, String, String) {
+    let out = Command::new(BIN)
+        .args(["validate", "--config"])
+        .arg(cfg)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn edit(path: &Path, f: impl FnOnce(String) -> String) {
+    let text = std::fs::read_to_string(path).unwrap();
+    std::fs::write(path, f(text)).unwrap();
+}
+
+#[test]
+fn generated_cluster_validates() {
+    let d = tempfile::tempdir().unwrap();
+    init(d.path());
+    for k in 1..=4 {
+        let (code, out, err) = validate(&d.path().join(format!("node-{k}.toml")));
+        assert_eq!(code, 0, "{err}");
+        assert!(
+            out.starts_with(&format!("ok: node-{k} is member {} of 4", k - 1)),
+            "{out}"
+        );
+    }
+    // The folder can move: paths are relative.
+    let moved = tempfile::tempdir().unwrap();
+    let target = moved.path().join("c");
+    std::fs::rename(d.path(), &target).unwrap();
+    let (code, _, err) = validate(&target.join("node-2.toml"));
+    assert_eq!(code, 0, "{err}");
+    // Names scripts rely on.
+    let node = std::fs::read_to_string(target.join("node-1.toml")).unwrap();
+    assert!(node.contains("api_listen = \"127.0.0.1:7104\""), "{node}");
+    assert!(node.contains("audit_log = \"node-1.audit\""), "{node}");
+}
+
+#[test]
+fn unknown_field_is_named() {
+    let d = tempfile::tempdir().unwrap();
+    init(d.path());
+    let cfg = d.path().join("node-1.toml");
+    edit(&cfg, |t| format!("colour = \"blue\"\n{t}"));
+    let (code, _, err) = validate(&cfg);
+    assert_eq!(code, 78);
+    assert!(err.contains("`colour`"), "{err}");
+    assert!(err.contains("node-1.toml"), "{err}");
+
+    // In the cluster file too, inside a member table.
+    let d = tempfile::tempdir().unwrap();
+    init(d.path());
+    edit(&d.path().join("cluster.toml"), |t| {
+        t.replacen("name = \"node-2\"", "name = \"node-2\"\nport = 7", 1)
+    });
+    let (code, _, err) = validate(&d.path().join("node-1.toml"));
+    assert_eq!(code, 78);
+    assert!(
+        err.contains("`port`") && err.contains("cluster.toml"),
+        "{err}"
+    );
+}
+
+#[test]
+fn missing_key_file_is_named() {
+    let d = tempfile::tempdir().unwrap();
+    init(d.path());
+    std::fs::remove_file(d.path().join("node-3.key")).unwrap();
+    let (code, _, err) = validate(&d.path().join("node-3.toml"));
+    assert_eq!(code, 78);
+    assert!(err.contains("`key_file`"), "{err}");
+    assert!(err.contains("bftime keygen"), "names the fix: {err}");
+}
+
+#[test]
+fn bad_multiaddr_is_named() {
+    let d = tempfile::tempdir().unwrap();
+    init(d.path());
+    edit(&d.path().join("cluster.toml"), |t| {
+        t.replacen("/ip4/127.0.0.1/tcp/7102", "/ip4/127.0.0.1/udp/7102", 1)
+    });
+    let (code, _, err) = validate(&d.path().join("node-1.toml"));
+    assert_eq!(code, 78);
+    assert!(err.contains("member[2].addresses[0]"), "{err}");
+
+    let d = tempfile::tempdir().unwrap();
+    init(d.path());
+    let cfg = d.path().join("node-1.toml");
+    edit(&cfg, |t| {
+        t.replace("/ip4/127.0.0.1/tcp/7100", "not-an-address")
+    });
+    let (code, _, err) = validate(&cfg);
+    assert_eq!(code, 78);
+    assert!(err.contains("`listen[0]`"), "{err}");
+}
+
+#[test]
+fn remote_api_and_disabled_testing_are_refused() {
+    let d = tempfile::tempdir().unwrap();
+    init(d.path());
+    let cfg = d.path().join("node-1.toml");
+    edit(&cfg, |t| t.replace("127.0.0.1:7104", "0.0.0.0:7104"));
+    let (code, _, err) = validate(&cfg);
+    assert_eq!(code, 78);
+    assert!(
+        err.contains("`api_listen`") && err.contains("allow_remote_api"),
+        "{err}"
+    );
+    edit(&cfg, |t| {
+        format!(
+            "allow_remote_api = true\n{}",
+            t.replace("allow_remote_api = false\n", "")
+        )
+    });
+    assert_eq!(validate(&cfg).0, 0);
+
+    edit(&cfg, |t| format!("{t}\n[testing]\nenabled = false\n"));
+    let (code, _, err) = validate(&cfg);
+    assert_eq!(code, 78);
+    assert!(err.contains("testing.enabled"), "{err}");
+}
+
+#[test]
+fn too_many_faults_and_duplicate_keys_are_refused() {
+    let d = tempfile::tempdir().unwrap();
+    init(d.path());
+    edit(&d.path().join("cluster.toml"), |t| {
+        format!("faulty = 2\n{t}")
+    });
+    let (code, _, err) = validate(&d.path().join("node-1.toml"));
+    assert_eq!(code, 78);
+    assert!(err.contains("`faulty`"), "{err}");
+}
+
+#[test]
+fn keygen_writes_a_private_key_and_refuses_to_overwrite() {
+    let d = tempfile::tempdir().unwrap();
+    let out = Command::new(BIN)
+        .args(["keygen", "--json", "--out"])
+        .arg(d.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["public_key"].as_str().unwrap().len(), 64);
+    assert!(v["peer_id"].as_str().unwrap().starts_with("12D3KooW"));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(d.path().join("node.key"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    let again = Command::new(BIN)
+        .args(["keygen", "--out"])
+        .arg(d.path())
+        .output()
+        .unwrap();
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already exists"));
+}
+
+#[test]
+fn now_and_status_without_a_node_say_what_to_do() {
+    let out = Command::new(BIN)
+        .args(["now", "--api", "127.0.0.1:9"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(69));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("is `bftime run` running"), "{err}");
+}
