@@ -240,15 +240,13 @@ fn clock_step_quarantines_runs_hook_and_exits() {
     assert_eq!(now["serving"], false);
     assert!(now["reason"].is_string());
     // The API itself answers 503.
-    let body = std::process::Command::new("curl")
-        .args(["-s", "-o", "/dev/null", "-w", "%{http_code}"])
-        .arg(format!("http://{}/now", c.init.nodes[5].api_listen))
-        .output();
-    if let Ok(out) = body {
-        if out.status.success() {
-            assert_eq!(String::from_utf8_lossy(&out.stdout), "503");
-        }
-    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let addr = c.init.nodes[5].api_listen.parse().unwrap();
+    let (http, _) = rt.block_on(bftime_node::client::get(addr, "/now")).unwrap();
+    assert_eq!(http, 503);
 
     for k in [5, 6] {
         let path = dir.join(format!("hook-{}.txt", k + 1));
