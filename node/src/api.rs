@@ -58,9 +58,19 @@ async fn status_view(s: &ApiState) -> Option<StatusView> {
     rx.await.ok()
 }
 
-async fn status(State(s): State<ApiState>) -> Response {
+/// `GET /status`; `GET /status?brief=1` leaves out the per-peer rows (the testnet
+/// polls every node every second and needs only the summary).
+async fn status(State(s): State<ApiState>, uri: axum::http::Uri) -> Response {
+    let brief = uri
+        .query()
+        .is_some_and(|q| q.split('&').any(|kv| kv == "brief=1" || kv == "brief=true"));
     match status_view(&s).await {
-        Some(v) => axum::Json(v).into_response(),
+        Some(mut v) => {
+            if brief {
+                v.snapshot.peers.clear();
+            }
+            axum::Json(v).into_response()
+        }
         None => unavailable("status"),
     }
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bftime_crypto::{NodeKey, Signed};
-use bftime_protocol::{MemberId, Nanos, Reading};
+use bftime_protocol::{MemberId, Nanos, Reading, SyncState};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 
@@ -50,6 +50,11 @@ impl Responder {
 
     pub fn behaviour(&self) -> Behaviour {
         self.behaviour
+    }
+
+    /// Byzantine nodes never announce that they leave: they keep answering.
+    pub fn announces_leaving(&self) -> bool {
+        self.behaviour == Behaviour::None
     }
 
     /// Turns the honest answer into this node's answer. `error` is the node's own
@@ -95,7 +100,9 @@ impl Responder {
         };
         r.receive += shift;
         r.transmit += shift;
+        // A liar claims to be synced and perfectly accurate, whatever its own state.
         r.error = Some(Nanos::ZERO);
+        r.state = SyncState::Synced;
         match Signed::sign(&r, &self.key) {
             Ok(s) => Answer::Now(s),
             Err(_) => Answer::Now(honest),

@@ -274,6 +274,9 @@ impl Driver {
     }
 
     fn send_leaving(&mut self, reason: &str) {
+        if !self.responder.announces_leaving() {
+            return;
+        }
         let Some(notice) = self.core.leaving_notice(&wire::clip_reason(reason)) else {
             return;
         };
@@ -416,6 +419,8 @@ impl Driver {
                 inbound_streams_refused: s.inbound_streams_refused.load(Relaxed),
                 requests_answered: s.requests_answered.load(Relaxed),
                 requests_refused: self.requests_refused,
+                frame_bytes_sent: s.frame_bytes_sent.load(Relaxed),
+                frame_bytes_received: s.frame_bytes_received.load(Relaxed),
             },
             snapshot: self.core.snapshot(local),
         }

@@ -54,6 +54,8 @@ pub struct Metrics {
     answered: Counter,
     quarantines: Counter,
     dropped: Family<ReasonLabel, Counter>,
+    bytes_sent: Counter,
+    bytes_received: Counter,
 }
 
 fn ns_to_s(ns: i64) -> f64 {
@@ -98,6 +100,8 @@ impl Metrics {
             answered: Counter::default(),
             quarantines: Counter::default(),
             dropped: Family::default(),
+            bytes_sent: Counter::default(),
+            bytes_received: Counter::default(),
             registry: Registry::default(),
         };
         r.register(
@@ -192,6 +196,16 @@ impl Metrics {
             "Frames, requests and connections the network layer dropped or refused, by reason",
             m.dropped.clone(),
         );
+        r.register(
+            "frame_sent_bytes",
+            "Bytes of bftime frames written (no Noise, Yamux or TCP overhead)",
+            m.bytes_sent.clone(),
+        );
+        r.register(
+            "frame_received_bytes",
+            "Bytes of bftime frames read (no Noise, Yamux or TCP overhead)",
+            m.bytes_received.clone(),
+        );
         Metrics { registry: r, ..m }
     }
 
@@ -242,6 +256,8 @@ impl Metrics {
         let n = &v.network;
         raise(&self.answered, n.requests_answered);
         raise(&self.quarantines, v.quarantines);
+        raise(&self.bytes_sent, n.frame_bytes_sent);
+        raise(&self.bytes_received, n.frame_bytes_received);
         for (reason, count) in [
             ("connection-refused", n.connections_refused),
             ("frame-oversized", n.frames_oversized),

@@ -58,11 +58,25 @@ pub struct NetStats {
     pub response_timeouts: AtomicU64,
     pub inbound_streams_refused: AtomicU64,
     pub requests_answered: AtomicU64,
+    /// Bytes of bftime frames written and read (length prefix included; Noise, Yamux
+    /// and TCP overhead not included).
+    pub frame_bytes_sent: AtomicU64,
+    pub frame_bytes_received: AtomicU64,
 }
 
 impl NetStats {
     fn bump(c: &AtomicU64) {
         c.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn sent(&self, payload: usize) {
+        self.frame_bytes_sent
+            .fetch_add(payload as u64 + 2, Ordering::Relaxed);
+    }
+
+    fn received(&self, payload: usize) {
+        self.frame_bytes_received
+            .fetch_add(payload as u64 + 2, Ordering::Relaxed);
     }
 
     fn frame_error(&self, e: FrameError) {
@@ -335,6 +349,8 @@ async fn outbound(
                 let frame = ToResponder::Leaving(notice).encode();
                 if wire::write_frame(s, &frame).await.is_err() {
                     stream = None;
+                } else {
+                    stats.sent(frame.len());
                 }
             }
             Outgoing::Request(request) => {
@@ -345,6 +361,7 @@ async fn outbound(
                     NetStats::bump(&stats.requests_unsent);
                     continue;
                 }
+                stats.sent(frame.len());
                 match timeout(
                     period,
                     wire::read_frame(s, wire::MAX_TO_REQUESTER, &mut buf),
@@ -353,6 +370,7 @@ async fn outbound(
                 {
                     Ok(Ok(())) => {
                         let received_at = clock.now();
+                        stats.received(buf.len());
                         match wire::decode_reading(&buf) {
                             Ok(reading) => {
                                 let ev = NetEvent::Response {
@@ -451,6 +469,7 @@ async fn inbound(
             Err(_) => return,
         }
         let received_at = clock.now();
+        stats.received(buf.len());
         match ToResponder::decode(&buf) {
             Ok(ToResponder::Request(request)) => {
                 let (reply, answer) = oneshot::channel();
@@ -468,6 +487,7 @@ async fn inbound(
                     if wire::write_frame(&mut stream, &bytes).await.is_err() {
                         return;
                     }
+                    stats.sent(bytes.len());
                     NetStats::bump(&stats.requests_answered);
                 }
             }

@@ -41,8 +41,13 @@ pub struct NetCounters {
     pub response_timeouts: u64,
     pub inbound_streams_refused: u64,
     pub requests_answered: u64,
-    /// Requests the core refused to answer, by reason.
+    /// Requests the core refused to answer.
     pub requests_refused: u64,
+    /// Bytes of bftime frames written / read (no Noise, Yamux or TCP overhead).
+    #[serde(default)]
+    pub frame_bytes_sent: u64,
+    #[serde(default)]
+    pub frame_bytes_received: u64,
 }
 
 /// `GET /now`.

@@ -1,5 +1,6 @@
 //! bftime's test network: a deterministic discrete-event simulator that drives the
-//! real protocol core (this crate), and later a local multi-process testnet.
+//! real protocol core, and a local multi-process testnet of real `bftime` processes
+//! ([`localnet`], `bftime-testnet run`).
 //!
 //! ```
 //! use bftime_testnet::{Scenario, Simulation, Strategy};
@@ -10,6 +11,7 @@
 //! ```
 
 pub mod clockmodel;
+pub mod localnet;
 pub mod report;
 pub mod scenario;
 pub mod sim;

@@ -30,6 +30,82 @@ enum Command {
     Sim(SimArgs),
     /// Run every strategy against every algorithm and print a Markdown table.
     Table(TableArgs),
+    /// Spawn N real `bftime run` processes on loopback with drifting, stepping and lying
+    /// clocks, measure the true skew every second, and write report.json, report.md
+    /// and skew.svg. Exits 0 only if the correct nodes stayed within Π after
+    /// convergence, no correct node quarantined, every clock-fault node did, and every
+    /// process shut down cleanly.
+    Run(RunArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct RunArgs {
+    /// Node processes to start
+    #[arg(long, default_value_t = 250)]
+    nodes: usize,
+    /// Byzantine nodes among them (the protocol tolerates ⌊(n−1)/3⌋)
+    #[arg(long, default_value_t = 83)]
+    faulty: usize,
+    /// What the faulty nodes do: mixed, liar, two-faced, boundary, random, mute, slow,
+    /// replay or none
+    #[arg(long, default_value = "mixed", value_parser = parse_faults)]
+    faults: bftime_testnet::localnet::Faults,
+    /// Honest nodes whose clock steps or stalls by 2 s halfway through: each must
+    /// quarantine, and no other correct node may
+    #[arg(long, default_value_t = 0)]
+    clock_faults: usize,
+    /// How long to run, e.g. 120s or 3m
+    #[arg(long, default_value = "120s", value_parser = parse_duration)]
+    duration: std::time::Duration,
+    /// Round period P; by default chosen from n and the host's cores (printed)
+    #[arg(long)]
+    round_period_ms: Option<u64>,
+    /// Precision bound Π in milliseconds
+    #[arg(long, default_value_t = 200)]
+    precision_ms: u64,
+    /// Seed for clock offsets, drifts and behaviours
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Output folder [default: target/testnet/<UTC timestamp>]
+    #[arg(long)]
+    out: Option<std::path::PathBuf>,
+    /// The bftime binary [default: next to this binary]
+    #[arg(long)]
+    bftime: Option<std::path::PathBuf>,
+    /// First loopback port (peers, then APIs); 0 finds a free block
+    #[arg(long, default_value_t = 0)]
+    base_port: u16,
+    /// Print the report as JSON on stdout
+    #[arg(long)]
+    json: bool,
+}
+
+fn parse_faults(s: &str) -> Result<bftime_testnet::localnet::Faults, String> {
+    s.parse()
+}
+
+/// `120s`, `3m`, `1h` or a bare number of seconds.
+fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let s = s.trim();
+    let (num, mult) = if let Some(v) = s.strip_suffix("ms") {
+        (v, 0.001)
+    } else if let Some(v) = s.strip_suffix('s') {
+        (v, 1.0)
+    } else if let Some(v) = s.strip_suffix('m') {
+        (v, 60.0)
+    } else if let Some(v) = s.strip_suffix('h') {
+        (v, 3600.0)
+    } else {
+        (s, 1.0)
+    };
+    let v: f64 = num
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration; write e.g. 120s, 3m or 1h"))?;
+    if !(v.is_finite() && v > 0.0) {
+        return Err(format!("{s:?} must be positive"));
+    }
+    Ok(std::time::Duration::from_secs_f64(v * mult))
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy)]
@@ -268,6 +344,45 @@ fn main() -> ExitCode {
                 }
             }
             ExitCode::SUCCESS
+        }
+        Command::Run(a) => {
+            let opts = bftime_testnet::localnet::RunOptions {
+                nodes: a.nodes,
+                faulty: a.faulty,
+                faults: a.faults,
+                clock_faults: a.clock_faults,
+                duration: a.duration,
+                round_period_ms: a.round_period_ms,
+                precision_ms: a.precision_ms,
+                seed: a.seed,
+                out: a.out,
+                bftime: a.bftime,
+                base_port: a.base_port,
+                progress: true,
+            };
+            match bftime_testnet::localnet::run(&opts) {
+                Ok(report) => {
+                    if a.json {
+                        match serde_json::to_string(&report) {
+                            Ok(j) => println!("{j}"),
+                            Err(e) => eprintln!("error: {e}"),
+                        }
+                    } else {
+                        print!("{}", report.markdown());
+                    }
+                    if report.passed {
+                        eprintln!("PASSED");
+                        ExitCode::SUCCESS
+                    } else {
+                        eprintln!("FAILED: {}", report.failures.join("; "));
+                        ExitCode::FAILURE
+                    }
+                }
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    ExitCode::from(2)
+                }
+            }
         }
     }
 }
