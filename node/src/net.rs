@@ -316,7 +316,7 @@ async fn outbound(
     let mut backoff = BACKOFF_MIN;
     let mut next_attempt = Instant::now();
     let mut buf = Vec::with_capacity(wire::MAX_TO_REQUESTER);
-    let open_timeout = period.clamp(Duration::from_secs(1), Duration::from_secs(10));
+    let open_timeout = period.clamp(Duration::from_secs(3), Duration::from_secs(10));
     while let Some(msg) = rx.recv().await {
         if stream.is_none() {
             if Instant::now() < next_attempt {

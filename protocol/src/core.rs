@@ -664,10 +664,24 @@ impl Core {
             _ => None,
         };
 
+        // Clocks (own included) within Π/4 of the agreement: a node that does not serve
+        // yet needs a quorum of them (spec §6.1).
+        let agreeing = match correction {
+            Some(c) => {
+                let window = Interval::around(c, params.precision.half().half());
+                self.intervals
+                    .iter()
+                    .filter(|iv| iv.gap(&window) == Nanos::ZERO)
+                    .count()
+            }
+            None => 0,
+        };
+
         // 3. Health verdict (spec §6).
         let verdict = self.judge_round(
             &params,
             usable,
+            agreeing,
             correction,
             error,
             suspected_by,
@@ -807,6 +821,7 @@ impl Core {
         &mut self,
         params: &Params,
         usable: usize,
+        agreeing: usize,
         correction: Option<Nanos>,
         error: Option<Nanos>,
         suspected_by: usize,
@@ -847,6 +862,15 @@ impl Core {
         let limit = params.precision.half();
         if e >= limit {
             return Verdict::Unhealthy(Unhealthy::ErrorTooLarge { error: e, limit });
+        }
+        if !serving
+            && matches!(params.algorithm, Algorithm::Wl | Algorithm::Byztimed)
+            && agreeing < params.quorum()
+        {
+            return Verdict::Unhealthy(Unhealthy::NoQuorumAgrees {
+                agree: agreeing,
+                need: params.quorum(),
+            });
         }
         if serving && matches!(params.algorithm, Algorithm::Wl | Algorithm::Byztimed) {
             let prev = self.current_error(now).unwrap_or(Nanos::INFINITE);

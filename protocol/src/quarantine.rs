@@ -28,6 +28,11 @@ pub enum Unhealthy {
     /// The new agreement contradicts the previous one beyond what drift allows
     /// (byztimed's consistency check); the correction was not applied.
     Inconsistent { correction: Nanos, allowance: Nanos },
+    /// A node that does not serve yet: fewer than n − f clocks (own included) lie
+    /// within Π/4 of the agreement (spec §6.1). Trimming needs only n − 2f to agree;
+    /// a node that started serving on that little could see the cluster settle
+    /// elsewhere once the rest of the mesh forms, and quarantine for nothing.
+    NoQuorumAgrees { agree: usize, need: usize },
 }
 
 /// A violation that quarantines a serving node at once.
@@ -63,6 +68,7 @@ impl QuarantineReason {
                 Unhealthy::ErrorTooLarge { .. } => "error-too-large",
                 Unhealthy::CorrectionTooLarge { .. } => "correction-too-large",
                 Unhealthy::Inconsistent { .. } => "inconsistent",
+                Unhealthy::NoQuorumAgrees { .. } => "no-quorum-agrees",
             },
             QuarantineReason::Hard { violation } => match violation {
                 HardViolation::OffsetBeyondBound { .. } => "offset-beyond-bound",
@@ -79,6 +85,12 @@ impl std::fmt::Display for QuarantineReason {
             QuarantineReason::Unhealthy { rounds, last } => {
                 write!(f, "{rounds} consecutive unhealthy rounds, last: ")?;
                 match last {
+                    Unhealthy::NoQuorumAgrees { agree, need } => {
+                        write!(
+                            f,
+                            "only {agree} of the {need} clocks needed agree within Π/4"
+                        )
+                    }
                     Unhealthy::TooFewReadings { got, need } => {
                         write!(f, "only {got} of {need} readings")
                     }

@@ -30,7 +30,7 @@ use self::truth::Pair;
 
 /// CPU one exchange costs, both ends together, measured on a 2-core EPYC VM with
 /// release builds (see README): used to choose a round period the host can carry.
-pub const EST_CPU_PER_EXCHANGE_S: f64 = 300e-6;
+pub const EST_CPU_PER_EXCHANGE_S: f64 = 350e-6;
 /// Share of the host's cores the testnet may use for the protocol (the rest is slack
 /// for bursts, the harness and the OS).
 const CPU_BUDGET_SHARE: f64 = 0.5;
