@@ -73,6 +73,11 @@ pub struct ClusterFile {
     /// Bound on a correct oscillator's frequency error, in ppm.
     #[serde(default = "default_max_drift_ppm")]
     pub max_drift_ppm: f64,
+    /// A starting node runs rounds this many times faster (P / divisor) so a cold
+    /// cluster converges sooner; 1 keeps start-up at the normal pace (for hosts that
+    /// cannot carry the extra exchanges, such as a large testnet on a small machine).
+    #[serde(default = "default_startup_round_divisor")]
+    pub startup_round_divisor: u32,
     /// Faulty members tolerated; defaults to ⌊(n−1)/3⌋, may only be set lower.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub faulty: Option<usize>,
@@ -127,6 +132,9 @@ fn default_precision_ms() -> u64 {
 }
 fn default_max_drift_ppm() -> f64 {
     200.0
+}
+fn default_startup_round_divisor() -> u32 {
+    4
 }
 fn default_unhealthy_rounds() -> u32 {
     3
@@ -307,6 +315,7 @@ pub fn cluster_tag(cluster: &ClusterFile, params: &Params, keys: &[PublicKey]) -
     h.update(params.round_period.0.to_be_bytes());
     h.update(params.precision.0.to_be_bytes());
     h.update(params.max_drift.0.to_be_bytes());
+    h.update(params.startup_round_divisor.to_be_bytes());
     for k in keys {
         h.update(k.to_bytes());
     }
@@ -418,6 +427,7 @@ fn params_from(path: &Path, c: &ClusterFile) -> Result<Params, ConfigError> {
     p.round_period = Nanos::from_millis(c.round_period_ms as i64);
     p.precision = Nanos::from_millis(c.precision_ms as i64);
     p.max_drift = Ppm(c.max_drift_ppm);
+    p.startup_round_divisor = c.startup_round_divisor;
     p.unhealthy_rounds = c.quarantine.unhealthy_rounds;
     p.probation_rounds = c.quarantine.probation_rounds;
     p.allow_rejoin = c.quarantine.allow_rejoin;

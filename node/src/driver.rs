@@ -195,7 +195,10 @@ impl Driver {
                         .peers
                         .get(to.index())
                         .and_then(Option::as_ref)
-                        .map(|tx| tx.try_send(Outgoing::Request(request)).is_ok());
+                        .map(|tx| {
+                            tx.try_send(Outgoing::Request(request, tokio::time::Instant::now()))
+                                .is_ok()
+                        });
                     if sent != Some(true) {
                         self.net
                             .stats

@@ -39,6 +39,8 @@ pub struct InitOptions {
     pub cluster_id: String,
     pub round_period_ms: u64,
     pub precision_ms: u64,
+    /// Start-up rounds run this many times faster (cluster.toml `startup_round_divisor`).
+    pub startup_round_divisor: u32,
 }
 
 /// What `init-cluster` wrote.
@@ -144,6 +146,7 @@ pub fn init_cluster(o: &InitOptions) -> anyhow::Result<InitResult> {
         round_period_ms: o.round_period_ms,
         precision_ms: o.precision_ms,
         max_drift_ppm: 200.0,
+        startup_round_divisor: o.startup_round_divisor,
         faulty: None,
         quarantine: ClusterQuarantine::default(),
         members,

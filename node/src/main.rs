@@ -90,6 +90,9 @@ enum Command {
         /// Precision bound Π in milliseconds.
         #[arg(long, default_value_t = 200)]
         precision_ms: u64,
+        /// Start-up rounds run this many times faster than P (1 = no faster).
+        #[arg(long, default_value_t = 4)]
+        startup_round_divisor: u32,
         /// Print JSON: {"cluster_file", "node_files"}.
         #[arg(long)]
         json: bool,
@@ -219,6 +222,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             cluster_id,
             round_period_ms,
             precision_ms,
+            startup_round_divisor,
             json,
         } => {
             let r = init::init_cluster(&init::InitOptions {
@@ -230,6 +234,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                 cluster_id,
                 round_period_ms,
                 precision_ms,
+                startup_round_divisor,
             })?;
             if json {
                 println!(

@@ -115,7 +115,9 @@ pub enum NetEvent {
 /// What the driver asks an outbound task to send.
 #[derive(Debug)]
 pub enum Outgoing {
-    Request(Request),
+    /// A request, and when the driver queued it (a request that waited longer than
+    /// half a round is stale and not sent).
+    Request(Request, Instant),
     Leaving(Signed<Leaving>),
 }
 
@@ -227,15 +229,22 @@ pub async fn start(cfg: &NodeConfig, clock: LocalClock) -> anyhow::Result<Networ
     ));
 
     let mut peers = Vec::with_capacity(n);
+    let mut connected_tx = Vec::with_capacity(n);
     for m in &cfg.members {
+        let (ctx, crx) = watch::channel(false);
+        connected_tx.push(ctx);
         if m.id == cfg.me {
             peers.push(None);
             continue;
         }
         let (tx, rx) = mpsc::channel(OUTBOUND_QUEUE);
         tokio::spawn(outbound(
-            m.id,
-            m.peer_id,
+            Link {
+                me: cfg.me,
+                peer: m.id,
+                peer_id: m.peer_id,
+                connected: crx,
+            },
             control.clone(),
             rx,
             events_tx.clone(),
@@ -246,7 +255,15 @@ pub async fn start(cfg: &NodeConfig, clock: LocalClock) -> anyhow::Result<Networ
         peers.push(Some(tx));
     }
 
-    let swarm_task = tokio::spawn(swarm_loop(swarm, stats.clone(), shutdown_rx));
+    let by_peer: HashMap<PeerId, MemberId> =
+        cfg.members.iter().map(|m| (m.peer_id, m.id)).collect();
+    let swarm_task = tokio::spawn(swarm_loop(
+        swarm,
+        stats.clone(),
+        by_peer,
+        connected_tx,
+        shutdown_rx,
+    ));
     Ok(Network {
         peers,
         events: events_rx,
@@ -259,8 +276,15 @@ pub async fn start(cfg: &NodeConfig, clock: LocalClock) -> anyhow::Result<Networ
 async fn swarm_loop(
     mut swarm: Swarm<Behaviour>,
     stats: Arc<NetStats>,
+    by_peer: HashMap<PeerId, MemberId>,
+    connected: Vec<watch::Sender<bool>>,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    let mark = |peer: &PeerId, up: bool| {
+        if let Some(tx) = by_peer.get(peer).and_then(|m| connected.get(m.index())) {
+            tx.send_replace(up);
+        }
+    };
     loop {
         tokio::select! {
             ev = swarm.select_next_some() => match ev {
@@ -270,12 +294,14 @@ async fn swarm_loop(
                 SwarmEvent::ConnectionEstablished { peer_id, num_established, endpoint, .. } => {
                     if num_established.get() == 1 {
                         stats.connected_peers.fetch_add(1, Ordering::Relaxed);
+                        mark(&peer_id, true);
                     }
                     tracing::debug!(peer = %peer_id, addr = %endpoint.get_remote_address(), "connected");
                 }
                 SwarmEvent::ConnectionClosed { peer_id, num_established, cause, .. } => {
                     if num_established == 0 {
                         stats.connected_peers.fetch_sub(1, Ordering::Relaxed);
+                        mark(&peer_id, false);
                     }
                     tracing::debug!(peer = %peer_id, cause = ?cause, "connection closed");
                 }
@@ -300,11 +326,32 @@ async fn swarm_loop(
     }
 }
 
-/// Owns our stream to one peer.
-#[allow(clippy::too_many_arguments)]
-async fn outbound(
+/// Who an outbound task talks to.
+#[derive(Debug)]
+struct Link {
+    me: MemberId,
     peer: MemberId,
     peer_id: PeerId,
+    /// Whether the swarm holds a connection to the peer.
+    connected: watch::Receiver<bool>,
+}
+
+/// Opens a stream to the peer, dialling if there is no connection.
+async fn open(
+    control: &mut libp2p_stream::Control,
+    peer_id: PeerId,
+    limit: Duration,
+) -> Result<Stream, String> {
+    match timeout(limit, control.open_stream(peer_id, wire::PROTOCOL)).await {
+        Ok(Ok(s)) => Ok(s),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err("timed out".to_owned()),
+    }
+}
+
+/// Owns our stream to one peer.
+async fn outbound(
+    mut link: Link,
     mut control: libp2p_stream::Control,
     mut rx: mpsc::Receiver<Outgoing>,
     events: mpsc::Sender<NetEvent>,
@@ -312,32 +359,59 @@ async fn outbound(
     stats: Arc<NetStats>,
     period: Duration,
 ) {
+    let peer = link.peer;
+    let peer_id = link.peer_id;
     let mut stream: Option<Stream> = None;
     let mut backoff = BACKOFF_MIN;
     let mut next_attempt = Instant::now();
     let mut buf = Vec::with_capacity(wire::MAX_TO_REQUESTER);
-    let open_timeout = period.clamp(Duration::from_secs(3), Duration::from_secs(10));
+    let open_timeout = (period / 2).clamp(Duration::from_secs(3), Duration::from_secs(20));
+    let backoff_max = BACKOFF_MAX.min(period.max(BACKOFF_MIN));
+    let stale_after = period / 2;
+
+    // Mesh formation: one connection per pair, dialled by the lower-indexed member at a
+    // random moment in the first seconds (a cold 250-node mesh is 31 000 Noise
+    // handshakes; dialling both ways at once doubles them and queues everything). The
+    // other side waits for that connection and opens its stream over it.
+    let spread = period.min(Duration::from_secs(10));
+    if peer < link.me {
+        let _ = timeout(spread + open_timeout, link.connected.wait_for(|c| *c)).await;
+    } else {
+        let jitter = rand::rng().random_range(0.0..=1.0);
+        tokio::time::sleep(spread.mul_f64(jitter)).await;
+    }
+    match open(&mut control, peer_id, open_timeout).await {
+        Ok(s) => stream = Some(s),
+        Err(why) => {
+            tracing::debug!(%peer, %why, "cannot reach peer yet");
+            next_attempt = Instant::now() + backoff;
+            backoff = (backoff * 2).min(backoff_max);
+        }
+    }
+
     while let Some(msg) = rx.recv().await {
+        if let Outgoing::Request(_, queued) = &msg
+            && queued.elapsed() > stale_after
+        {
+            NetStats::bump(&stats.requests_unsent);
+            continue;
+        }
         if stream.is_none() {
             if Instant::now() < next_attempt {
                 NetStats::bump(&stats.requests_unsent);
                 continue;
             }
-            match timeout(open_timeout, control.open_stream(peer_id, wire::PROTOCOL)).await {
-                Ok(Ok(s)) => {
+            match open(&mut control, peer_id, open_timeout).await {
+                Ok(s) => {
                     tracing::debug!(%peer, "stream open");
                     stream = Some(s);
                     backoff = BACKOFF_MIN;
                 }
-                outcome => {
-                    let why = match outcome {
-                        Ok(Err(e)) => e.to_string(),
-                        _ => "timed out".to_owned(),
-                    };
+                Err(why) => {
                     let jitter = rand::rng().random_range(0.8..1.2);
                     next_attempt = Instant::now() + backoff.mul_f64(jitter);
                     tracing::debug!(%peer, %why, retry_in = ?backoff, "cannot reach peer");
-                    backoff = (backoff * 2).min(BACKOFF_MAX);
+                    backoff = (backoff * 2).min(backoff_max);
                     NetStats::bump(&stats.requests_unsent);
                     continue;
                 }
@@ -353,7 +427,7 @@ async fn outbound(
                     stats.sent(frame.len());
                 }
             }
-            Outgoing::Request(request) => {
+            Outgoing::Request(request, _) => {
                 let frame = ToResponder::Request(request).encode();
                 let sent_at = clock.now();
                 if wire::write_frame(s, &frame).await.is_err() {

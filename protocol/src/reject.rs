@@ -67,8 +67,13 @@ impl RejectReason {
     }
 
     /// Whether this proves the sender misbehaved (as opposed to a slow network).
+    /// An unknown nonce does not: it is also what an honest answer looks like when it
+    /// arrives after we forgot the request (a loaded host, a long queue).
     pub fn is_misbehaviour(self) -> bool {
-        !matches!(self, RejectReason::Stale | RejectReason::UnknownPeer)
+        !matches!(
+            self,
+            RejectReason::Stale | RejectReason::UnknownPeer | RejectReason::UnknownNonce
+        )
     }
 
     fn index(self) -> usize {

@@ -54,9 +54,9 @@ struct RunArgs {
     /// quarantine, and no other correct node may
     #[arg(long, default_value_t = 0)]
     clock_faults: usize,
-    /// How long to run, e.g. 120s or 3m
-    #[arg(long, default_value = "120s", value_parser = parse_duration)]
-    duration: std::time::Duration,
+    /// How long to run, e.g. 120s or 3m [default: 120 s, or 12 rounds + 30 s if longer]
+    #[arg(long, value_parser = parse_duration)]
+    duration: Option<std::time::Duration>,
     /// Round period P; by default chosen from n and the host's cores (printed)
     #[arg(long)]
     round_period_ms: Option<u64>,

@@ -52,6 +52,7 @@ impl Cluster {
             cluster_id: "test".into(),
             round_period_ms: period_ms,
             precision_ms: 200,
+            startup_round_divisor: 4,
         })
         .unwrap();
         Cluster {

@@ -88,7 +88,8 @@ pub struct RunOptions {
     pub faulty: usize,
     pub faults: Faults,
     pub clock_faults: usize,
-    pub duration: Duration,
+    /// `None`: [`default_duration`].
+    pub duration: Option<Duration>,
     pub round_period_ms: Option<u64>,
     pub precision_ms: u64,
     pub seed: u64,
@@ -120,20 +121,38 @@ impl Role {
     }
 }
 
-/// The round period this host can carry for `n` nodes, and why.
-pub fn choose_period(n: usize, cores: usize) -> (u64, String) {
+/// The round period and start-up divisor this host can carry for `n` nodes, and why.
+/// A given period is kept; start-up rounds (P / divisor) are only made faster while
+/// the host can still carry them.
+pub fn choose_period(n: usize, cores: usize, given_ms: Option<u64>) -> (u64, u32, String) {
     let exchanges = (n * n.saturating_sub(1)) as f64;
     let cpu_per_round = exchanges * EST_CPU_PER_EXCHANGE_S;
     let budget = cores as f64 * CPU_BUDGET_SHARE;
-    let secs = (cpu_per_round / budget).ceil().clamp(1.0, 120.0);
+    let needed = (cpu_per_round / budget).max(1e-3);
+    let period_s = match given_ms {
+        Some(ms) => ms as f64 / 1000.0,
+        None => needed.ceil().clamp(1.0, 120.0),
+    };
+    let divisor = ((period_s / needed).floor() as u32).clamp(1, 4);
     let why = format!(
         "{n} nodes × {} peers = {exchanges:.0} exchanges per round × ~{:.0} µs of CPU each ≈ {cpu_per_round:.1} s of CPU per round; \
-         {cores} cores at ≤ {:.0}% → round period {secs:.0} s (override with --round-period-ms)",
+         {cores} cores at ≤ {:.0}% → round period {period_s:.0} s{}, start-up rounds P/{divisor}",
         n.saturating_sub(1),
         EST_CPU_PER_EXCHANGE_S * 1e6,
-        CPU_BUDGET_SHARE * 100.0
+        CPU_BUDGET_SHARE * 100.0,
+        if given_ms.is_some() {
+            " (given)"
+        } else {
+            " (override with --round-period-ms)"
+        },
     );
-    ((secs * 1000.0) as u64, why)
+    ((period_s * 1000.0) as u64, divisor, why)
+}
+
+/// Long enough to form the mesh, converge and hold for about ten rounds.
+pub fn default_duration(period_ms: u64) -> Duration {
+    let p = period_ms as f64 / 1000.0;
+    Duration::from_secs_f64((12.0 * p + 30.0).max(120.0).ceil())
 }
 
 fn free_port_block(count: u16, from: u16) -> anyhow::Result<u16> {
@@ -305,11 +324,9 @@ pub fn run(o: &RunOptions) -> anyhow::Result<RunReport> {
     }
     let bin = bftime_binary(o.bftime.as_deref())?;
     let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
-    let (period_ms, why) = match o.round_period_ms {
-        Some(p) => (p, format!("round period {p} ms (given)")),
-        None => choose_period(o.nodes, cores),
-    };
-    eprintln!("{why}");
+    let (period_ms, divisor, why) = choose_period(o.nodes, cores, o.round_period_ms);
+    let duration = o.duration.unwrap_or_else(|| default_duration(period_ms));
+    eprintln!("{why}; running for {} s", duration.as_secs());
     let out = o
         .out
         .clone()
@@ -333,6 +350,7 @@ pub fn run(o: &RunOptions) -> anyhow::Result<RunReport> {
         cluster_id: format!("testnet-{}", o.seed),
         round_period_ms: period_ms,
         precision_ms: o.precision_ms,
+        startup_round_divisor: divisor,
     })?;
 
     // Roles: the last `faulty` nodes are Byzantine, the `clock_faults` before them
@@ -341,7 +359,7 @@ pub fn run(o: &RunOptions) -> anyhow::Result<RunReport> {
     let byz_start = n - o.faulty;
     let clock_start = byz_start - o.clock_faults;
     let mut rng = StdRng::seed_from_u64(o.seed);
-    let fault_at_s = o.duration.as_secs_f64() * 0.5;
+    let fault_at_s = duration.as_secs_f64() * 0.5;
     let mut roles = Vec::with_capacity(n);
     for k in 0..n {
         let mut t = TestingConfig::enabled();
@@ -435,7 +453,7 @@ pub fn run(o: &RunOptions) -> anyhow::Result<RunReport> {
                 }
             }
             let t = started.elapsed().as_secs_f64();
-            if t > o.duration.as_secs_f64() {
+            if t > duration.as_secs_f64() {
                 break;
             }
             for k in fleet.reap(t) {
@@ -718,7 +736,7 @@ pub fn run(o: &RunOptions) -> anyhow::Result<RunReport> {
         o.faulty,
         o.faults.as_str(),
         o.clock_faults,
-        o.duration.as_secs(),
+        duration.as_secs(),
         period_ms,
         o.seed
     );
@@ -728,7 +746,7 @@ pub fn run(o: &RunOptions) -> anyhow::Result<RunReport> {
         faulty: o.faulty,
         faults: o.faults.as_str().to_owned(),
         clock_faults: o.clock_faults,
-        duration_s: o.duration.as_secs_f64(),
+        duration_s: duration.as_secs_f64(),
         round_period_ms: period_ms,
         round_period_reason: why,
         precision_ns: bound_ns,
