@@ -428,6 +428,11 @@ fn params_from(path: &Path, c: &ClusterFile) -> Result<Params, ConfigError> {
     p.precision = Nanos::from_millis(c.precision_ms as i64);
     p.max_drift = Ppm(c.max_drift_ppm);
     p.startup_round_divisor = c.startup_round_divisor;
+    // Spread a round's requests thinly (one slot per peer, up to 256, over 80% of the
+    // round): a burst of requests queues behind itself, and queueing delay is
+    // measurement error (it widens every interval by half the round trip).
+    p.request_slots = (n.saturating_sub(1) as u32).clamp(16, 256);
+    p.request_spread = 0.8;
     p.unhealthy_rounds = c.quarantine.unhealthy_rounds;
     p.probation_rounds = c.quarantine.probation_rounds;
     p.allow_rejoin = c.quarantine.allow_rejoin;

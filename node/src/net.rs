@@ -370,52 +370,52 @@ async fn outbound(
     let stale_after = period / 2;
 
     // Mesh formation: one connection per pair, dialled by the lower-indexed member at a
-    // random moment in the first seconds (a cold 250-node mesh is 31 000 Noise
+    // random moment in a window that grows with n (a cold 250-node mesh is 31 000 Noise
     // handshakes; dialling both ways at once doubles them and queues everything). The
     // other side waits for that connection and opens its stream over it.
-    let spread = period.min(Duration::from_secs(10));
+    let spread = Duration::from_millis(60 * u64::from(link.me.0.max(peer.0)))
+        .clamp(Duration::from_secs(2), period.max(Duration::from_secs(2)));
     if peer < link.me {
         let _ = timeout(spread + open_timeout, link.connected.wait_for(|c| *c)).await;
     } else {
         let jitter = rand::rng().random_range(0.0..=1.0);
         tokio::time::sleep(spread.mul_f64(jitter)).await;
     }
-    match open(&mut control, peer_id, open_timeout).await {
-        Ok(s) => stream = Some(s),
-        Err(why) => {
-            tracing::debug!(%peer, %why, "cannot reach peer yet");
-            next_attempt = Instant::now() + backoff;
-            backoff = (backoff * 2).min(backoff_max);
-        }
-    }
 
-    while let Some(msg) = rx.recv().await {
+    loop {
+        // Without a stream: retry with backoff in the background, dropping requests
+        // (they would be stale by the time a connection forms).
+        if stream.is_none() {
+            tokio::select! {
+                () = tokio::time::sleep_until(next_attempt) => {
+                    match open(&mut control, peer_id, open_timeout).await {
+                        Ok(s) => {
+                            tracing::debug!(%peer, "stream open");
+                            stream = Some(s);
+                            backoff = BACKOFF_MIN;
+                        }
+                        Err(why) => {
+                            let jitter = rand::rng().random_range(0.8..1.2);
+                            next_attempt = Instant::now() + backoff.mul_f64(jitter);
+                            tracing::debug!(%peer, %why, retry_in = ?backoff, "cannot reach peer");
+                            backoff = (backoff * 2).min(backoff_max);
+                        }
+                    }
+                }
+                msg = rx.recv() => match msg {
+                    None => return,
+                    Some(Outgoing::Request(..)) => NetStats::bump(&stats.requests_unsent),
+                    Some(Outgoing::Leaving(_)) => {}
+                },
+            }
+            continue;
+        }
+        let Some(msg) = rx.recv().await else { return };
         if let Outgoing::Request(_, queued) = &msg
             && queued.elapsed() > stale_after
         {
             NetStats::bump(&stats.requests_unsent);
             continue;
-        }
-        if stream.is_none() {
-            if Instant::now() < next_attempt {
-                NetStats::bump(&stats.requests_unsent);
-                continue;
-            }
-            match open(&mut control, peer_id, open_timeout).await {
-                Ok(s) => {
-                    tracing::debug!(%peer, "stream open");
-                    stream = Some(s);
-                    backoff = BACKOFF_MIN;
-                }
-                Err(why) => {
-                    let jitter = rand::rng().random_range(0.8..1.2);
-                    next_attempt = Instant::now() + backoff.mul_f64(jitter);
-                    tracing::debug!(%peer, %why, retry_in = ?backoff, "cannot reach peer");
-                    backoff = (backoff * 2).min(backoff_max);
-                    NetStats::bump(&stats.requests_unsent);
-                    continue;
-                }
-            }
         }
         let Some(s) = stream.as_mut() else { continue };
         match msg {
