@@ -124,8 +124,13 @@ pub async fn run(
     let mut watchdog_tick = tokio::time::interval(watchdog.unwrap_or(Duration::from_secs(3600)));
     tokio::pin!(shutdown);
     let mut stopped_by_signal = false;
+    // One timer, re-armed only when the core's deadline changes or it fired (arming a
+    // fresh timer for every network event would cost more than the event).
+    let sleep = tokio::time::sleep(d.sleep_for());
+    tokio::pin!(sleep);
+    let mut armed_for = d.timer_at;
     loop {
-        let sleep = d.sleep_for();
+        let mut fired = false;
         tokio::select! {
             biased;
             () = &mut shutdown => {
@@ -134,7 +139,8 @@ pub async fn run(
             }
             Some(ev) = d.net.events.recv() => d.on_net(ev),
             Some(req) = api_rx.recv() => d.on_api(req),
-            () = tokio::time::sleep(sleep) => {
+            () = &mut sleep => {
+                fired = true;
                 let now = d.clock.now();
                 if now >= d.timer_at {
                     let actions = d.core.handle_timer(now, &mut d.rng);
@@ -145,6 +151,10 @@ pub async fn run(
         }
         if d.exit_code.is_some() {
             break;
+        }
+        if fired || d.timer_at != armed_for {
+            sleep.as_mut().reset(Instant::now() + d.sleep_for());
+            armed_for = d.timer_at;
         }
     }
 

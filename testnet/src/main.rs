@@ -50,11 +50,11 @@ struct RunArgs {
     /// replay or none
     #[arg(long, default_value = "mixed", value_parser = parse_faults)]
     faults: bftime_testnet::localnet::Faults,
-    /// Honest nodes whose clock steps or stalls by 2 s halfway through: each must
+    /// Honest nodes whose clock steps or stalls by 2 s at 65% of the run: each must
     /// quarantine, and no other correct node may
     #[arg(long, default_value_t = 0)]
     clock_faults: usize,
-    /// How long to run, e.g. 120s or 3m [default: 120 s, or 12 rounds + 30 s if longer]
+    /// How long to run, e.g. 120s or 3m [default: 120 s, or 20 rounds + 30 s if longer]
     #[arg(long, value_parser = parse_duration)]
     duration: Option<std::time::Duration>,
     /// Round period P; by default chosen from n and the host's cores (printed)

@@ -149,11 +149,15 @@ pub fn choose_period(n: usize, cores: usize, given_ms: Option<u64>) -> (u64, u32
     ((period_s * 1000.0) as u64, divisor, why)
 }
 
-/// Long enough to form the mesh, converge and hold for about ten rounds.
+/// Long enough to form the mesh (a few rounds at n = 250 on 2 cores), converge, sync
+/// (4 rounds) and hold for about ten rounds.
 pub fn default_duration(period_ms: u64) -> Duration {
     let p = period_ms as f64 / 1000.0;
-    Duration::from_secs_f64((12.0 * p + 30.0).max(120.0).ceil())
+    Duration::from_secs_f64((20.0 * p + 30.0).max(120.0).ceil())
 }
+
+/// When clock faults strike: late enough that the cluster has converged.
+const CLOCK_FAULT_AT: f64 = 0.65;
 
 fn free_port_block(count: u16, from: u16) -> anyhow::Result<u16> {
     let mut base = from;
@@ -359,7 +363,7 @@ pub fn run(o: &RunOptions) -> anyhow::Result<RunReport> {
     let byz_start = n - o.faulty;
     let clock_start = byz_start - o.clock_faults;
     let mut rng = StdRng::seed_from_u64(o.seed);
-    let fault_at_s = duration.as_secs_f64() * 0.5;
+    let fault_at_s = duration.as_secs_f64() * CLOCK_FAULT_AT;
     let mut roles = Vec::with_capacity(n);
     for k in 0..n {
         let mut t = TestingConfig::enabled();
@@ -437,6 +441,9 @@ pub fn run(o: &RunOptions) -> anyhow::Result<RunReport> {
     let full_mesh = n * (n - 1);
     let bound_ns = o.precision_ms as i64 * 1_000_000;
     let tty = std::io::stderr().is_terminal();
+    // (CPU seconds of all nodes, exchanges answered) when the cluster first converged:
+    // the steady-state cost per exchange leaves out mesh formation and start-up.
+    let mut at_convergence: Option<(f64, u64)> = None;
     let mut last_line = Instant::now();
 
     rt.block_on(async {
@@ -543,6 +550,20 @@ pub fn run(o: &RunOptions) -> anyhow::Result<RunReport> {
                     eprintln!("{line}");
                 }
                 last_line = Instant::now();
+            }
+            if at_convergence.is_none()
+                && point.correct_serving == correct.len()
+                && skew.is_some_and(|s| s <= bound_ns)
+            {
+                let cpu: f64 = (0..n)
+                    .filter_map(|k| fleet.pid(k).and_then(procstat::cpu_seconds))
+                    .sum();
+                let answered: u64 = tracks
+                    .iter()
+                    .filter_map(|t| t.last_status.as_ref())
+                    .map(|s| s.network.requests_answered)
+                    .sum();
+                at_convergence = Some((cpu, answered));
             }
             series.push(point);
         }
@@ -663,6 +684,10 @@ pub fn run(o: &RunOptions) -> anyhow::Result<RunReport> {
         exchanges_per_node_per_round: answered as f64 / n as f64 / rounds.max(1e-9),
         frame_bytes_per_node_per_round: bytes as f64 / n as f64 / rounds.max(1e-9),
         cpu_per_exchange_us: (answered > 0).then(|| total_cpu / answered as f64 * 1e6),
+        cpu_per_exchange_steady_us: at_convergence.and_then(|(cpu0, ans0)| {
+            let d = answered.saturating_sub(ans0);
+            (d > 0).then(|| (total_cpu - cpu0) / d as f64 * 1e6)
+        }),
         samples: series.len(),
         elapsed_s,
     };

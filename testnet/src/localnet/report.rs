@@ -99,6 +99,8 @@ pub struct Summary {
     /// All nodes' CPU over the whole run (start-up and the harness's polling of their
     /// APIs included) divided by the exchanges answered: both ends of an exchange.
     pub cpu_per_exchange_us: Option<f64>,
+    /// The same from convergence to the end: no mesh formation or start-up.
+    pub cpu_per_exchange_steady_us: Option<f64>,
     pub samples: usize,
     pub elapsed_s: f64,
 }
@@ -186,8 +188,14 @@ impl RunReport {
             ("processes that ended early", s.crashed.to_string()),
             ("unclean shutdowns", s.unclean_exits.to_string()),
             (
-                "CPU per exchange (both ends)",
+                "CPU per exchange, whole run (both ends)",
                 s.cpu_per_exchange_us
+                    .map(|u| format!("{u:.0} µs"))
+                    .unwrap_or_else(|| "-".into()),
+            ),
+            (
+                "CPU per exchange after convergence",
+                s.cpu_per_exchange_steady_us
                     .map(|u| format!("{u:.0} µs"))
                     .unwrap_or_else(|| "-".into()),
             ),
