@@ -36,6 +36,12 @@ enum Command {
     /// convergence, no correct node quarantined, every clock-fault node did, and every
     /// process shut down cleanly.
     Run(RunArgs),
+    /// Re-render report.md and skew.svg from a run's report.json (after an upgrade, or
+    /// to redraw a copied report).
+    Report {
+        /// The run's folder (holding report.json)
+        dir: std::path::PathBuf,
+    },
 }
 
 #[derive(clap::Args, Debug)]
@@ -344,6 +350,20 @@ fn main() -> ExitCode {
                 }
             }
             ExitCode::SUCCESS
+        }
+        Command::Report { dir } => {
+            match bftime_testnet::localnet::report::RunReport::read(&dir.join("report.json"))
+                .and_then(|r| r.write(&dir).map(|()| r))
+            {
+                Ok(r) => {
+                    print!("{}", r.markdown());
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    ExitCode::from(2)
+                }
+            }
         }
         Command::Run(a) => {
             let opts = bftime_testnet::localnet::RunOptions {

@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use anyhow::Context as _;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::plot;
 
@@ -24,7 +24,7 @@ pub fn fmt_ns(ns: i64) -> String {
 }
 
 /// Median and max of a per-node figure.
-#[derive(Debug, Clone, Copy, Default, Serialize)]
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
 pub struct Spread {
     pub median: Option<f64>,
     pub max: Option<f64>,
@@ -45,7 +45,7 @@ impl Spread {
 }
 
 /// One ground-truth sample (about once per second).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SamplePoint {
     pub t_s: f64,
     /// True max pairwise skew among correct, serving nodes.
@@ -58,7 +58,7 @@ pub struct SamplePoint {
     pub connections: usize,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct NodeRecord {
     pub name: String,
     pub role: String,
@@ -73,7 +73,7 @@ pub struct NodeRecord {
     pub suspected_by: usize,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Summary {
     /// Max true skew among correct serving nodes after convergence.
     pub max_skew_ns: Option<i64>,
@@ -100,12 +100,13 @@ pub struct Summary {
     /// APIs included) divided by the exchanges answered: both ends of an exchange.
     pub cpu_per_exchange_us: Option<f64>,
     /// The same from convergence to the end: no mesh formation or start-up.
+    #[serde(default)]
     pub cpu_per_exchange_steady_us: Option<f64>,
     pub samples: usize,
     pub elapsed_s: f64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RunReport {
     pub command: String,
     pub nodes: usize,
@@ -245,9 +246,31 @@ impl RunReport {
         m
     }
 
+    /// Events for the plot: quarantines of faulty nodes at one instant are one marker.
+    fn plot_events(&self) -> Vec<(f64, String)> {
+        let mut out: Vec<(f64, String)> = Vec::new();
+        let mut faulty: Vec<(f64, usize)> = Vec::new();
+        for (t, e) in &self.events {
+            if e.contains("(faulty:") {
+                match faulty.last_mut() {
+                    Some((t0, count)) if (t - *t0).abs() < 2.0 => *count += 1,
+                    _ => faulty.push((*t, 1)),
+                }
+            } else {
+                out.push((*t, e.clone()));
+            }
+        }
+        for (t, count) in faulty {
+            out.push((t, format!("{count} faulty node(s) quarantined")));
+        }
+        out.sort_by(|a, b| a.0.total_cmp(&b.0));
+        out
+    }
+
     pub fn svg(&self) -> String {
         let series: Vec<(f64, Option<i64>)> =
             self.series.iter().map(|p| (p.t_s, p.skew_ns)).collect();
+        let events = self.plot_events();
         plot::render(&plot::Plot {
             title: &format!(
                 "bftime testnet: {} nodes, f = {} {}, {} clock faults, P = {} ms",
@@ -256,9 +279,17 @@ impl RunReport {
             series: &series,
             bound_ns: self.precision_ns,
             converged_s: self.summary.converged_after_s,
-            events: &self.events,
+            events: &events,
             duration_s: self.summary.elapsed_s.max(self.duration_s),
         })
+    }
+
+    /// Reads a `report.json`.
+    pub fn read(path: &Path) -> anyhow::Result<RunReport> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        serde_json::from_str(&text)
+            .with_context(|| format!("{} is not a testnet report", path.display()))
     }
 
     /// Writes `report.json`, `report.md` and `skew.svg` into `dir`.

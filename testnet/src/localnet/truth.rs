@@ -27,7 +27,7 @@ pub fn cluster_at(latest: Pair, previous: Option<Pair>, at: i64) -> i64 {
         _ => 0.0,
     };
     let dt = at - latest.host_ns;
-    latest.cluster_ns + dt + (dt as f64 * dev) as i64
+    latest.cluster_ns + dt + (dt as f64 * dev).round() as i64
 }
 
 /// Max pairwise skew among nodes' clocks at host instant `at`; `None` with < 2 nodes.
