@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use bftime_node::view::{NowView, StatusView};
 use bftime_node::{client, config, driver, exit, init};
+use bftime_protocol::Nanos;
 use clap::{Parser, Subcommand, ValueEnum};
 
 const ABOUT: &str = "Byzantine-fault-tolerant clock agreement: every member's clock agrees with \
@@ -335,19 +336,9 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             runtime()?.block_on(async move { driver::run(cfg, shutdown_signal()).await })
         }
         Command::Status { target, json } => {
-            let addr = match target.address() {
-                Ok(a) => a,
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    return Ok(exit::CONFIG);
-                }
-            };
-            let (code, body) = match runtime()?.block_on(client::get(addr, "/status")) {
+            let (code, body) = match fetch(&target, "/status")? {
                 Ok(x) => x,
-                Err(e) => {
-                    eprintln!("error: {e:#}");
-                    return Ok(exit::UNAVAILABLE);
-                }
+                Err(exit_code) => return Ok(exit_code),
             };
             if code != 200 {
                 eprintln!(
@@ -366,19 +357,9 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             Ok(exit::OK)
         }
         Command::Now { target, json } => {
-            let addr = match target.address() {
-                Ok(a) => a,
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    return Ok(exit::CONFIG);
-                }
-            };
-            let (code, body) = match runtime()?.block_on(client::get(addr, "/now")) {
+            let (code, body) = match fetch(&target, "/now")? {
                 Ok(x) => x,
-                Err(e) => {
-                    eprintln!("error: {e:#}");
-                    return Ok(exit::UNAVAILABLE);
-                }
+                Err(exit_code) => return Ok(exit_code),
             };
             let v: NowView = match serde_json::from_slice(&body) {
                 Ok(v) => v,
@@ -416,6 +397,25 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
     }
 }
 
+/// GETs `path` from the node `target` names: (HTTP code, body), or the exit code to
+/// leave with after saying what went wrong.
+fn fetch(target: &Target, path: &str) -> anyhow::Result<Result<(u16, Vec<u8>), i32>> {
+    let addr = match target.address() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(Err(exit::CONFIG));
+        }
+    };
+    Ok(match runtime()?.block_on(client::get(addr, path)) {
+        Ok(x) => Ok(x),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            Err(exit::UNAVAILABLE)
+        }
+    })
+}
+
 async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
@@ -439,17 +439,7 @@ async fn shutdown_signal() {
 
 /// A duration in the unit a person reads best.
 fn fmt_ns(ns: i64) -> String {
-    let a = ns.unsigned_abs() as f64;
-    let sign = if ns < 0 { "-" } else { "" };
-    if a >= 1e9 {
-        format!("{sign}{:.3} s", a / 1e9)
-    } else if a >= 1e6 {
-        format!("{sign}{:.3} ms", a / 1e6)
-    } else if a >= 1e3 {
-        format!("{sign}{:.1} µs", a / 1e3)
-    } else {
-        format!("{sign}{a} ns")
-    }
+    Nanos(ns).to_string()
 }
 
 fn opt_ns(v: Option<i64>) -> String {

@@ -10,17 +10,7 @@ use super::plot;
 
 /// A duration for people.
 pub fn fmt_ns(ns: i64) -> String {
-    let a = ns.unsigned_abs() as f64;
-    let sign = if ns < 0 { "-" } else { "" };
-    if a >= 1e9 {
-        format!("{sign}{:.3} s", a / 1e9)
-    } else if a >= 1e6 {
-        format!("{sign}{:.3} ms", a / 1e6)
-    } else if a >= 1e3 {
-        format!("{sign}{:.1} µs", a / 1e3)
-    } else {
-        format!("{sign}{a} ns")
-    }
+    bftime_protocol::Nanos(ns).to_string()
 }
 
 /// Median and max of a per-node figure.
