@@ -242,10 +242,7 @@ fn read_toml<T: for<'de> Deserialize<'de>>(path: &Path, what: &str) -> Result<T,
             path,
             field,
             msg.trim().replace('\n', "\n  "),
-            format!(
-                "see `bftime {} --help` and the README's configuration section",
-                "validate"
-            ),
+            "see `bftime validate --help` and the README's configuration section",
         )
     })
 }
