@@ -219,7 +219,7 @@ pub async fn start(cfg: &NodeConfig, clock: LocalClock) -> anyhow::Result<Networ
     let inbound_counts: Arc<[AtomicU8]> = (0..n).map(|_| AtomicU8::new(0)).collect();
     tokio::spawn(accept_loop(
         incoming,
-        by_peer,
+        by_peer.clone(),
         inbound_counts,
         events_tx.clone(),
         clock.clone(),
@@ -255,8 +255,6 @@ pub async fn start(cfg: &NodeConfig, clock: LocalClock) -> anyhow::Result<Networ
         peers.push(Some(tx));
     }
 
-    let by_peer: HashMap<PeerId, MemberId> =
-        cfg.members.iter().map(|m| (m.peer_id, m.id)).collect();
     let swarm_task = tokio::spawn(swarm_loop(
         swarm,
         stats.clone(),

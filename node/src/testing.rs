@@ -33,6 +33,7 @@ pub enum Behaviour {
 }
 
 impl Behaviour {
+    /// Every behaviour, honest `None` first (the testnet's `mixed` spreads the rest).
     pub const ALL: [Behaviour; 8] = [
         Behaviour::None,
         Behaviour::Liar,

@@ -43,20 +43,13 @@ pub enum Faults {
 }
 
 impl Faults {
-    /// The behaviours `mixed` spreads over the faulty nodes.
-    pub const MIXED: [Behaviour; 7] = [
-        Behaviour::Liar,
-        Behaviour::TwoFaced,
-        Behaviour::Boundary,
-        Behaviour::Random,
-        Behaviour::Mute,
-        Behaviour::Slow,
-        Behaviour::Replay,
-    ];
-
     pub fn for_faulty(self, k: usize) -> Behaviour {
         match self {
-            Faults::Mixed => Self::MIXED[k % Self::MIXED.len()],
+            Faults::Mixed => {
+                // Every behaviour but the leading `None`.
+                let byzantine = &Behaviour::ALL[1..];
+                byzantine[k % byzantine.len()]
+            }
             Faults::One(b) => b,
         }
     }
@@ -298,6 +291,15 @@ struct NodeTrack {
     quarantines: u64,
     ever_quarantined_at: Option<f64>,
     last_status: Option<StatusView>,
+}
+
+/// Sums a counter over every node's latest status.
+fn sum_status(tracks: &[NodeTrack], counter: impl Fn(&StatusView) -> u64) -> u64 {
+    tracks
+        .iter()
+        .filter_map(|t| t.last_status.as_ref())
+        .map(counter)
+        .sum()
 }
 
 async fn fetch(addr: SocketAddr, path: &str) -> Option<StatusView> {
@@ -558,11 +560,7 @@ pub fn run(o: &RunOptions) -> anyhow::Result<RunReport> {
                 let cpu: f64 = (0..n)
                     .filter_map(|k| fleet.pid(k).and_then(procstat::cpu_seconds))
                     .sum();
-                let answered: u64 = tracks
-                    .iter()
-                    .filter_map(|t| t.last_status.as_ref())
-                    .map(|s| s.network.requests_answered)
-                    .sum();
+                let answered = sum_status(&tracks, |s| s.network.requests_answered);
                 at_convergence = Some((cpu, answered));
             }
             series.push(point);
@@ -647,21 +645,9 @@ pub fn run(o: &RunOptions) -> anyhow::Result<RunReport> {
         .count();
 
     let total_cpu: f64 = cpu.iter().flatten().sum();
-    let answered: u64 = tracks
-        .iter()
-        .filter_map(|t| t.last_status.as_ref())
-        .map(|s| s.network.requests_answered)
-        .sum();
-    let accepted: u64 = tracks
-        .iter()
-        .filter_map(|t| t.last_status.as_ref())
-        .map(|s| s.snapshot.readings_accepted)
-        .sum();
-    let bytes: u64 = tracks
-        .iter()
-        .filter_map(|t| t.last_status.as_ref())
-        .map(|s| s.network.frame_bytes_sent)
-        .sum();
+    let answered = sum_status(&tracks, |s| s.network.requests_answered);
+    let accepted = sum_status(&tracks, |s| s.snapshot.readings_accepted);
+    let bytes = sum_status(&tracks, |s| s.network.frame_bytes_sent);
     let rounds = elapsed_s / (period_ms as f64 / 1000.0);
     let summary = Summary {
         max_skew_ns: max_skew,
@@ -787,4 +773,19 @@ pub fn run(o: &RunOptions) -> anyhow::Result<RunReport> {
     report.write(&out)?;
     eprintln!("report: {}", out.join("report.md").display());
     Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mixed_spreads_every_byzantine_behaviour_and_never_none() {
+        let spread: Vec<Behaviour> = (0..7).map(|k| Faults::Mixed.for_faulty(k)).collect();
+        assert!(!spread.contains(&Behaviour::None));
+        for b in Behaviour::ALL.iter().filter(|b| **b != Behaviour::None) {
+            assert!(spread.contains(b), "{b}");
+        }
+        assert_eq!(Faults::Mixed.for_faulty(7), Faults::Mixed.for_faulty(0));
+    }
 }
