@@ -74,6 +74,7 @@ pub async fn run(
         cluster: cfg.cluster_tag,
         params: cfg.params.clone(),
         detailed_summaries: cfg.audit_log.is_some(),
+        incarnation: rand::random(),
     };
     let now = clock.now();
     let (core, actions) = Core::new(

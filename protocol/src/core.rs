@@ -5,13 +5,15 @@
 
 use std::sync::Arc;
 
-use bftime_crypto::{CryptoSuite, PublicKey, Signature, Signed, Signer};
+use bftime_crypto::{CryptoSuite, PublicKey, Signed, Signer};
 use rand_core::Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::clock::ClusterClock;
 use crate::interval::Interval;
-use crate::message::{Leaving, MemberId, NONCE_DOMAIN, Nonce, Reading, Request, SyncState};
+use crate::message::{
+    Head, Leaving, MemberId, Nonce, Reading, Request, Salt, SyncState, derive_head, derive_nonce,
+};
 use crate::midpoint::{self, Agreement};
 use crate::offset::{self, Sample};
 use crate::params::{Algorithm, Params, ParamsError};
@@ -40,6 +42,9 @@ pub struct CoreConfig {
     /// Put every accepted signed reading and per-peer interval into round summaries
     /// (the audit log needs them; the large simulator does not).
     pub detailed_summaries: bool,
+    /// Random bits that differ at every start of the node: the first clock epoch
+    /// (readings from two runs of one node never share an epoch; spec §2.5).
+    pub incarnation: u64,
 }
 
 /// Something the driver must do.
@@ -72,9 +77,23 @@ pub struct RoundSummary {
     pub suspects: Vec<MemberId>,
     /// Per-peer intervals (detailed summaries only).
     pub intervals: Vec<(MemberId, Interval)>,
-    /// The signed readings the round used (detailed summaries only).
+    /// The signed readings the round used, in member order (detailed summaries only).
     #[serde(skip)]
     pub readings: Vec<Signed<Reading>>,
+    /// Pairs (accepted, later duplicate) of different signed readings a peer sent for
+    /// one request: evidence of double signing (detailed summaries only, at most 8).
+    #[serde(skip)]
+    pub duplicates: Vec<(Signed<Reading>, Signed<Reading>)>,
+    /// The head this round's requests chained from, and the round's nonce salt.
+    #[serde(skip)]
+    pub head_used: Head,
+    #[serde(skip)]
+    pub salt: Salt,
+    /// The head committing to `readings` (what the next round chains from).
+    #[serde(skip)]
+    pub head: Head,
+    /// Our clock epoch after this round (spec §2.5).
+    pub epoch: u64,
 }
 
 /// The outcome of `handle_response`.
@@ -136,6 +155,13 @@ struct PeerCold {
     rejected: RejectCounts,
     left: Option<String>,
     best_reading: Option<Signed<Reading>>,
+    /// Digest of the best reading (what the next head commits to).
+    best_digest: Option<[u8; 32]>,
+    /// Readings accepted this round (detailed summaries only: duplicate evidence).
+    accepted_readings: Vec<Signed<Reading>>,
+    /// Nonces answered for this peer in our current round: an honest responder signs
+    /// at most one reading per (epoch, round, requester, nonce) (spec §2.5).
+    answered: Vec<Nonce>,
 }
 
 /// One node's protocol state.
@@ -155,7 +181,11 @@ pub struct Core {
     last_correction: Nanos,
     last_round_small: bool,
     last_answered: usize,
-    chain: Signature,
+    head: Head,
+    salt: Salt,
+    epoch: u64,
+    duplicates: Vec<(Signed<Reading>, Signed<Reading>)>,
+    digests: Vec<[u8; 32]>,
     pending_violation: Option<HardViolation>,
     rejected: RejectCounts,
     accepted: u64,
@@ -247,7 +277,11 @@ impl Core {
             last_correction: Nanos::ZERO,
             last_round_small: false,
             last_answered: 0,
-            chain: Signature([0; 64]),
+            head: [0; 32],
+            salt: [0; 16],
+            epoch: cfg.incarnation,
+            duplicates: Vec::new(),
+            digests: Vec::with_capacity(n),
             pending_violation: None,
             rejected: RejectCounts::default(),
             accepted: 0,
@@ -359,7 +393,10 @@ impl Core {
                 break;
             }
             if self.next_slot < self.cfg.params.request_slots {
-                self.send_slot(now, rng, &mut actions);
+                if self.next_slot == 0 {
+                    rng.fill_bytes(&mut self.salt);
+                }
+                self.send_slot(now, &mut actions);
                 self.next_slot += 1;
             } else {
                 self.finish_round(now, &mut actions);
@@ -371,17 +408,24 @@ impl Core {
         actions
     }
 
-    fn send_slot(&mut self, now: LocalTime, rng: &mut dyn Rng, actions: &mut Vec<Action>) {
+    fn send_slot(&mut self, now: LocalTime, actions: &mut Vec<Action>) {
         let per_round = self.cfg.params.exchanges_per_round;
         let slot = self.next_slot as usize;
         for k in 0..self.slot_peers[slot].len() {
             let peer = self.slot_peers[slot][k].index();
-            let mut blind = [0u8; 16];
-            rng.fill_bytes(&mut blind);
-            let mut material = [0u8; 80];
-            material[..64].copy_from_slice(&self.chain.0);
-            material[64..].copy_from_slice(&blind);
-            let nonce = self.suite.digest(NONCE_DOMAIN, &material);
+            let round = self.round;
+            let seq = self.peers[peer]
+                .nonces
+                .iter()
+                .filter(|i| i.round == round)
+                .count() as u16;
+            let nonce = derive_nonce(
+                self.suite.as_ref(),
+                &self.head,
+                &self.salt,
+                MemberId(peer as u16),
+                seq,
+            );
             let state = &mut self.peers[peer];
             // Bounded: never more than two rounds' worth of requests outstanding.
             let pending = state
@@ -443,11 +487,18 @@ impl Core {
         if peer.requests_round != round {
             peer.requests_round = round;
             peer.requests_seen = 0;
+            peer.cold.answered.clear();
         }
         peer.requests_seen += 1;
         if peer.requests_seen > limit {
             return Err(RejectReason::TooMany);
         }
+        // Never sign two readings for one nonce in one round: a second one would be
+        // indistinguishable from double signing (spec §8.3).
+        if peer.cold.answered.contains(&request.nonce) {
+            return Err(RejectReason::Duplicate);
+        }
+        peer.cold.answered.push(request.nonce);
         let reading = Reading {
             cluster: self.cfg.cluster,
             responder: self.cfg.me,
@@ -459,6 +510,9 @@ impl Core {
             error,
             state: self.health.state(),
             suspects_requester: peer.judge.far_off(),
+            responder_round: round,
+            epoch: self.epoch,
+            head: self.head,
         };
         Signed::sign(&reading, self.signer.as_ref()).map_err(|_| RejectReason::Malformed)
     }
@@ -513,7 +567,20 @@ impl Core {
         };
         match peer.nonces[pos].state {
             NonceState::Pending => {}
-            NonceState::Answered => return self.reject(from, RejectReason::Duplicate),
+            NonceState::Answered => {
+                // Keep a differing second signature as evidence of double signing.
+                if self.cfg.detailed_summaries && self.duplicates.len() < 8 {
+                    let first = peer.cold.accepted_readings.iter().find(|r| {
+                        r.decode_unverified().is_ok_and(|o| o.nonce == reading.nonce)
+                    });
+                    if let Some(first) = first
+                        && *first != signed
+                    {
+                        self.duplicates.push((first.clone(), signed));
+                    }
+                }
+                return self.reject(from, RejectReason::Duplicate);
+            }
             NonceState::Expired => return self.reject(from, RejectReason::Stale),
         }
         let inflight = peer.nonces[pos];
@@ -549,11 +616,14 @@ impl Core {
         };
         if keep {
             peer.best = Some(sample);
+            peer.cold.best_digest = Some(signed.digest(self.suite.as_ref()));
             if self.cfg.detailed_summaries {
                 peer.cold.best_reading = Some(signed.clone());
             }
         }
-        self.chain = *signed.signature();
+        if self.cfg.detailed_summaries {
+            peer.cold.accepted_readings.push(signed);
+        }
         self.accepted += 1;
         ResponseOutcome::Accepted
     }
@@ -745,6 +815,10 @@ impl Core {
             if serving_before && serving_after {
                 self.clock
                     .slew(now, c, rate, params.round_period, params.max_slew);
+                if c < -params.precision {
+                    // Beyond what an epoch promises (spec §2.5): start a new one.
+                    self.epoch = self.epoch.wrapping_add(1);
+                }
             } else {
                 self.clock.step(now, c, rate);
                 stepped = true;
@@ -760,6 +834,9 @@ impl Core {
         }
         if let Some(tr) = transition {
             actions.push(Action::StateChanged(tr));
+        }
+        if stepped || transition.is_some() {
+            self.epoch = self.epoch.wrapping_add(1);
         }
 
         // 6. Summary, then reset per-round peer state.
@@ -781,7 +858,13 @@ impl Core {
             suspects: self.suspects().map(|(m, _)| m).collect(),
             intervals: Vec::new(),
             readings: Vec::new(),
+            duplicates: std::mem::take(&mut self.duplicates),
+            head_used: self.head,
+            salt: self.salt,
+            head: [0; 32],
+            epoch: self.epoch,
         };
+        self.digests.clear();
         self.last_answered = usable.saturating_sub(1);
         for (i, peer) in self.peers.iter_mut().enumerate() {
             if detailed {
@@ -793,6 +876,10 @@ impl Core {
                 if let Some(r) = peer.cold.best_reading.take() {
                     summary.readings.push(r);
                 }
+                peer.cold.accepted_readings.clear();
+            }
+            if let Some(d) = peer.cold.best_digest.take() {
+                self.digests.push(d);
             }
             // Unanswered requests become stale; answered and older ones are forgotten.
             peer.nonces.retain_mut(|i| {
@@ -804,6 +891,8 @@ impl Core {
             peer.misbehaved = false;
             peer.suspects_me = false;
         }
+        self.head = derive_head(self.suite.as_ref(), &self.digests);
+        summary.head = self.head;
         actions.push(Action::RoundCompleted(Box::new(summary)));
 
         // 7. Next round.

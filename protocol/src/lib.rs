@@ -19,6 +19,7 @@
 //!     cluster: 7,
 //!     params: Params::for_members(1),
 //!     detailed_summaries: false,
+//!     incarnation: 1,
 //! };
 //! let (mut core, actions) = Core::new(cfg, Box::new(key), Arc::new(Ed25519Suite), LocalTime(0), Nanos(0)).unwrap();
 //! let mut rng = rand::rngs::StdRng::from_seed([0; 32]);

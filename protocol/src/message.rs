@@ -23,13 +23,48 @@ impl std::fmt::Display for MemberId {
     }
 }
 
-/// A request nonce. `nonce = H(NONCE_DOMAIN || signature of the last reading this
-/// requester accepted || 16 random bytes)` (spec §2.3): the chain gives a causal order
-/// that the responders' own signatures prove, as Roughtime's chained nonces do.
+/// A request nonce: `H(NONCE_DOMAIN || head || salt || responder as u16 LE || seq as u16
+/// LE)` where `head` is the requester's [`Head`] when it sent the request and `salt` is 16
+/// random bytes fresh each round (spec §2.3). The nonce proves the request was made after
+/// every reading behind `head` existed: Roughtime's chained nonces, which is what lets
+/// an auditor order two readings using nothing but their signers' signatures.
 pub type Nonce = [u8; 32];
+
+/// A node's commitment to the readings its last finished round used:
+/// `H(HEAD_DOMAIN || digest(reading_1) || … || digest(reading_k))`, in member order
+/// (spec §2.4). Requests chain from it (through the nonce) and readings carry it.
+pub type Head = [u8; 32];
 
 /// Prefix for nonce derivation.
 pub const NONCE_DOMAIN: &[u8] = b"bftime v1 nonce\0";
+
+/// Prefix for a node's head commitment.
+pub const HEAD_DOMAIN: &[u8] = b"bftime v1 head\0";
+
+/// The 16 random bytes a requester mixes into every nonce of one round.
+pub type Salt = [u8; 16];
+
+/// The nonce a requester with `head` and `salt` sends to `responder` as its `seq`-th
+/// request of the round (spec §2.3). Auditors recompute it from the requester's log.
+pub fn derive_nonce(
+    suite: &dyn bftime_crypto::CryptoSuite,
+    head: &Head,
+    salt: &Salt,
+    responder: MemberId,
+    seq: u16,
+) -> Nonce {
+    let mut material = [0u8; 52];
+    material[..32].copy_from_slice(head);
+    material[32..48].copy_from_slice(salt);
+    material[48..50].copy_from_slice(&responder.0.to_le_bytes());
+    material[50..52].copy_from_slice(&seq.to_le_bytes());
+    suite.digest(NONCE_DOMAIN, &material)
+}
+
+/// The head committing to readings with these digests (in member order).
+pub fn derive_head(suite: &dyn bftime_crypto::CryptoSuite, digests: &[[u8; 32]]) -> Head {
+    suite.digest(HEAD_DOMAIN, digests.as_flattened())
+}
 
 /// A clock-reading request. Not signed: the transport authenticates the requester, and
 /// all that matters later is what the responder signed in reply.
@@ -77,6 +112,18 @@ pub struct Reading {
     /// The responder currently suspects the requester of being an outlier (design §5:
     /// f+1 such flags make the requester quarantine itself).
     pub suspects_requester: bool,
+    /// The responder's own round label when it signed (strictly increasing within one
+    /// epoch); with `epoch` it names the responder round an honest node answers each
+    /// nonce in at most once.
+    pub responder_round: u64,
+    /// The responder's clock epoch: random at each start of the node, incremented
+    /// whenever its protocol clock steps, its state changes or it applies a backward
+    /// correction larger than Π. Within one epoch an honest responder's protocol clock
+    /// never runs backwards by more than Π (spec §2.5): proofs rest on that.
+    pub epoch: u64,
+    /// The responder's [`Head`] when it signed: proves the reading was made after every
+    /// reading that the responder's last round used.
+    pub head: Head,
 }
 
 impl Domain for Reading {
@@ -109,6 +156,7 @@ mod tests {
         assert_eq!(Reading::DOMAIN, b"bftime v1 reading\0");
         assert_eq!(Leaving::DOMAIN, b"bftime v1 leaving\0");
         assert_eq!(NONCE_DOMAIN, b"bftime v1 nonce\0");
+        assert_eq!(HEAD_DOMAIN, b"bftime v1 head\0");
     }
 
     #[test]
@@ -124,6 +172,9 @@ mod tests {
             error: Some(Nanos(i64::MAX)),
             state: SyncState::Quarantined,
             suspects_requester: true,
+            responder_round: u64::MAX,
+            epoch: u64::MAX,
+            head: [0xff; 32],
         };
         let s = Signed::sign(&r, &NodeKey::from_seed(&[1; 32])).unwrap();
         assert!(

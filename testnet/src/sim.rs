@@ -199,6 +199,7 @@ impl Simulation {
                 cluster: sc.seed,
                 params: params.clone(),
                 detailed_summaries: false,
+                incarnation: sc.seed.rotate_left(17) ^ i as u64,
             };
             let (signer, core_signer): (Box<dyn Signer>, Box<dyn Signer>) = if ed25519 {
                 // The strategy re-signs lies with the node's own key: a second handle to it.
