@@ -17,6 +17,7 @@ use libp2p::{Multiaddr, PeerId, multiaddr::Protocol};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::audit::writer::FsyncPolicy;
 use crate::testing::TestingConfig;
 
 /// A configuration problem: which file, which field, what is wrong, how to fix it.
@@ -165,14 +166,48 @@ pub struct NodeFile {
     /// Allow a non-loopback `api_listen` (the API is unauthenticated).
     #[serde(default)]
     pub allow_remote_api: bool,
-    /// The node's audit log (signed, hash-chained).
+    /// The node's audit log (signed, hash-chained; `bftime audit` reads it). Rotated
+    /// files sit next to it as `PATH.000000`, `PATH.000001`, …
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub audit_log: Option<PathBuf>,
+    #[serde(default)]
+    pub audit: AuditOptions,
     #[serde(default)]
     pub quarantine: QuarantineAction,
     /// Testnet only. Never set in production.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub testing: Option<TestingConfig>,
+}
+
+/// How the audit log is written (`[audit]`; only with `audit_log`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditOptions {
+    /// `record` (every record reaches the disk before the next), `round` (after each
+    /// round's record; the default) or `never` (the OS decides).
+    #[serde(default)]
+    pub fsync: FsyncPolicy,
+    /// Rotate the log file when it reaches this size (MiB).
+    #[serde(default = "default_max_file_mb")]
+    pub max_file_mb: u64,
+    /// Quarantine when the log cannot be written (a node must not serve time it cannot
+    /// account for). Default true.
+    #[serde(default = "default_true")]
+    pub quarantine_on_failure: bool,
+}
+
+impl Default for AuditOptions {
+    fn default() -> Self {
+        AuditOptions {
+            fsync: FsyncPolicy::default(),
+            max_file_mb: default_max_file_mb(),
+            quarantine_on_failure: true,
+        }
+    }
+}
+
+fn default_max_file_mb() -> u64 {
+    64
 }
 
 /// What the node does when it quarantines itself.
@@ -561,6 +596,22 @@ pub fn load(node_path: &Path) -> Result<NodeConfig, ConfigError> {
     };
 
     let audit_log = node.audit_log.as_ref().map(|p| resolve(&base, p));
+    if node.audit.max_file_mb == 0 {
+        return Err(cfg_err(
+            node_path,
+            "audit.max_file_mb",
+            "is 0",
+            "give the rotation size in MiB, e.g. max_file_mb = 64",
+        ));
+    }
+    if audit_log.is_none() && node.audit != AuditOptions::default() {
+        return Err(cfg_err(
+            node_path,
+            "audit",
+            "[audit] settings are given but audit_log is not set",
+            "set audit_log = \"node.audit\" (a path), or remove the [audit] section",
+        ));
+    }
     Ok(NodeConfig {
         node_path: node_path.to_path_buf(),
         cluster_path,

@@ -17,6 +17,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 
 use crate::api::{self, ApiRequest};
+use crate::audit::journal::Journal;
 use crate::byzantine::{Answer, Responder};
 use crate::config::NodeConfig;
 use crate::exit;
@@ -47,6 +48,7 @@ struct Driver {
     systemd: Systemd,
     hooks: Vec<tokio::task::JoinHandle<()>>,
     exit_code: Option<i32>,
+    journal: Option<Journal>,
 }
 
 /// Runs the node until `shutdown` resolves or the node exits on quarantine; returns
@@ -76,6 +78,7 @@ pub async fn run(
         detailed_summaries: cfg.audit_log.is_some(),
         incarnation: rand::random(),
     };
+    let incarnation = core_cfg.incarnation;
     let now = clock.now();
     let (core, actions) = Core::new(
         core_cfg,
@@ -85,6 +88,9 @@ pub async fn run(
         clock.initial_offset(),
     )
     .map_err(|e| anyhow::anyhow!("cannot start the protocol core: {e}"))?;
+    let journal =
+        crate::audit::open_node_log(&cfg, incarnation, core.round(), core.now(now).cluster.0)?
+            .map(|h| Journal::new(h, cfg.node.audit.quarantine_on_failure));
 
     let net = net::start(&cfg, clock.clone()).await?;
     let (api_tx, mut api_rx) = mpsc::channel(64);
@@ -116,6 +122,7 @@ pub async fn run(
         systemd: Systemd::from_env(),
         hooks: Vec::new(),
         exit_code: None,
+        journal,
         cfg,
     };
     d.systemd.status("starting: measuring peers", false);
@@ -147,6 +154,7 @@ pub async fn run(
                     let actions = d.core.handle_timer(now, &mut d.rng);
                     d.execute(actions);
                 }
+                d.check_audit();
             }
             _ = watchdog_tick.tick(), if watchdog.is_some() => d.systemd.watchdog(),
         }
@@ -169,6 +177,16 @@ pub async fn run(
     tokio::time::sleep(LEAVING_FLUSH).await;
     for h in d.hooks.drain(..) {
         let _ = tokio::time::timeout(hook::HOOK_TIMEOUT, h).await;
+    }
+    if let Some(j) = d.journal.take() {
+        let reason = if stopped_by_signal {
+            "signal".to_owned()
+        } else {
+            format!("exit code {code}")
+        };
+        let t = d.cluster_time_ns();
+        let round = d.core.round();
+        tokio::task::spawn_blocking(move || j.close(&reason, round, t)).await?;
     }
     let _ = stop_tx.send(true);
     d.net.stop().await;
@@ -198,6 +216,7 @@ impl Driver {
     }
 
     fn execute(&mut self, actions: Vec<Action>) {
+        self.journal_actions(&actions);
         for a in actions {
             match a {
                 Action::SendRequest { to, request } => {
@@ -234,6 +253,53 @@ impl Driver {
                     );
                 }
             }
+        }
+    }
+
+    /// Audit records for a batch of actions: the round's record first, then the state
+    /// change it caused (labelled with that round).
+    fn journal_actions(&mut self, actions: &[Action]) {
+        if self.journal.is_none() {
+            return;
+        }
+        let now = self.cluster_time_ns();
+        let rejected = *self.core.rejected();
+        let mut round = self.core.round();
+        let Some(j) = &mut self.journal else { return };
+        for a in actions {
+            if let Action::RoundCompleted(s) = a {
+                round = s.round;
+                j.round(s, &rejected, self.requests_refused, now);
+            }
+        }
+        for a in actions {
+            if let Action::StateChanged(t) = a {
+                j.transition(t, round, now);
+            }
+        }
+    }
+
+    fn cluster_time_ns(&self) -> i64 {
+        self.core.now(self.clock.now()).cluster.0
+    }
+
+    /// A failed audit log is a health failure (unless configured otherwise).
+    fn check_audit(&mut self) {
+        let Some(j) = &mut self.journal else { return };
+        let Some(quarantine) = j.take_failure() else {
+            return;
+        };
+        if quarantine {
+            let reason = bftime_protocol::QuarantineReason::Hard {
+                violation: bftime_protocol::HardViolation::AuditLogUnwritable,
+            };
+            if let Some(a) = self.core.force_quarantine(reason) {
+                self.execute(vec![a]);
+            }
+        } else {
+            tracing::error!(
+                "audit log failed and [audit] quarantine_on_failure = false: serving time WITHOUT an audit trail"
+            );
         }
     }
 
@@ -436,6 +502,21 @@ impl Driver {
                 frame_bytes_sent: s.frame_bytes_sent.load(Relaxed),
                 frame_bytes_received: s.frame_bytes_received.load(Relaxed),
             },
+            audit: self.journal.as_ref().map(|j| {
+                let st = j.status();
+                crate::view::AuditView {
+                    path: self
+                        .cfg
+                        .audit_log
+                        .as_ref()
+                        .map(|p| p.display().to_string())
+                        .unwrap_or_default(),
+                    records_written: st.records.load(Relaxed),
+                    bytes_written: st.bytes.load(Relaxed),
+                    failed: st.failed.load(Relaxed),
+                    error: st.error(),
+                }
+            }),
             snapshot: self.core.snapshot(local),
         }
     }

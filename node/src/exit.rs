@@ -15,3 +15,7 @@ pub const QUARANTINED: i32 = 10;
 pub const UNAVAILABLE: i32 = 69;
 /// A configuration error (sysexits EX_CONFIG).
 pub const CONFIG: i32 = 78;
+/// `bftime audit`: a log is damaged, or a proof does not hold (sysexits EX_DATAERR).
+pub const BAD_DATA: i32 = 65;
+/// `bftime audit evidence`: the logs prove that some member misbehaved.
+pub const MISBEHAVIOUR_PROVEN: i32 = 9;

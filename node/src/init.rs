@@ -136,6 +136,7 @@ pub fn init_cluster(o: &InitOptions) -> anyhow::Result<InitResult> {
             api_listen: format!("{api_host}:{}", api_base + k as u32 - 1),
             allow_remote_api: false,
             audit_log: Some(PathBuf::from(format!("{name}.audit"))),
+            audit: crate::config::AuditOptions::default(),
             quarantine: QuarantineAction::default(),
             testing: None,
         });

@@ -12,6 +12,7 @@
 //! - [`testing`], [`byzantine`]: the testnet-only `[testing]` section.
 
 pub mod api;
+pub mod audit;
 pub mod byzantine;
 pub mod client;
 pub mod config;

@@ -123,6 +123,10 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Inspect audit logs: verify them, show them, and find and check proofs of
+    /// misbehaviour. Works from files alone (no running node needed).
+    #[command(subcommand)]
+    Audit(bftime_node::audit::cli::AuditCommand),
     /// Print cluster time with its [earliest, latest] bounds; exit 3 if not serving.
     Now {
         #[command(flatten)]
@@ -324,6 +328,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                 Ok(exit::CONFIG)
             }
         },
+        Command::Audit(cmd) => bftime_node::audit::cli::run(cmd),
         Command::Run { config, log_format } => {
             init_logging(log_format);
             let cfg = match config::load(&config) {

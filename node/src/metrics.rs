@@ -56,6 +56,9 @@ pub struct Metrics {
     dropped: Family<ReasonLabel, Counter>,
     bytes_sent: Counter,
     bytes_received: Counter,
+    audit_records: Counter,
+    audit_bytes: Counter,
+    audit_failed: Gauge,
 }
 
 fn ns_to_s(ns: i64) -> f64 {
@@ -102,6 +105,9 @@ impl Metrics {
             dropped: Family::default(),
             bytes_sent: Counter::default(),
             bytes_received: Counter::default(),
+            audit_records: Counter::default(),
+            audit_bytes: Counter::default(),
+            audit_failed: Gauge::default(),
             registry: Registry::default(),
         };
         r.register(
@@ -206,6 +212,21 @@ impl Metrics {
             "Bytes of bftime frames read (no Noise, Yamux or TCP overhead)",
             m.bytes_received.clone(),
         );
+        r.register(
+            "audit_records",
+            "Audit records written since start",
+            m.audit_records.clone(),
+        );
+        r.register(
+            "audit_written_bytes",
+            "Audit log bytes written since start",
+            m.audit_bytes.clone(),
+        );
+        r.register(
+            "audit_failed",
+            "1 when the audit log could not be written",
+            m.audit_failed.clone(),
+        );
         Metrics { registry: r, ..m }
     }
 
@@ -258,6 +279,11 @@ impl Metrics {
         raise(&self.quarantines, v.quarantines);
         raise(&self.bytes_sent, n.frame_bytes_sent);
         raise(&self.bytes_received, n.frame_bytes_received);
+        if let Some(a) = &v.audit {
+            raise(&self.audit_records, a.records_written);
+            raise(&self.audit_bytes, a.bytes_written);
+            self.audit_failed.set(i64::from(a.failed));
+        }
         for (reason, count) in [
             ("connection-refused", n.connections_refused),
             ("frame-oversized", n.frames_oversized),

@@ -26,8 +26,22 @@ pub struct StatusView {
     pub connected_peers: usize,
     pub quarantines: u64,
     pub network: NetCounters,
+    /// The audit log, when the node keeps one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audit: Option<AuditView>,
     #[serde(flatten)]
     pub snapshot: NodeSnapshot,
+}
+
+/// The audit writer's progress.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditView {
+    pub path: String,
+    pub records_written: u64,
+    pub bytes_written: u64,
+    pub failed: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// Network-layer counters (see `net::NetStats`).

@@ -997,6 +997,11 @@ impl Core {
         }
     }
 
+    /// Readings rejected since start, by reason.
+    pub fn rejected(&self) -> &RejectCounts {
+        &self.rejected
+    }
+
     /// The observable state (for `/status`, `bftime status`, metrics and tests).
     pub fn snapshot(&self, local: LocalTime) -> NodeSnapshot {
         let peers = self

@@ -49,6 +49,9 @@ pub enum HardViolation {
     LocalClockBackwards { by: Nanos },
     /// At least f+1 peers say we are an outlier: one of them is correct.
     SuspectedByPeers { count: usize, threshold: usize },
+    /// The driver could not write the audit log: a node must not serve time it cannot
+    /// account for (the node's `[audit] quarantine_on_failure`).
+    AuditLogUnwritable,
 }
 
 /// Why a node is quarantined.
@@ -74,6 +77,7 @@ impl QuarantineReason {
                 HardViolation::OffsetBeyondBound { .. } => "offset-beyond-bound",
                 HardViolation::LocalClockBackwards { .. } => "local-clock-backwards",
                 HardViolation::SuspectedByPeers { .. } => "suspected-by-peers",
+                HardViolation::AuditLogUnwritable => "audit-log-unwritable",
             },
         }
     }
@@ -124,6 +128,9 @@ impl std::fmt::Display for QuarantineReason {
                 }
                 HardViolation::LocalClockBackwards { by } => {
                     write!(f, "local clock went backwards by {by}")
+                }
+                HardViolation::AuditLogUnwritable => {
+                    write!(f, "the audit log could not be written")
                 }
                 HardViolation::SuspectedByPeers { count, threshold } => {
                     write!(

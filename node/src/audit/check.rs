@@ -1,0 +1,429 @@
+//! Checking a log record by record (spec §9.3): framing, signature, sequence, chain,
+//! identity, and — given the cluster file — every embedded peer reading.
+//!
+//! The same checker serves `bftime audit verify`, `show`, `evidence` and the node's
+//! own recovery at start-up, so "what counts as a good log" is written once.
+
+use std::path::{Path, PathBuf};
+
+use bftime_crypto::chain::GENESIS as GENESIS_HASH;
+use bftime_crypto::{Ed25519Suite, Hash32, PublicKey, Signed, SignedError};
+use bftime_protocol::message::derive_head;
+use bftime_protocol::{MemberId, Reading};
+use sha2::Digest as _;
+
+use super::frame::{Frame, FrameError, Frames, chain_hash};
+use super::record::{Identity, Kind, Payload, Record};
+use crate::config::{ConfigError, Member, load_cluster};
+
+/// The cluster's keys, for checking who signed what.
+#[derive(Debug, Clone)]
+pub struct ClusterKeys {
+    pub members: Vec<Member>,
+    pub tag: u64,
+    pub cluster_id: String,
+    pub file_sha256: Hash32,
+    pub precision_ns: i64,
+    pub round_period_ns: i64,
+}
+
+impl ClusterKeys {
+    pub fn load(path: &Path) -> Result<ClusterKeys, ConfigError> {
+        let (file, members, params, tag) = load_cluster(path)?;
+        let bytes = std::fs::read(path).unwrap_or_default();
+        Ok(ClusterKeys {
+            members,
+            tag,
+            cluster_id: file.cluster_id.clone(),
+            file_sha256: sha2::Sha256::digest(&bytes).into(),
+            precision_ns: params.precision.0,
+            round_period_ns: params.round_period.0,
+        })
+    }
+
+    pub fn key(&self, m: MemberId) -> Option<&PublicKey> {
+        self.members.get(m.index()).map(|m| &m.key)
+    }
+
+    pub fn name(&self, m: MemberId) -> String {
+        self.members
+            .get(m.index())
+            .map(|m| m.name.clone())
+            .unwrap_or_else(|| format!("member {}", m.0))
+    }
+
+    pub fn by_name(&self, name: &str) -> Option<MemberId> {
+        self.members.iter().find(|m| m.name == name).map(|m| m.id)
+    }
+}
+
+/// What is wrong with a record.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BadReason {
+    #[error("{0}")]
+    Frame(String),
+    #[error("truncated tail: {0}")]
+    TruncatedTail(String),
+    #[error("bad signature (not by this log's node key)")]
+    BadSignature,
+    #[error("signed by another node: {0}")]
+    WrongSigner(String),
+    #[error("unknown signer: the log's key {0} is not a member of the cluster file")]
+    UnknownSigner(String),
+    #[error("sequence gap: expected seq {expected}, found {found}")]
+    SequenceGap { expected: u64, found: u64 },
+    #[error("broken chain: prev does not match the hash of the record before")]
+    BrokenChain,
+    #[error("malformed record: {0}")]
+    Malformed(String),
+    #[error("the first record must be a start or segment record, found {0}")]
+    NoIdentity(String),
+    #[error("identity changed: {0}")]
+    IdentityChanged(String),
+    #[error("wrong cluster: {0}")]
+    WrongCluster(String),
+    #[error("embedded reading {index}: {why}")]
+    BadReading { index: usize, why: String },
+}
+
+/// The first bad record of a log.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{file}: record {index}{seq} at byte {offset}: {reason}", file = file.display(), seq = seq.map(|s| format!(" (seq {s})")).unwrap_or_default())]
+pub struct BadRecord {
+    pub file: PathBuf,
+    /// 0-based position among the records checked so far (across files).
+    pub index: u64,
+    pub seq: Option<u64>,
+    pub offset: u64,
+    pub reason: BadReason,
+}
+
+impl BadRecord {
+    /// Stable reason code for scripts.
+    pub fn code(&self) -> &'static str {
+        match self.reason {
+            BadReason::Frame(_) => "bad-frame",
+            BadReason::TruncatedTail(_) => "truncated-tail",
+            BadReason::BadSignature => "bad-signature",
+            BadReason::WrongSigner(_) => "wrong-signer",
+            BadReason::UnknownSigner(_) => "unknown-signer",
+            BadReason::SequenceGap { .. } => "sequence-gap",
+            BadReason::BrokenChain => "broken-chain",
+            BadReason::Malformed(_) => "malformed",
+            BadReason::NoIdentity(_) => "no-identity",
+            BadReason::IdentityChanged(_) => "identity-changed",
+            BadReason::WrongCluster(_) => "wrong-cluster",
+            BadReason::BadReading { .. } => "bad-embedded-reading",
+        }
+    }
+}
+
+/// A record that passed every check.
+#[derive(Debug, Clone)]
+pub struct Checked {
+    pub offset: u64,
+    pub frame_len: u64,
+    pub record: Record,
+    pub payload: Payload,
+    pub hash: Hash32,
+}
+
+/// Checks records in log order.
+#[derive(Debug)]
+pub struct Checker<'a> {
+    cluster: Option<&'a ClusterKeys>,
+    identity: Option<Identity>,
+    key: Option<PublicKey>,
+    next_seq: u64,
+    head: Hash32,
+    pub records: u64,
+    pub rounds: u64,
+    pub readings_checked: u64,
+    pub first_time_ns: Option<i64>,
+    pub last_time_ns: Option<i64>,
+    /// The first record checked continued an earlier file that was not given.
+    pub starts_mid_chain: bool,
+}
+
+impl<'a> Checker<'a> {
+    pub fn new(cluster: Option<&'a ClusterKeys>) -> Checker<'a> {
+        Checker {
+            cluster,
+            identity: None,
+            key: None,
+            next_seq: 0,
+            head: GENESIS_HASH,
+            records: 0,
+            rounds: 0,
+            readings_checked: 0,
+            first_time_ns: None,
+            last_time_ns: None,
+            starts_mid_chain: false,
+        }
+    }
+
+    /// A checker that only accepts records signed by `key` (the node's own recovery).
+    pub fn for_key(key: PublicKey) -> Checker<'static> {
+        let mut c = Checker::new(None);
+        c.key = Some(key);
+        c
+    }
+
+    pub fn identity(&self) -> Option<&Identity> {
+        self.identity.as_ref()
+    }
+    pub fn head(&self) -> Hash32 {
+        self.head
+    }
+    pub fn next_seq(&self) -> u64 {
+        self.next_seq
+    }
+
+    /// Checks one frame; on success the chain advances.
+    pub fn check(&mut self, frame: &Frame<'_>) -> Result<Checked, BadReason> {
+        let signed: Signed<Record> = Signed::from_parts(frame.body.to_vec(), frame.signature);
+        // Who must have signed: the key the log's first record names.
+        let key = match (&self.key, &self.identity) {
+            (Some(k), _) => *k,
+            (None, _) => {
+                let unverified = signed
+                    .decode_unverified()
+                    .map_err(|e| BadReason::Malformed(e.to_string()))?;
+                let payload = Payload::decode(unverified.kind, &unverified.payload)
+                    .map_err(BadReason::Malformed)?;
+                let Some(id) = payload.identity() else {
+                    return Err(BadReason::NoIdentity(unverified.kind.as_str().into()));
+                };
+                PublicKey::from_bytes(&id.public_key)
+                    .map_err(|e| BadReason::Malformed(format!("identity key: {e}")))?
+            }
+        };
+        let record = match signed.verify(&Ed25519Suite, &key) {
+            Ok(r) => r,
+            Err(SignedError::BadSignature) => return Err(self.who_signed(&signed)),
+            Err(e) => return Err(BadReason::Malformed(e.to_string())),
+        };
+        if self.records == 0 && self.identity.is_none() {
+            // The first record: either the genesis or the first of a later file.
+            if record.seq != 0 {
+                self.starts_mid_chain = true;
+                self.next_seq = record.seq;
+                self.head = record.prev;
+            }
+        }
+        if record.seq != self.next_seq {
+            return Err(BadReason::SequenceGap {
+                expected: self.next_seq,
+                found: record.seq,
+            });
+        }
+        if record.prev != self.head {
+            return Err(BadReason::BrokenChain);
+        }
+        let payload = Payload::decode(record.kind, &record.payload).map_err(BadReason::Malformed)?;
+        if let Some(id) = payload.identity() {
+            match &self.identity {
+                None => {
+                    self.check_identity(id, &key)?;
+                    self.identity = Some(id.clone());
+                    self.key = Some(key);
+                }
+                Some(old) if old != id => {
+                    return Err(BadReason::IdentityChanged(format!(
+                        "{} (member {}) became {} (member {})",
+                        old.name, old.member, id.name, id.member
+                    )));
+                }
+                Some(_) => {}
+            }
+        } else if self.identity.is_none() {
+            return Err(BadReason::NoIdentity(record.kind.as_str().into()));
+        }
+        if let Payload::Round(r) = &payload {
+            self.check_round(r)?;
+            self.rounds += 1;
+        }
+        let hash = chain_hash(&frame.signature, frame.body);
+        self.head = hash;
+        self.next_seq = record.seq + 1;
+        self.records += 1;
+        if record.cluster_time_ns > 0 {
+            self.first_time_ns.get_or_insert(record.cluster_time_ns);
+            self.last_time_ns = Some(record.cluster_time_ns);
+        }
+        Ok(Checked {
+            offset: frame.offset,
+            frame_len: frame.len,
+            record,
+            payload,
+            hash,
+        })
+    }
+
+    fn who_signed(&self, signed: &Signed<Record>) -> BadReason {
+        if let Some(c) = self.cluster {
+            for m in &c.members {
+                if signed.verify(&Ed25519Suite, &m.key).is_ok() {
+                    return BadReason::WrongSigner(m.name.clone());
+                }
+            }
+        }
+        BadReason::BadSignature
+    }
+
+    fn check_identity(&self, id: &Identity, key: &PublicKey) -> Result<(), BadReason> {
+        let Some(c) = self.cluster else {
+            return Ok(());
+        };
+        let Some(m) = c.members.get(usize::from(id.member)) else {
+            return Err(BadReason::UnknownSigner(key.to_hex()));
+        };
+        if m.key != *key {
+            return Err(BadReason::UnknownSigner(key.to_hex()));
+        }
+        if id.cluster_tag != c.tag || id.cluster_id != c.cluster_id {
+            return Err(BadReason::WrongCluster(format!(
+                "log is for cluster {:?} (tag {:016x}), the cluster file is {:?} (tag {:016x})",
+                id.cluster_id, id.cluster_tag, c.cluster_id, c.tag
+            )));
+        }
+        Ok(())
+    }
+
+    fn check_round(&mut self, r: &super::record::RoundPayload) -> Result<(), BadReason> {
+        let suite = Ed25519Suite;
+        let digests: Vec<Hash32> = r.readings.iter().map(|s| s.digest(&suite)).collect();
+        if derive_head(&suite, &digests) != r.head {
+            return Err(BadReason::BadReading {
+                index: 0,
+                why: "the round's head does not commit to its readings".into(),
+            });
+        }
+        let (Some(c), Some(id)) = (self.cluster, &self.identity) else {
+            return Ok(());
+        };
+        let me = MemberId(id.member);
+        let mut check = |index: usize, s: &Signed<Reading>| -> Result<(), BadReason> {
+            let bad = |why: String| BadReason::BadReading { index, why };
+            let claimed = s
+                .decode_unverified()
+                .map_err(|e| bad(format!("malformed: {e}")))?;
+            let Some(key) = c.key(claimed.responder) else {
+                return Err(bad(format!("responder {} is not a member", claimed.responder)));
+            };
+            let reading = s.verify(&suite, key).map_err(|_| {
+                bad(format!(
+                    "bad signature from {}",
+                    c.name(claimed.responder)
+                ))
+            })?;
+            if reading.requester != me {
+                return Err(bad(format!("addressed to {}", c.name(reading.requester))));
+            }
+            if reading.cluster != c.tag {
+                return Err(bad("wrong cluster tag".into()));
+            }
+            self.readings_checked += 1;
+            Ok(())
+        };
+        for (i, s) in r.readings.iter().enumerate() {
+            check(i, s)?;
+        }
+        for (i, (a, b)) in r.duplicates.iter().enumerate() {
+            check(r.readings.len() + 2 * i, a)?;
+            check(r.readings.len() + 2 * i + 1, b)?;
+        }
+        Ok(())
+    }
+}
+
+/// The segments of a log: `PATH.000000`, `PATH.000001`, … (rotated) then `PATH`.
+pub fn segments(path: &Path) -> Vec<PathBuf> {
+    let mut found: Vec<(u32, PathBuf)> = Vec::new();
+    if let (Some(dir), Some(name)) = (path.parent(), path.file_name().and_then(|n| n.to_str())) {
+        let dir = if dir.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            dir
+        };
+        if let Ok(entries) = std::fs::read_dir(dir) {
+            for e in entries.flatten() {
+                let fname = e.file_name();
+                let Some(f) = fname.to_str() else { continue };
+                if let Some(suffix) = f.strip_prefix(name).and_then(|s| s.strip_prefix('.'))
+                    && suffix.len() == 6
+                    && let Ok(n) = suffix.parse::<u32>()
+                {
+                    found.push((n, path.with_file_name(f)));
+                }
+            }
+        }
+    }
+    found.sort();
+    let mut out: Vec<PathBuf> = found.into_iter().map(|(_, p)| p).collect();
+    if path.exists() {
+        out.push(path.to_path_buf());
+    }
+    out
+}
+
+/// The rotated file name for segment `n` of `path`.
+pub fn segment_path(path: &Path, n: u32) -> PathBuf {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(format!(".{n:06}"));
+    path.with_file_name(name)
+}
+
+/// Reads and checks every record of `files` in order, calling `each` for each good one.
+/// Stops at the first bad record.
+pub fn check_files(
+    files: &[PathBuf],
+    checker: &mut Checker<'_>,
+    mut each: impl FnMut(&Path, &Checked),
+) -> Result<u64, BadRecord> {
+    let mut bytes_total = 0u64;
+    for file in files {
+        let bytes = std::fs::read(file).map_err(|e| BadRecord {
+            file: file.clone(),
+            index: checker.records,
+            seq: None,
+            offset: 0,
+            reason: BadReason::Frame(format!("cannot read: {e}")),
+        })?;
+        bytes_total += bytes.len() as u64;
+        for frame in Frames::new(&bytes) {
+            let frame = frame.map_err(|e| BadRecord {
+                file: file.clone(),
+                index: checker.records,
+                seq: None,
+                offset: e.offset(),
+                reason: match &e {
+                    FrameError::BadHeader { .. } => BadReason::Frame(e.to_string()),
+                    _ => BadReason::TruncatedTail(e.to_string()),
+                },
+            })?;
+            let checked = checker.check(&frame).map_err(|reason| BadRecord {
+                file: file.clone(),
+                index: checker.records,
+                seq: Signed::<Record>::from_parts(frame.body.to_vec(), frame.signature)
+                    .decode_unverified()
+                    .ok()
+                    .map(|r| r.seq),
+                offset: frame.offset,
+                reason,
+            })?;
+            each(file, &checked);
+        }
+    }
+    Ok(bytes_total)
+}
+
+/// Kinds by name, for `--kind`.
+pub fn parse_kind(s: &str) -> Result<Kind, String> {
+    Kind::parse(s).ok_or_else(|| {
+        format!(
+            "unknown kind {s:?}; one of: {}",
+            Kind::ALL.map(|k| k.as_str()).join(", ")
+        )
+    })
+}

@@ -1,0 +1,337 @@
+//! `bftime audit …`: the auditor's commands.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::Context as _;
+use serde_json::json;
+
+use super::check::{BadRecord, Checker, ClusterKeys, check_files, parse_kind, segments};
+use super::evidence::{self, LogRounds, ProofFile};
+use super::show::{self, Filter};
+use crate::exit;
+
+#[derive(Debug, clap::Subcommand)]
+pub enum AuditCommand {
+    /// Check logs: framing, the hash chain, sequence numbers, every node signature and
+    /// (with --cluster) every embedded peer reading against the members' keys.
+    ///
+    /// A LOG path also takes its rotated files (LOG.000000, LOG.000001, …) in order.
+    /// Exit 0 with a one-line summary per log, or 65 naming the first bad record, its
+    /// byte offset and the reason (bad-frame, truncated-tail, bad-signature,
+    /// wrong-signer, unknown-signer, sequence-gap, broken-chain, malformed,
+    /// bad-embedded-reading, …).
+    Verify {
+        #[arg(required = true)]
+        logs: Vec<PathBuf>,
+        /// The cluster file: check who signed, and every embedded reading.
+        #[arg(long)]
+        cluster: Option<PathBuf>,
+        /// One JSON object per log.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print a log as a table, one line per record (or JSON lines with --json).
+    Show {
+        log: PathBuf,
+        /// Only rounds A..B (inclusive; `A..`, `..B` and `A` work too).
+        #[arg(long)]
+        round: Option<String>,
+        /// Add this peer's interval and reading to every round (needs --cluster for names).
+        #[arg(long)]
+        peer: Option<String>,
+        /// Only these kinds: start, segment, round, state, step, recovered, shutdown.
+        #[arg(long, value_delimiter = ',')]
+        kind: Vec<String>,
+        /// The cluster file (names, and checks embedded readings).
+        #[arg(long)]
+        cluster: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Cross-check several nodes' logs and write proofs of misbehaviour.
+    ///
+    /// Exit 0 when no member is proven to misbehave, 9 when proofs were written, 65
+    /// when a log does not verify. Proofs rest on the accused's own signatures only.
+    Evidence {
+        #[arg(required = true)]
+        logs: Vec<PathBuf>,
+        #[arg(long)]
+        cluster: PathBuf,
+        /// Where to write the proofs (JSON) [default: print them].
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Check a proofs file standalone, with nothing but the cluster's public keys.
+    ///
+    /// Exit 0 when every proof holds, 65 when one does not.
+    CheckProof {
+        proofs: PathBuf,
+        #[arg(long)]
+        cluster: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn load_cluster(path: &Option<PathBuf>) -> anyhow::Result<Option<ClusterKeys>> {
+    path.as_ref()
+        .map(|p| ClusterKeys::load(p).map_err(|e| anyhow::anyhow!("{e}")))
+        .transpose()
+}
+
+/// The files of a LOG argument: its rotated segments, then itself.
+fn files_of(log: &Path) -> Vec<PathBuf> {
+    let files = segments(log);
+    if files.is_empty() {
+        vec![log.to_path_buf()]
+    } else {
+        files
+    }
+}
+
+/// Runs an audit command; returns the exit code.
+pub fn run(cmd: AuditCommand) -> anyhow::Result<i32> {
+    match cmd {
+        AuditCommand::Verify {
+            logs,
+            cluster,
+            json,
+        } => {
+            let cluster = load_cluster(&cluster)?;
+            let mut code = exit::OK;
+            for log in &logs {
+                let files = files_of(log);
+                let mut checker = Checker::new(cluster.as_ref());
+                let started = Instant::now();
+                let result = check_files(&files, &mut checker, |_, _| {});
+                let secs = started.elapsed().as_secs_f64();
+                match result {
+                    Ok(bytes) => print_ok(log, &files, &checker, bytes, secs, cluster.is_some(), json),
+                    Err(bad) => {
+                        code = exit::BAD_DATA;
+                        print_bad(log, &bad, json);
+                    }
+                }
+            }
+            Ok(code)
+        }
+        AuditCommand::Show {
+            log,
+            round,
+            peer,
+            kind,
+            cluster,
+            json,
+        } => {
+            let cluster = load_cluster(&cluster)?;
+            let mut filter = Filter::default();
+            if let Some(r) = &round {
+                filter.rounds = Some(show::parse_rounds(r).map_err(|e| anyhow::anyhow!("--round: {e}"))?);
+            }
+            for k in &kind {
+                filter.kinds.push(parse_kind(k).map_err(|e| anyhow::anyhow!("--kind: {e}"))?);
+            }
+            if let Some(p) = &peer {
+                let c = cluster
+                    .as_ref()
+                    .context("--peer NAME needs --cluster FILE to know the names")?;
+                filter.peer = Some(c.by_name(p).with_context(|| {
+                    format!("--peer: no member named {p:?} in the cluster file")
+                })?);
+            }
+            let mut out = std::io::stdout().lock();
+            if !json {
+                show::header(&mut out)?;
+            }
+            let mut write_err = None;
+            let mut checker = Checker::new(cluster.as_ref());
+            let result = check_files(&files_of(&log), &mut checker, |_, c| {
+                if !filter.accepts(c) || write_err.is_some() {
+                    return;
+                }
+                let r = if json {
+                    writeln!(out, "{}", show::json_line(c, cluster.as_ref(), filter.peer))
+                } else {
+                    writeln!(out, "{}", show::line(c, cluster.as_ref(), filter.peer))
+                };
+                if let Err(e) = r {
+                    write_err = Some(e);
+                }
+            });
+            match write_err {
+                Some(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(exit::OK),
+                Some(e) => return Err(e.into()),
+                None => {}
+            }
+            match result {
+                Ok(_) => Ok(exit::OK),
+                Err(bad) => {
+                    eprintln!("error: the log is damaged after the records shown: {bad}");
+                    Ok(exit::BAD_DATA)
+                }
+            }
+        }
+        AuditCommand::Evidence {
+            logs,
+            cluster,
+            out,
+        } => {
+            let c = ClusterKeys::load(&cluster).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let mut all = Vec::new();
+            for log in &logs {
+                let mut rounds = LogRounds::default();
+                let mut checker = Checker::new(Some(&c));
+                if let Err(bad) = check_files(&files_of(log), &mut checker, |_, rec| rounds.push(&rec.payload)) {
+                    eprintln!("error: {} does not verify, so it cannot serve as evidence: {bad}", log.display());
+                    return Ok(exit::BAD_DATA);
+                }
+                all.push(rounds);
+            }
+            let proofs = evidence::find(&c, &all);
+            for p in &proofs {
+                eprintln!(
+                    "PROVEN {} by {}: {} ({} occurrence{})",
+                    p.kind.as_str(),
+                    p.accused,
+                    p.summary,
+                    p.occurrences,
+                    if p.occurrences == 1 { "" } else { "s" }
+                );
+            }
+            let file = ProofFile {
+                version: 1,
+                cluster_id: c.cluster_id.clone(),
+                cluster_tag: format!("{:016x}", c.tag),
+                proofs,
+            };
+            let text = serde_json::to_string_pretty(&file)?;
+            match &out {
+                Some(p) => std::fs::write(p, text + "\n")
+                    .with_context(|| format!("cannot write {}", p.display()))?,
+                None => println!("{text}"),
+            }
+            eprintln!(
+                "{} log(s) checked; {} proof(s) of misbehaviour{}",
+                logs.len(),
+                file.proofs.len(),
+                out.as_ref().map(|p| format!(" written to {}", p.display())).unwrap_or_default()
+            );
+            Ok(if file.proofs.is_empty() {
+                exit::OK
+            } else {
+                exit::MISBEHAVIOUR_PROVEN
+            })
+        }
+        AuditCommand::CheckProof {
+            proofs,
+            cluster,
+            json,
+        } => {
+            let c = ClusterKeys::load(&cluster).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let text = std::fs::read_to_string(&proofs)
+                .with_context(|| format!("cannot read {}", proofs.display()))?;
+            let file: ProofFile = serde_json::from_str(&text)
+                .with_context(|| format!("{} is not a proofs file", proofs.display()))?;
+            let mut code = exit::OK;
+            if file.cluster_tag != format!("{:016x}", c.tag) {
+                eprintln!(
+                    "error: the proofs are for cluster tag {}, the cluster file's is {:016x}",
+                    file.cluster_tag, c.tag
+                );
+                return Ok(exit::BAD_DATA);
+            }
+            for (i, p) in file.proofs.iter().enumerate() {
+                let r = evidence::check_proof(&c, p);
+                if r.is_err() {
+                    code = exit::BAD_DATA;
+                }
+                if json {
+                    println!(
+                        "{}",
+                        json!({
+                            "proof": i, "kind": p.kind.as_str(), "accused": p.accused,
+                            "valid": r.is_ok(),
+                            "proves": r.as_ref().ok(), "error": r.as_ref().err().map(|e| e.to_string()),
+                        })
+                    );
+                } else {
+                    match r {
+                        Ok(s) => println!("proof {i} VALID ({}): {s}", p.kind.as_str()),
+                        Err(e) => println!("proof {i} INVALID ({} against {}): {e}", p.kind.as_str(), p.accused),
+                    }
+                }
+            }
+            if file.proofs.is_empty() && !json {
+                println!("no proofs in {}", proofs.display());
+            }
+            Ok(code)
+        }
+    }
+}
+
+fn print_ok(
+    log: &Path,
+    files: &[PathBuf],
+    c: &Checker<'_>,
+    bytes: u64,
+    secs: f64,
+    with_cluster: bool,
+    json: bool,
+) {
+    let span_s = match (c.first_time_ns, c.last_time_ns) {
+        (Some(a), Some(b)) => (b - a) as f64 / 1e9,
+        _ => 0.0,
+    };
+    let node = c.identity().map(|i| i.name.clone()).unwrap_or_default();
+    if json {
+        println!(
+            "{}",
+            json!({
+                "log": log.display().to_string(), "ok": true, "node": node,
+                "files": files.len(), "records": c.records, "rounds": c.rounds,
+                "readings_checked": c.readings_checked, "bytes": bytes,
+                "first_cluster_time_ns": c.first_time_ns, "last_cluster_time_ns": c.last_time_ns,
+                "span_s": span_s, "starts_mid_chain": c.starts_mid_chain,
+                "embedded_readings_checked": with_cluster, "seconds": secs,
+            })
+        );
+    } else {
+        println!(
+            "OK {}: node {node}, {} record(s) in {} file(s), {} round(s), {} .. {} ({:.1} s){}{}",
+            log.display(),
+            c.records,
+            files.len(),
+            c.rounds,
+            show::format_time(c.first_time_ns.unwrap_or(0)),
+            show::format_time(c.last_time_ns.unwrap_or(0)),
+            span_s,
+            if with_cluster {
+                format!(", {} embedded peer readings verified", c.readings_checked)
+            } else {
+                ", embedded peer readings NOT checked (give --cluster)".to_owned()
+            },
+            if c.starts_mid_chain {
+                ", starts mid-chain (earlier files not given)"
+            } else {
+                ""
+            }
+        );
+    }
+}
+
+fn print_bad(log: &Path, bad: &BadRecord, json: bool) {
+    if json {
+        println!(
+            "{}",
+            json!({
+                "log": log.display().to_string(), "ok": false,
+                "file": bad.file.display().to_string(), "record": bad.index, "seq": bad.seq,
+                "offset": bad.offset, "reason": bad.code(), "detail": bad.reason.to_string(),
+            })
+        );
+    } else {
+        println!("BAD {}: {bad}", log.display());
+    }
+}

@@ -1,0 +1,79 @@
+//! The signed, hash-chained audit log (spec §9) and the `bftime audit` tools.
+//!
+//! - [`record`]: what a record says (kinds and payloads).
+//! - [`frame`]: how records sit in a file, and how a torn final write is recognised.
+//! - [`check`]: checking a log record by record (shared by every reader).
+//! - [`writer`]: appending, rotation, fsync policy, crash recovery, the writer thread.
+//! - [`show`]: `bftime audit show`.
+//! - [`evidence`]: proofs of misbehaviour: finding them in logs, checking them alone.
+
+pub mod check;
+pub mod cli;
+pub mod evidence;
+pub mod frame;
+pub mod journal;
+pub mod record;
+pub mod show;
+pub mod writer;
+
+use std::sync::Arc;
+
+use sha2::Digest as _;
+
+use crate::config::NodeConfig;
+use record::{Identity, Payload, StartPayload};
+use writer::{AuditHandle, AuditWriter, WriterOptions};
+
+/// Opens the node's log (cutting a torn tail if a crash left one), writes the
+/// `recovered` and `start` records, and starts the writer thread.
+pub fn open_node_log(
+    cfg: &NodeConfig,
+    incarnation: u64,
+    round: u64,
+    cluster_time_ns: i64,
+) -> anyhow::Result<Option<AuditHandle>> {
+    let Some(path) = &cfg.audit_log else {
+        return Ok(None);
+    };
+    let sha = |p: &std::path::Path| -> [u8; 32] {
+        std::fs::read(p)
+            .map(|b| sha2::Sha256::digest(&b).into())
+            .unwrap_or_default()
+    };
+    let identity = Identity {
+        public_key: cfg.key.public_key().to_bytes(),
+        member: cfg.me.0,
+        name: cfg.name().to_owned(),
+        cluster_id: cfg.cluster.cluster_id.clone(),
+        cluster_tag: cfg.cluster_tag,
+        cluster_file_sha256: sha(&cfg.cluster_path),
+    };
+    let opts = WriterOptions {
+        path: path.clone(),
+        identity: identity.clone(),
+        fsync: cfg.node.audit.fsync,
+        max_file_bytes: cfg.node.audit.max_file_mb.saturating_mul(1 << 20),
+    };
+    let (mut w, opened) = AuditWriter::open(opts, Arc::clone(&cfg.key))?;
+    if let Some(r) = opened.recovered {
+        w.append(round, cluster_time_ns, &Payload::Recovered(r))?;
+    }
+    w.append(
+        round,
+        cluster_time_ns,
+        &Payload::Start(StartPayload {
+            identity,
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            node_file_sha256: sha(&cfg.node_path),
+            incarnation,
+        }),
+    )?;
+    w.sync()?;
+    tracing::info!(
+        path = %path.display(),
+        continued_from_seq = opened.continued_from_seq,
+        fsync = ?cfg.node.audit.fsync,
+        "audit log open"
+    );
+    Ok(Some(AuditHandle::spawn(w)?))
+}

@@ -1,0 +1,447 @@
+//! Appending to the audit log, and picking up after a crash (spec §9.2).
+//!
+//! The writer runs on its own thread so a slow disk never delays a round: the driver
+//! hands it payloads through a bounded queue and reads back only a status. On start it
+//! re-checks the current file with the node's own key; a record cut short by a crash
+//! is the only damage it repairs (cut at the record's first byte, warned about, and
+//! recorded in a `recovered` record); any other damage stops the node, because
+//! appending after it would bury the evidence. Nothing before the cut is rewritten.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bftime_crypto::{Hash32, NodeKey, Signed, Signer};
+use serde::{Deserialize, Serialize};
+
+use super::check::{Checker, segment_path, segments};
+use super::frame::{self, FrameError, Frames};
+use super::record::{Identity, Payload, Record, RecoveredPayload, SegmentPayload};
+
+/// When the writer forces records to disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FsyncPolicy {
+    /// After every record: a crash loses at most the record being written.
+    Record,
+    /// After each round record (and at shutdown): a crash loses at most one round's
+    /// records. The default.
+    #[default]
+    Round,
+    /// Never: the OS decides (a power loss may lose recent records).
+    Never,
+}
+
+/// Why the log could not be opened or written.
+#[derive(Debug, thiserror::Error)]
+pub enum AuditError {
+    #[error("audit log {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "audit log {file} is damaged at record {index} (byte {offset}): {why}. Nothing was changed. Keep the file for the auditors (`bftime audit verify {file}` shows the details), move it and its rotated segments aside, and restart: a new log will start"
+    )]
+    Damaged {
+        file: String,
+        index: u64,
+        offset: u64,
+        why: String,
+    },
+    #[error(
+        "audit log {file} was written by another node key ({other}); point audit_log at this node's own log"
+    )]
+    NotOurs { file: String, other: String },
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> AuditError + '_ {
+    move |source| AuditError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// What opening found: whether a torn tail was cut, and where the chain stood.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Opened {
+    pub recovered: Option<RecoveredPayload>,
+    pub continued_from_seq: u64,
+}
+
+/// Settings for [`AuditWriter::open`].
+#[derive(Debug, Clone)]
+pub struct WriterOptions {
+    pub path: PathBuf,
+    pub identity: Identity,
+    pub fsync: FsyncPolicy,
+    /// Rotate when the current file would exceed this many bytes.
+    pub max_file_bytes: u64,
+}
+
+/// The synchronous writer (one per log).
+#[derive(Debug)]
+pub struct AuditWriter {
+    opts: WriterOptions,
+    key: Arc<NodeKey>,
+    file: File,
+    file_bytes: u64,
+    segment: u32,
+    next_seq: u64,
+    head: Hash32,
+    pub records_written: u64,
+    pub bytes_written: u64,
+}
+
+impl AuditWriter {
+    /// Opens (or creates) the log, cutting a torn final record if a crash left one.
+    /// The caller appends a `start` record next (and a `recovered` one if reported).
+    pub fn open(opts: WriterOptions, key: Arc<NodeKey>) -> Result<(AuditWriter, Opened), AuditError> {
+        if let Some(dir) = opts.path.parent()
+            && !dir.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(dir).map_err(io(dir))?;
+        }
+        let mut files = segments(&opts.path);
+        // An empty current file (a crash right after rotating) holds nothing to check.
+        if files.last() == Some(&opts.path)
+            && std::fs::metadata(&opts.path).map(|m| m.len()).unwrap_or(0) == 0
+        {
+            files.pop();
+        }
+        let current_exists = files.last() == Some(&opts.path);
+        let mut checker = Checker::for_key(key.public_key());
+        let mut recovered = None;
+        let mut last_segment = 0u32;
+        // Only the last file matters for picking up the chain: rotated files are closed.
+        if let Some(last) = files.last() {
+            let bytes = std::fs::read(last).map_err(io(last))?;
+            let name = last.display().to_string();
+            let mut good_end = 0u64;
+            for f in Frames::new(&bytes) {
+                match f {
+                    Ok(frame) => {
+                        let checked = checker.check(&frame).map_err(|e| {
+                            if matches!(e, super::check::BadReason::BadSignature)
+                                && checker.records == 0
+                            {
+                                AuditError::NotOurs {
+                                    file: name.clone(),
+                                    other: "unknown".into(),
+                                }
+                            } else {
+                                AuditError::Damaged {
+                                    file: name.clone(),
+                                    index: checker.records,
+                                    offset: frame.offset,
+                                    why: e.to_string(),
+                                }
+                            }
+                        })?;
+                        if let Payload::Segment(s) = &checked.payload {
+                            last_segment = s.segment;
+                        }
+                        good_end = frame.offset + frame.len;
+                    }
+                    Err(e @ (FrameError::TruncatedTail { .. } | FrameError::ZeroTail { .. })) => {
+                        let cut = bytes.len() as u64 - good_end;
+                        tracing::warn!(
+                            file = %name,
+                            offset = e.offset(),
+                            bytes_cut = cut,
+                            "audit log ends in a torn record (a crash mid-write): cutting it off and continuing the chain"
+                        );
+                        let f = OpenOptions::new().write(true).open(last).map_err(io(last))?;
+                        f.set_len(good_end).map_err(io(last))?;
+                        f.sync_all().map_err(io(last))?;
+                        recovered = Some(RecoveredPayload {
+                            file: name.clone(),
+                            offset: good_end,
+                            bytes_cut: cut,
+                        });
+                    }
+                    Err(e) => {
+                        return Err(AuditError::Damaged {
+                            file: name.clone(),
+                            index: checker.records,
+                            offset: e.offset(),
+                            why: e.to_string(),
+                        });
+                    }
+                }
+            }
+            if let Some(id) = checker.identity()
+                && id.public_key != opts.identity.public_key
+            {
+                return Err(AuditError::NotOurs {
+                    file: name,
+                    other: hex::encode(id.public_key),
+                });
+            }
+            if !current_exists {
+                // Rotated files only: the last one is closed; start the next.
+                last_segment = files
+                    .last()
+                    .and_then(|p| p.extension())
+                    .and_then(|e| e.to_str())
+                    .and_then(|e| e.parse::<u32>().ok())
+                    .unwrap_or(last_segment);
+            }
+        }
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&opts.path)
+            .map_err(io(&opts.path))?;
+        let file_bytes = file.metadata().map_err(io(&opts.path))?.len();
+        let continued_from_seq = checker.next_seq();
+        let mut w = AuditWriter {
+            key,
+            file,
+            file_bytes,
+            segment: if current_exists { last_segment } else { last_segment + u32::from(!files.is_empty()) },
+            next_seq: checker.next_seq(),
+            head: checker.head(),
+            records_written: 0,
+            bytes_written: 0,
+            opts,
+        };
+        if w.file_bytes == 0 && w.next_seq > 0 {
+            // A fresh file continuing an existing chain: it opens with its identity.
+            w.write_segment_record(0, 0)?;
+        }
+        Ok((
+            w,
+            Opened {
+                recovered,
+                continued_from_seq,
+            },
+        ))
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.opts.path
+    }
+
+    /// Appends one record; rotates first if the file would grow past the limit.
+    pub fn append(&mut self, round: u64, cluster_time_ns: i64, payload: &Payload) -> Result<u64, AuditError> {
+        let frame = self.frame(round, cluster_time_ns, payload)?;
+        if self.file_bytes > 0
+            && self.file_bytes + frame.len() as u64 > self.opts.max_file_bytes
+        {
+            self.rotate(round, cluster_time_ns)?;
+            return self.append(round, cluster_time_ns, payload);
+        }
+        self.write_frame(&frame)?;
+        let sync = match self.opts.fsync {
+            FsyncPolicy::Record => true,
+            FsyncPolicy::Round => matches!(payload, Payload::Round(_) | Payload::Shutdown(_)),
+            FsyncPolicy::Never => false,
+        };
+        if sync {
+            self.sync()?;
+        }
+        Ok(frame.len() as u64)
+    }
+
+    pub fn sync(&mut self) -> Result<(), AuditError> {
+        self.file.sync_data().map_err(io(&self.opts.path))
+    }
+
+    fn frame(
+        &mut self,
+        round: u64,
+        cluster_time_ns: i64,
+        payload: &Payload,
+    ) -> Result<Vec<u8>, AuditError> {
+        let record = Record {
+            seq: self.next_seq,
+            round,
+            prev: self.head,
+            cluster_time_ns,
+            kind: payload.kind(),
+            payload: payload.encode(),
+        };
+        let signer: &dyn Signer = self.key.as_ref();
+        let signed = Signed::sign(&record, signer).map_err(|e| AuditError::Io {
+            path: self.opts.path.clone(),
+            source: std::io::Error::other(format!("cannot encode a record: {e}")),
+        })?;
+        Ok(frame::encode(signed.signature(), signed.body()))
+    }
+
+    fn write_frame(&mut self, frame: &[u8]) -> Result<(), AuditError> {
+        self.file.write_all(frame).map_err(io(&self.opts.path))?;
+        let sig_start = frame::HEADER_BYTES;
+        let mut sig = [0u8; frame::SIGNATURE_BYTES];
+        sig.copy_from_slice(&frame[sig_start..sig_start + frame::SIGNATURE_BYTES]);
+        self.head = frame::chain_hash(
+            &bftime_crypto::Signature(sig),
+            &frame[sig_start + frame::SIGNATURE_BYTES..],
+        );
+        self.next_seq += 1;
+        self.file_bytes += frame.len() as u64;
+        self.records_written += 1;
+        self.bytes_written += frame.len() as u64;
+        Ok(())
+    }
+
+    fn write_segment_record(&mut self, round: u64, cluster_time_ns: i64) -> Result<(), AuditError> {
+        let payload = Payload::Segment(SegmentPayload {
+            identity: self.opts.identity.clone(),
+            segment: self.segment,
+        });
+        let frame = self.frame(round, cluster_time_ns, &payload)?;
+        self.write_frame(&frame)?;
+        self.sync()
+    }
+
+    fn rotate(&mut self, round: u64, cluster_time_ns: i64) -> Result<(), AuditError> {
+        self.sync()?;
+        let rotated = segment_path(&self.opts.path, self.segment);
+        std::fs::rename(&self.opts.path, &rotated).map_err(io(&rotated))?;
+        self.file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.opts.path)
+            .map_err(io(&self.opts.path))?;
+        if let Some(dir) = self.opts.path.parent()
+            && let Ok(d) = File::open(if dir.as_os_str().is_empty() { Path::new(".") } else { dir })
+        {
+            let _ = d.sync_all();
+        }
+        self.file_bytes = 0;
+        self.segment += 1;
+        tracing::info!(rotated = %rotated.display(), segment = self.segment, "audit log rotated");
+        self.write_segment_record(round, cluster_time_ns)
+    }
+}
+
+/// What the driver can see of the writer thread.
+#[derive(Debug, Default)]
+pub struct AuditStatus {
+    pub records: AtomicU64,
+    pub bytes: AtomicU64,
+    pub failed: AtomicBool,
+    pub error: Mutex<Option<String>>,
+}
+
+impl AuditStatus {
+    fn fail(&self, why: String) {
+        tracing::error!(error = %why, "AUDIT LOG FAILED: records are no longer written");
+        if let Ok(mut e) = self.error.lock() {
+            e.get_or_insert(why);
+        }
+        self.failed.store(true, Ordering::SeqCst);
+    }
+
+    pub fn error(&self) -> Option<String> {
+        self.error.lock().ok().and_then(|e| e.clone())
+    }
+}
+
+#[derive(Debug)]
+enum Msg {
+    Record {
+        round: u64,
+        cluster_time_ns: i64,
+        payload: Payload,
+    },
+    Stop,
+}
+
+/// The driver's handle on the writer thread.
+#[derive(Debug)]
+pub struct AuditHandle {
+    tx: SyncSender<Msg>,
+    pub status: Arc<AuditStatus>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+/// Queue length: a few rounds' worth of records even on a stalled disk.
+const QUEUE: usize = 256;
+
+impl AuditHandle {
+    /// Starts the writer thread on an opened writer.
+    pub fn spawn(writer: AuditWriter) -> std::io::Result<AuditHandle> {
+        let (tx, rx) = sync_channel(QUEUE);
+        let status = Arc::new(AuditStatus::default());
+        let st = status.clone();
+        let thread = std::thread::Builder::new()
+            .name("bftime-audit".into())
+            .spawn(move || run(writer, rx, &st))?;
+        Ok(AuditHandle {
+            tx,
+            status,
+            thread: Some(thread),
+        })
+    }
+
+    /// Queues a record. A full queue (the disk cannot keep up) is a failure: the
+    /// record would be lost and the log would no longer account for the node.
+    pub fn record(&self, round: u64, cluster_time_ns: i64, payload: Payload) {
+        if self.status.failed.load(Ordering::Relaxed) {
+            return;
+        }
+        match self.tx.try_send(Msg::Record {
+            round,
+            cluster_time_ns,
+            payload,
+        }) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => self
+                .status
+                .fail(format!("the writer fell {QUEUE} records behind (disk too slow?)")),
+            Err(TrySendError::Disconnected(_)) => {
+                self.status.fail("the writer thread stopped".into());
+            }
+        }
+    }
+
+    pub fn failed(&self) -> bool {
+        self.status.failed.load(Ordering::Relaxed)
+    }
+
+    /// Flushes what is queued and stops the thread (waits at most `timeout`).
+    pub fn close(mut self, timeout: Duration) {
+        let _ = self.tx.send(Msg::Stop);
+        if let Some(t) = self.thread.take() {
+            let deadline = std::time::Instant::now() + timeout;
+            while !t.is_finished() && std::time::Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            if t.is_finished() {
+                let _ = t.join();
+            }
+        }
+    }
+}
+
+fn run(mut writer: AuditWriter, rx: Receiver<Msg>, status: &AuditStatus) {
+    while let Ok(msg) = rx.recv() {
+        match msg {
+            Msg::Record {
+                round,
+                cluster_time_ns,
+                payload,
+            } => {
+                if status.failed.load(Ordering::Relaxed) {
+                    continue;
+                }
+                match writer.append(round, cluster_time_ns, &payload) {
+                    Ok(bytes) => {
+                        status.records.fetch_add(1, Ordering::Relaxed);
+                        status.bytes.fetch_add(bytes, Ordering::Relaxed);
+                    }
+                    Err(e) => status.fail(e.to_string()),
+                }
+            }
+            Msg::Stop => break,
+        }
+    }
+    let _ = writer.sync();
+}
