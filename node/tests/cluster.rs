@@ -306,6 +306,7 @@ fn outsider_key_gets_nothing_and_changes_nothing() {
         api_listen: format!("127.0.0.1:{api_port}"),
         allow_remote_api: false,
         audit_log: None,
+        audit: Default::default(),
         quarantine: QuarantineAction::default(),
         testing: None,
     };

@@ -571,7 +571,8 @@ impl Core {
                 // Keep a differing second signature as evidence of double signing.
                 if self.cfg.detailed_summaries && self.duplicates.len() < 8 {
                     let first = peer.cold.accepted_readings.iter().find(|r| {
-                        r.decode_unverified().is_ok_and(|o| o.nonce == reading.nonce)
+                        r.decode_unverified()
+                            .is_ok_and(|o| o.nonce == reading.nonce)
                     });
                     if let Some(first) = first
                         && *first != signed

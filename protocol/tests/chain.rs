@@ -23,8 +23,14 @@ struct Net {
 }
 
 fn net(n: usize) -> Net {
-    let keys: Vec<NodeKey> = (0..n).map(|i| NodeKey::from_seed(&[i as u8 + 1; 32])).collect();
-    let members: Arc<[_]> = keys.iter().map(|k| k.public_key()).collect::<Vec<_>>().into();
+    let keys: Vec<NodeKey> = (0..n)
+        .map(|i| NodeKey::from_seed(&[i as u8 + 1; 32]))
+        .collect();
+    let members: Arc<[_]> = keys
+        .iter()
+        .map(|k| k.public_key())
+        .collect::<Vec<_>>()
+        .into();
     let mut cores = Vec::new();
     let mut timers = Vec::new();
     for (i, key) in keys.into_iter().enumerate() {
@@ -113,7 +119,10 @@ fn summaries_let_an_auditor_recompute_every_nonce_and_head() {
                 );
             }
         }
-        assert!(sums.iter().any(|s| s.readings.len() == 3), "node {i} used readings");
+        assert!(
+            sums.iter().any(|s| s.readings.len() == 3),
+            "node {i} used readings"
+        );
     }
     // Every reading carries the head its responder committed to in an earlier round
     // (or the genesis head before its first round).
@@ -141,7 +150,10 @@ fn a_responder_signs_one_reading_per_nonce_and_round() {
         for a in actions {
             match a {
                 Action::SetTimer { at } => net.timers[0] = at,
-                Action::SendRequest { to, request } if to == MemberId(1) => found = Some(request),
+                Action::SendRequest {
+                    to: MemberId(1),
+                    request,
+                } => found = Some(request),
                 _ => {}
             }
         }

@@ -108,7 +108,9 @@ pub fn run(cmd: AuditCommand) -> anyhow::Result<i32> {
                 let result = check_files(&files, &mut checker, |_, _| {});
                 let secs = started.elapsed().as_secs_f64();
                 match result {
-                    Ok(bytes) => print_ok(log, &files, &checker, bytes, secs, cluster.is_some(), json),
+                    Ok(bytes) => {
+                        print_ok(log, &files, &checker, bytes, secs, cluster.is_some(), json)
+                    }
                     Err(bad) => {
                         code = exit::BAD_DATA;
                         print_bad(log, &bad, json);
@@ -128,10 +130,13 @@ pub fn run(cmd: AuditCommand) -> anyhow::Result<i32> {
             let cluster = load_cluster(&cluster)?;
             let mut filter = Filter::default();
             if let Some(r) = &round {
-                filter.rounds = Some(show::parse_rounds(r).map_err(|e| anyhow::anyhow!("--round: {e}"))?);
+                filter.rounds =
+                    Some(show::parse_rounds(r).map_err(|e| anyhow::anyhow!("--round: {e}"))?);
             }
             for k in &kind {
-                filter.kinds.push(parse_kind(k).map_err(|e| anyhow::anyhow!("--kind: {e}"))?);
+                filter
+                    .kinds
+                    .push(parse_kind(k).map_err(|e| anyhow::anyhow!("--kind: {e}"))?);
             }
             if let Some(p) = &peer {
                 let c = cluster
@@ -173,18 +178,19 @@ pub fn run(cmd: AuditCommand) -> anyhow::Result<i32> {
                 }
             }
         }
-        AuditCommand::Evidence {
-            logs,
-            cluster,
-            out,
-        } => {
+        AuditCommand::Evidence { logs, cluster, out } => {
             let c = ClusterKeys::load(&cluster).map_err(|e| anyhow::anyhow!("{e}"))?;
             let mut all = Vec::new();
             for log in &logs {
                 let mut rounds = LogRounds::default();
                 let mut checker = Checker::new(Some(&c));
-                if let Err(bad) = check_files(&files_of(log), &mut checker, |_, rec| rounds.push(&rec.payload)) {
-                    eprintln!("error: {} does not verify, so it cannot serve as evidence: {bad}", log.display());
+                if let Err(bad) = check_files(&files_of(log), &mut checker, |_, rec| {
+                    rounds.push(&rec.payload)
+                }) {
+                    eprintln!(
+                        "error: {} does not verify, so it cannot serve as evidence: {bad}",
+                        log.display()
+                    );
                     return Ok(exit::BAD_DATA);
                 }
                 all.push(rounds);
@@ -216,7 +222,9 @@ pub fn run(cmd: AuditCommand) -> anyhow::Result<i32> {
                 "{} log(s) checked; {} proof(s) of misbehaviour{}",
                 logs.len(),
                 file.proofs.len(),
-                out.as_ref().map(|p| format!(" written to {}", p.display())).unwrap_or_default()
+                out.as_ref()
+                    .map(|p| format!(" written to {}", p.display()))
+                    .unwrap_or_default()
             );
             Ok(if file.proofs.is_empty() {
                 exit::OK
@@ -259,7 +267,11 @@ pub fn run(cmd: AuditCommand) -> anyhow::Result<i32> {
                 } else {
                     match r {
                         Ok(s) => println!("proof {i} VALID ({}): {s}", p.kind.as_str()),
-                        Err(e) => println!("proof {i} INVALID ({} against {}): {e}", p.kind.as_str(), p.accused),
+                        Err(e) => println!(
+                            "proof {i} INVALID ({} against {}): {e}",
+                            p.kind.as_str(),
+                            p.accused
+                        ),
                     }
                 }
             }

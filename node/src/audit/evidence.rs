@@ -140,7 +140,10 @@ fn verified(c: &ClusterKeys, s: &Signed<Reading>, what: &str) -> Result<Reading,
         .decode_unverified()
         .map_err(|e| ProofError(format!("{what}: malformed reading: {e}")))?;
     let Some(key) = c.key(claimed.responder) else {
-        return err(format!("{what}: responder {} is not a member", claimed.responder));
+        return err(format!(
+            "{what}: responder {} is not a member",
+            claimed.responder
+        ));
     };
     let r = s
         .verify(&Ed25519Suite, key)
@@ -176,10 +179,19 @@ fn backwards_by(c: &ClusterKeys, a: &Reading, b: &Reading) -> Option<i64> {
 pub fn check_proof(c: &ClusterKeys, p: &Proof) -> Result<String, ProofError> {
     let accused = MemberId(p.accused_member);
     if c.key(accused).is_none() {
-        return err(format!("accused member {} is not in the cluster file", p.accused_member));
+        return err(format!(
+            "accused member {} is not in the cluster file",
+            p.accused_member
+        ));
     }
-    let first_s = p.first.decode().map_err(|e| ProofError(format!("first: {e}")))?;
-    let second_s = p.second.decode().map_err(|e| ProofError(format!("second: {e}")))?;
+    let first_s = p
+        .first
+        .decode()
+        .map_err(|e| ProofError(format!("first: {e}")))?;
+    let second_s = p
+        .second
+        .decode()
+        .map_err(|e| ProofError(format!("second: {e}")))?;
     let a = verified(c, &first_s, "first")?;
     let b = verified(c, &second_s, "second")?;
     if a.responder != accused || b.responder != accused {
@@ -221,11 +233,15 @@ pub fn check_proof(c: &ClusterKeys, p: &Proof) -> Result<String, ProofError> {
                     .map(|d| hex32(d, "head digest"))
                     .collect::<Result<Vec<_>, _>>()?;
                 if !digests.contains(&current.digest(&suite)) {
-                    return err(format!("link {i}: the previous reading is not under the head"));
+                    return err(format!(
+                        "link {i}: the previous reading is not under the head"
+                    ));
                 }
                 let head = derive_head(&suite, &digests);
                 let next_s = match &link.next {
-                    Some(n) => n.decode().map_err(|e| ProofError(format!("link {i}: {e}")))?,
+                    Some(n) => n
+                        .decode()
+                        .map_err(|e| ProofError(format!("link {i}: {e}")))?,
                     None if i + 1 == p.links.len() => second_s.clone(),
                     None => return err(format!("link {i}: no next message")),
                 };
@@ -245,7 +261,9 @@ pub fn check_proof(c: &ClusterKeys, p: &Proof) -> Result<String, ProofError> {
                             .ok_or_else(|| ProofError(format!("link {i}: salt missing")))?;
                         let seq = link.seq.unwrap_or(0);
                         if derive_nonce(&suite, &head, &salt, next.responder, seq) != next.nonce {
-                            return err(format!("link {i}: next nonce does not derive from the head"));
+                            return err(format!(
+                                "link {i}: next nonce does not derive from the head"
+                            ));
                         }
                     }
                 }
@@ -266,7 +284,11 @@ pub fn check_proof(c: &ClusterKeys, p: &Proof) -> Result<String, ProofError> {
                 ProofKind::TwoFaced
             };
             if kind != p.kind {
-                return err(format!("the readings show {}, not {}", kind.as_str(), p.kind.as_str()));
+                return err(format!(
+                    "the readings show {}, not {}",
+                    kind.as_str(),
+                    p.kind.as_str()
+                ));
             }
             Ok(format!(
                 "{name} signed a reading for {} and later (provably) one for {} whose clock is {:.3} ms behind it in one synced epoch; an honest clock is never more than Π = {} ms behind",
@@ -306,7 +328,10 @@ impl RoundRec {
     }
 
     fn digests_hex(&self) -> Vec<String> {
-        self.readings.iter().map(|(_, _, d)| hex::encode(d)).collect()
+        self.readings
+            .iter()
+            .map(|(_, _, d)| hex::encode(d))
+            .collect()
     }
 
     fn by_responder(&self, m: MemberId) -> Option<&(Reading, Signed<Reading>, Hash32)> {
@@ -336,11 +361,19 @@ fn seq_for(head: &Hash32, salt: &[u8; 16], b: &Reading) -> Option<u16> {
 pub fn find(c: &ClusterKeys, logs: &[LogRounds]) -> Vec<Proof> {
     let mut best: HashMap<(u16, ProofKind), (i64, Proof)> = HashMap::new();
     let mut keep = |kind: ProofKind, strength: i64, p: Proof| {
-        let e = best.entry((p.accused_member, kind)).or_insert((i64::MIN, p.clone()));
+        let e = best
+            .entry((p.accused_member, kind))
+            .or_insert((i64::MIN, p.clone()));
         e.1.occurrences += 1;
         if strength > e.0 {
             let n = e.1.occurrences;
-            *e = (strength, Proof { occurrences: n, ..p });
+            *e = (
+                strength,
+                Proof {
+                    occurrences: n,
+                    ..p
+                },
+            );
         }
     };
     // Where each head came from: (log, round record).
@@ -350,22 +383,25 @@ pub fn find(c: &ClusterKeys, logs: &[LogRounds]) -> Vec<Proof> {
             heads.insert(r.head, (li, ri));
         }
     }
-    let proof = |kind, a: &Signed<Reading>, ar: &Reading, b: &Signed<Reading>, links, back: i64| Proof {
-        kind,
-        accused: c.name(ar.responder),
-        accused_member: ar.responder.0,
-        summary: format!(
-            "{} ran {:.3} ms backwards between a reading for {} and a later one for {}",
-            c.name(ar.responder),
-            back as f64 / 1e6,
-            c.name(ar.requester),
-            b.decode_unverified().map(|r| c.name(r.requester)).unwrap_or_default()
-        ),
-        first: SignedHex::of(a),
-        second: SignedHex::of(b),
-        links,
-        occurrences: 0,
-    };
+    let proof =
+        |kind, a: &Signed<Reading>, ar: &Reading, b: &Signed<Reading>, links, back: i64| Proof {
+            kind,
+            accused: c.name(ar.responder),
+            accused_member: ar.responder.0,
+            summary: format!(
+                "{} ran {:.3} ms backwards between a reading for {} and a later one for {}",
+                c.name(ar.responder),
+                back as f64 / 1e6,
+                c.name(ar.requester),
+                b.decode_unverified()
+                    .map(|r| c.name(r.requester))
+                    .unwrap_or_default()
+            ),
+            first: SignedHex::of(a),
+            second: SignedHex::of(b),
+            links,
+            occurrences: 0,
+        };
     for log in logs {
         for (si, rec) in log.rounds.iter().enumerate() {
             for (x, y) in &rec.duplicates {
@@ -377,7 +413,10 @@ pub fn find(c: &ClusterKeys, logs: &[LogRounds]) -> Vec<Proof> {
                             kind: ProofKind::DoubleSigned,
                             accused: c.name(xr.responder),
                             accused_member: xr.responder.0,
-                            summary: format!("{} signed two readings for one request", c.name(xr.responder)),
+                            summary: format!(
+                                "{} signed two readings for one request",
+                                c.name(xr.responder)
+                            ),
                             first: SignedHex::of(x),
                             second: SignedHex::of(y),
                             links: Vec::new(),
@@ -386,7 +425,9 @@ pub fn find(c: &ClusterKeys, logs: &[LogRounds]) -> Vec<Proof> {
                     );
                 }
             }
-            let Some(next) = log.rounds.get(si + 1) else { continue };
+            let Some(next) = log.rounds.get(si + 1) else {
+                continue;
+            };
             if next.head_used != rec.head {
                 continue; // a restart in between: no nonce link
             }
@@ -403,21 +444,33 @@ pub fn find(c: &ClusterKeys, logs: &[LogRounds]) -> Vec<Proof> {
                         seq: Some(seq),
                         next: None,
                     }];
-                    keep(ProofKind::Backwards, back, proof(ProofKind::Backwards, a, ar, b, links, back));
+                    keep(
+                        ProofKind::Backwards,
+                        back,
+                        proof(ProofKind::Backwards, a, ar, b, links, back),
+                    );
                 }
             }
             // Two hops: A used by X (round r) < M, X's reading to us carrying X's head
             // (used here) < B, answering our next round's request.
             for (mr, m, _) in &rec.readings {
-                let Some(&(xl, xr)) = heads.get(&mr.head) else { continue };
+                let Some(&(xl, xr)) = heads.get(&mr.head) else {
+                    continue;
+                };
                 let xrec = &logs[xl].rounds[xr];
                 for (ar, a, _) in &xrec.readings {
-                    let Some((br, b, _)) = next.by_responder(ar.responder) else { continue };
+                    let Some((br, b, _)) = next.by_responder(ar.responder) else {
+                        continue;
+                    };
                     if ar.requester == br.requester {
                         continue;
                     }
-                    let Some(back) = backwards_by(c, ar, br) else { continue };
-                    let Some(seq) = seq_for(&rec.head, &next.salt, br) else { continue };
+                    let Some(back) = backwards_by(c, ar, br) else {
+                        continue;
+                    };
+                    let Some(seq) = seq_for(&rec.head, &next.salt, br) else {
+                        continue;
+                    };
                     let links = vec![
                         Link {
                             head_digests: xrec.digests_hex(),
@@ -434,7 +487,11 @@ pub fn find(c: &ClusterKeys, logs: &[LogRounds]) -> Vec<Proof> {
                             next: None,
                         },
                     ];
-                    keep(ProofKind::TwoFaced, back, proof(ProofKind::TwoFaced, a, ar, b, links, back));
+                    keep(
+                        ProofKind::TwoFaced,
+                        back,
+                        proof(ProofKind::TwoFaced, a, ar, b, links, back),
+                    );
                 }
             }
         }

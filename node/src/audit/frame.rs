@@ -8,7 +8,7 @@
 //! of the file is a *torn tail* (the only damage a crash can cause, and the only one
 //! the node repairs); anything else is damage that an auditor must look at.
 
-use bftime_crypto::{HashChain, Hash32, Signature};
+use bftime_crypto::{Hash32, HashChain, Signature};
 
 pub const MAGIC: [u8; 2] = [0xB7, 0x7A];
 pub const HEADER_BYTES: usize = 10;
@@ -84,7 +84,10 @@ impl std::fmt::Display for FrameError {
                 "truncated tail: the file ends {have} bytes into a record of {need} bytes"
             ),
             FrameError::ZeroTail { bytes, .. } => {
-                write!(f, "truncated tail: {bytes} zero bytes where a record should be")
+                write!(
+                    f,
+                    "truncated tail: {bytes} zero bytes where a record should be"
+                )
             }
             FrameError::BadHeader { why, .. } => write!(f, "bad frame: {why}"),
         }
@@ -226,7 +229,13 @@ mod tests {
         // Zeros after the last record: torn tail.
         let mut zeros = file.clone();
         zeros.extend([0u8; 100]);
-        assert!(Frames::new(&zeros).last().unwrap().unwrap_err().is_torn_tail());
+        assert!(
+            Frames::new(&zeros)
+                .last()
+                .unwrap()
+                .unwrap_err()
+                .is_torn_tail()
+        );
         // A flipped length byte is damage, not a torn tail.
         let mut bad = file.clone();
         bad[second.offset as usize + 3] ^= 1;

@@ -24,6 +24,24 @@ use crate::config::NodeConfig;
 use record::{Identity, Payload, StartPayload};
 use writer::{AuditHandle, AuditWriter, WriterOptions};
 
+fn sha256_of(p: &std::path::Path) -> [u8; 32] {
+    std::fs::read(p)
+        .map(|b| sha2::Sha256::digest(&b).into())
+        .unwrap_or_default()
+}
+
+/// Who the node is, as its log's first record says.
+pub fn identity(cfg: &NodeConfig) -> Identity {
+    Identity {
+        public_key: cfg.key.public_key().to_bytes(),
+        member: cfg.me.0,
+        name: cfg.name().to_owned(),
+        cluster_id: cfg.cluster.cluster_id.clone(),
+        cluster_tag: cfg.cluster_tag,
+        cluster_file_sha256: sha256_of(&cfg.cluster_path),
+    }
+}
+
 /// Opens the node's log (cutting a torn tail if a crash left one), writes the
 /// `recovered` and `start` records, and starts the writer thread.
 pub fn open_node_log(
@@ -35,19 +53,7 @@ pub fn open_node_log(
     let Some(path) = &cfg.audit_log else {
         return Ok(None);
     };
-    let sha = |p: &std::path::Path| -> [u8; 32] {
-        std::fs::read(p)
-            .map(|b| sha2::Sha256::digest(&b).into())
-            .unwrap_or_default()
-    };
-    let identity = Identity {
-        public_key: cfg.key.public_key().to_bytes(),
-        member: cfg.me.0,
-        name: cfg.name().to_owned(),
-        cluster_id: cfg.cluster.cluster_id.clone(),
-        cluster_tag: cfg.cluster_tag,
-        cluster_file_sha256: sha(&cfg.cluster_path),
-    };
+    let identity = identity(cfg);
     let opts = WriterOptions {
         path: path.clone(),
         identity: identity.clone(),
@@ -64,7 +70,7 @@ pub fn open_node_log(
         &Payload::Start(StartPayload {
             identity,
             version: env!("CARGO_PKG_VERSION").to_owned(),
-            node_file_sha256: sha(&cfg.node_path),
+            node_file_sha256: sha256_of(&cfg.node_path),
             incarnation,
         }),
     )?;

@@ -35,7 +35,8 @@ pub fn parse_rounds(s: &str) -> Result<RangeInclusive<u64>, String> {
         if t.is_empty() {
             Ok(default)
         } else {
-            t.parse().map_err(|_| format!("{t:?} is not a round number"))
+            t.parse()
+                .map_err(|_| format!("{t:?} is not a round number"))
         }
     };
     match s.split_once("..") {
@@ -96,13 +97,20 @@ pub fn line(c: &Checked, cluster: Option<&ClusterKeys>, peer: Option<MemberId>) 
         ),
         Payload::Segment(p) => format!("file #{} of node {}", p.segment, p.identity.name),
         Payload::Round(r) => {
-            let rejected: Vec<String> = r.rejected.iter().map(|(k, n)| format!("{k}={n}")).collect();
+            let rejected: Vec<String> =
+                r.rejected.iter().map(|(k, n)| format!("{k}={n}")).collect();
             let suspects: Vec<String> = r.suspects.iter().map(|m| name(cluster, *m)).collect();
             let mut s = format!(
                 "{:<11} corr {:>9} ms{} err {:>8} ms rate {:>8.3} ppm used {:>3} suspects [{}] rejected [{}] {}",
                 r.state.as_str(),
                 ms(r.correction_ns),
-                if r.stepped { " (step)" } else if r.applied { "" } else { " (not applied)" },
+                if r.stepped {
+                    " (step)"
+                } else if r.applied {
+                    ""
+                } else {
+                    " (not applied)"
+                },
                 r.error_ns.map(ms).unwrap_or_else(|| "-".into()),
                 r.rate_ppm,
                 r.readings.len(),
@@ -120,7 +128,11 @@ pub fn line(c: &Checked, cluster: Option<&ClusterKeys>, peer: Option<MemberId>) 
                         ms(iv.hi_ns),
                         rd.state.as_str(),
                         rd.error.map(|e| ms(e.0)).unwrap_or_else(|| "-".into()),
-                        if rd.suspects_requester { ", suspects us" } else { "" }
+                        if rd.suspects_requester {
+                            ", suspects us"
+                        } else {
+                            ""
+                        }
                     )),
                     _ => s.push_str(&format!(" | {}: no reading used", name(cluster, p.0))),
                 }
@@ -206,9 +218,13 @@ pub fn json_line(c: &Checked, cluster: Option<&ClusterKeys>, peer: Option<Member
                 "duplicates": r.duplicates.len(),
             })
         }
-        Payload::State(p) => json!({ "from": p.from.as_str(), "to": p.to.as_str(), "code": p.code, "reason": p.reason }),
+        Payload::State(p) => {
+            json!({ "from": p.from.as_str(), "to": p.to.as_str(), "code": p.code, "reason": p.reason })
+        }
         Payload::Step(p) => json!({ "correction_ns": p.correction_ns, "epoch": p.epoch }),
-        Payload::Recovered(p) => json!({ "file": p.file, "offset": p.offset, "bytes_cut": p.bytes_cut }),
+        Payload::Recovered(p) => {
+            json!({ "file": p.file, "offset": p.offset, "bytes_cut": p.bytes_cut })
+        }
         Payload::Shutdown(p) => json!({ "reason": p.reason }),
     };
     json!({

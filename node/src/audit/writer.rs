@@ -100,7 +100,10 @@ pub struct AuditWriter {
 impl AuditWriter {
     /// Opens (or creates) the log, cutting a torn final record if a crash left one.
     /// The caller appends a `start` record next (and a `recovered` one if reported).
-    pub fn open(opts: WriterOptions, key: Arc<NodeKey>) -> Result<(AuditWriter, Opened), AuditError> {
+    pub fn open(
+        opts: WriterOptions,
+        key: Arc<NodeKey>,
+    ) -> Result<(AuditWriter, Opened), AuditError> {
         if let Some(dir) = opts.path.parent()
             && !dir.as_os_str().is_empty()
         {
@@ -155,7 +158,10 @@ impl AuditWriter {
                             bytes_cut = cut,
                             "audit log ends in a torn record (a crash mid-write): cutting it off and continuing the chain"
                         );
-                        let f = OpenOptions::new().write(true).open(last).map_err(io(last))?;
+                        let f = OpenOptions::new()
+                            .write(true)
+                            .open(last)
+                            .map_err(io(last))?;
                         f.set_len(good_end).map_err(io(last))?;
                         f.sync_all().map_err(io(last))?;
                         recovered = Some(RecoveredPayload {
@@ -203,7 +209,11 @@ impl AuditWriter {
             key,
             file,
             file_bytes,
-            segment: if current_exists { last_segment } else { last_segment + u32::from(!files.is_empty()) },
+            segment: if current_exists {
+                last_segment
+            } else {
+                last_segment + u32::from(!files.is_empty())
+            },
             next_seq: checker.next_seq(),
             head: checker.head(),
             records_written: 0,
@@ -228,11 +238,14 @@ impl AuditWriter {
     }
 
     /// Appends one record; rotates first if the file would grow past the limit.
-    pub fn append(&mut self, round: u64, cluster_time_ns: i64, payload: &Payload) -> Result<u64, AuditError> {
+    pub fn append(
+        &mut self,
+        round: u64,
+        cluster_time_ns: i64,
+        payload: &Payload,
+    ) -> Result<u64, AuditError> {
         let frame = self.frame(round, cluster_time_ns, payload)?;
-        if self.file_bytes > 0
-            && self.file_bytes + frame.len() as u64 > self.opts.max_file_bytes
-        {
+        if self.file_bytes > 0 && self.file_bytes + frame.len() as u64 > self.opts.max_file_bytes {
             self.rotate(round, cluster_time_ns)?;
             return self.append(round, cluster_time_ns, payload);
         }
@@ -310,7 +323,11 @@ impl AuditWriter {
             .open(&self.opts.path)
             .map_err(io(&self.opts.path))?;
         if let Some(dir) = self.opts.path.parent()
-            && let Ok(d) = File::open(if dir.as_os_str().is_empty() { Path::new(".") } else { dir })
+            && let Ok(d) = File::open(if dir.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                dir
+            })
         {
             let _ = d.sync_all();
         }
@@ -349,7 +366,7 @@ enum Msg {
     Record {
         round: u64,
         cluster_time_ns: i64,
-        payload: Payload,
+        payload: Box<Payload>,
     },
     Stop,
 }
@@ -390,12 +407,12 @@ impl AuditHandle {
         match self.tx.try_send(Msg::Record {
             round,
             cluster_time_ns,
-            payload,
+            payload: Box::new(payload),
         }) {
             Ok(()) => {}
-            Err(TrySendError::Full(_)) => self
-                .status
-                .fail(format!("the writer fell {QUEUE} records behind (disk too slow?)")),
+            Err(TrySendError::Full(_)) => self.status.fail(format!(
+                "the writer fell {QUEUE} records behind (disk too slow?)"
+            )),
             Err(TrySendError::Disconnected(_)) => {
                 self.status.fail("the writer thread stopped".into());
             }

@@ -1,0 +1,253 @@
+//! The audit log with real processes: a two-faced member is proven from the correct
+//! nodes' logs with a proof `check-proof` accepts; honest runs accuse nobody; kill -9
+//! in a loop never leaves a log that does not verify up to the cut.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use bftime_node::testing::Behaviour;
+use common::{BIN, Cluster, honest};
+use serde_json::Value;
+
+const PERIOD_MS: u64 = 1000;
+const SYNC_TIMEOUT: Duration = Duration::from_secs(60);
+
+fn audit(args: &[&str], files: &[PathBuf]) -> Output {
+    Command::new(BIN)
+        .arg("audit")
+        .args(args)
+        .args(files)
+        .output()
+        .unwrap()
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn audit_log(c: &Cluster, k: usize) -> PathBuf {
+    c.dir.path().join(format!("node-{}.audit", k + 1))
+}
+
+fn cluster_file(c: &Cluster) -> String {
+    c.init.cluster_file.display().to_string()
+}
+
+fn synced(s: &Value) -> bool {
+    s["state"] == "synced"
+}
+
+/// Verifies every log of the cluster with the cluster file; returns them.
+fn verify_all(c: &Cluster) -> Vec<PathBuf> {
+    let logs: Vec<PathBuf> = (0..c.n()).map(|k| audit_log(c, k)).collect();
+    let out = audit(&["verify", "--cluster", &cluster_file(c)], &logs);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    eprint!("{}", text(&out));
+    logs
+}
+
+#[test]
+fn two_faced_member_is_proven_and_nobody_else_is_accused() {
+    let n = 7;
+    let liar = 6;
+    let mut c = Cluster::new(n, PERIOD_MS);
+    for k in 0..n {
+        let mut t = honest();
+        if k == liar {
+            t.behaviour = Behaviour::TwoFaced;
+            t.lie_ms = 3000.0;
+        }
+        c.testing(k, t);
+    }
+    c.start_all();
+    let correct: Vec<usize> = (0..n).filter(|&k| k != liar).collect();
+    c.wait_for(&correct, SYNC_TIMEOUT, "correct nodes synced", synced);
+    std::thread::sleep(Duration::from_secs(6));
+    for k in 0..n {
+        assert_eq!(c.terminate(k).0, Some(0));
+    }
+    let logs = verify_all(&c);
+    let proofs = c.dir.path().join("proofs.json");
+    let correct_logs: Vec<PathBuf> = correct.iter().map(|&k| logs[k].clone()).collect();
+    let out = audit(
+        &[
+            "evidence",
+            "--cluster",
+            &cluster_file(&c),
+            "--out",
+            &proofs.display().to_string(),
+        ],
+        &correct_logs,
+    );
+    eprint!("{}", text(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(9),
+        "misbehaviour proven: {}",
+        text(&out)
+    );
+    let file: Value = serde_json::from_str(&std::fs::read_to_string(&proofs).unwrap()).unwrap();
+    let list = file["proofs"].as_array().unwrap();
+    assert!(
+        list.iter().any(|p| p["kind"] == "two-faced"),
+        "a two-faced proof: {file}"
+    );
+    for p in list {
+        assert_eq!(
+            p["accused"], "node-7",
+            "only the two-faced member is accused"
+        );
+    }
+    let out = audit(
+        &["check-proof", "--cluster", &cluster_file(&c)],
+        std::slice::from_ref(&proofs),
+    );
+    eprint!("{}", text(&out));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(text(&out).contains("VALID (two-faced)"));
+
+    // A proof with one altered byte in the accused's signed reading fails.
+    let mut forged = file.clone();
+    let body = forged["proofs"][0]["second"]["body"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let flipped = if body.ends_with('0') { "1" } else { "0" };
+    forged["proofs"][0]["second"]["body"] =
+        Value::from(format!("{}{flipped}", &body[..body.len() - 1]));
+    let forged_path = c.dir.path().join("forged.json");
+    std::fs::write(&forged_path, forged.to_string()).unwrap();
+    let out = audit(
+        &["check-proof", "--cluster", &cluster_file(&c)],
+        &[forged_path],
+    );
+    assert_eq!(out.status.code(), Some(65), "{}", text(&out));
+    assert!(text(&out).contains("INVALID"));
+}
+
+#[test]
+fn honest_cluster_with_bad_clocks_yields_no_proofs() {
+    let n = 4;
+    let mut c = Cluster::new(n, PERIOD_MS);
+    for k in 0..n {
+        let mut t = honest();
+        // Offsets and drifts that keep the correction loop busy.
+        t.initial_offset_ms = [0.0, 3000.0, -1500.0, 150.0][k];
+        t.drift_ppm = [0.0, 80.0, -60.0, 150.0][k];
+        c.testing(k, t);
+    }
+    c.start_all();
+    let all: Vec<usize> = (0..n).collect();
+    c.wait_for(&all, SYNC_TIMEOUT, "all synced", synced);
+    std::thread::sleep(Duration::from_secs(6));
+    for k in 0..n {
+        assert_eq!(c.terminate(k).0, Some(0));
+    }
+    let logs = verify_all(&c);
+    let out = audit(&["evidence", "--cluster", &cluster_file(&c)], &logs);
+    eprint!("{}", text(&out));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["proofs"].as_array().unwrap().len(), 0);
+    // show: one line per record, filters work.
+    let out = audit(
+        &[
+            "show",
+            "--cluster",
+            &cluster_file(&c),
+            "--kind",
+            "state",
+            "--json",
+        ],
+        &logs[..1],
+    );
+    assert_eq!(out.status.code(), Some(0));
+    let lines: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(
+        lines.iter().any(|l| l["payload"]["to"] == "synced"),
+        "{lines:?}"
+    );
+    assert!(lines.iter().all(|l| l["kind"] == "state"));
+}
+
+fn kill9(c: &mut Cluster, k: usize) {
+    if let Some(child) = c.children[k].as_mut() {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
+
+/// `verify` accepts the log, or finds only a torn tail (the record being written).
+fn verifies_up_to_the_cut(log: &Path, cluster: &str) -> bool {
+    let out = audit(
+        &["verify", "--json", "--cluster", cluster],
+        &[log.to_path_buf()],
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    if v["ok"] == true {
+        return false;
+    }
+    assert_eq!(
+        v["reason"], "truncated-tail",
+        "only a torn tail may be damaged: {v}"
+    );
+    true
+}
+
+#[test]
+fn kill_9_in_a_loop_leaves_a_log_that_verifies_and_continues() {
+    let n = 4;
+    let mut c = Cluster::new(n, 500);
+    c.start_all();
+    let cluster = cluster_file(&c);
+    let log = audit_log(&c, 0);
+    let mut torn = 0;
+    let iterations = 20;
+    for i in 0..iterations {
+        // Vary the moment: 0.3 .. 1.5 s after start, so kills land in every phase.
+        std::thread::sleep(Duration::from_millis(300 + (i * 263) % 1200));
+        kill9(&mut c, 0);
+        if verifies_up_to_the_cut(&log, &cluster) {
+            torn += 1;
+        }
+        c.start(0);
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(c.terminate(0).0, Some(0));
+    let out = audit(
+        &["verify", "--json", "--cluster", &cluster],
+        std::slice::from_ref(&log),
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["ok"], true, "{v}");
+    let out = audit(&["show", "--kind", "start,recovered", "--json"], &[log]);
+    let starts = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.contains("\"kind\":\"start\""))
+        .count();
+    let recovered = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.contains("\"kind\":\"recovered\""))
+        .count();
+    eprintln!(
+        "kill -9 x{iterations}: {starts} start records in one chain, {torn} torn tails seen, {recovered} recovered records"
+    );
+    assert_eq!(
+        starts,
+        iterations as usize + 1,
+        "every run starts on the same chain"
+    );
+    assert_eq!(recovered, torn, "every torn tail was cut and recorded");
+}

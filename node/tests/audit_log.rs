@@ -1,0 +1,488 @@
+//! The audit log's tamper suite and crash recovery, on logs written by the real writer
+//! (no processes): every kind of damage is found at exactly the first bad record.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use bftime_crypto::{Ed25519Suite, NodeKey, Signed};
+use bftime_node::audit::check::{BadRecord, Checker, ClusterKeys, check_files, segments};
+use bftime_node::audit::frame::{self, Frames};
+use bftime_node::audit::record::{
+    Kind, Payload, Record, RecoveredPayload, RoundPayload, ShutdownPayload, StartPayload,
+    StatePayload, StepPayload,
+};
+use bftime_node::audit::writer::{AuditError, AuditWriter, FsyncPolicy, WriterOptions};
+use bftime_node::config::{self, NodeConfig};
+use bftime_node::init::{InitOptions, init_cluster};
+use bftime_protocol::message::{derive_head, derive_nonce};
+use bftime_protocol::{ClusterTime, MemberId, Nanos, Reading, SyncState};
+
+struct Fixture {
+    dir: tempfile::TempDir,
+    nodes: Vec<NodeConfig>,
+    cluster: ClusterKeys,
+}
+
+fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let init = init_cluster(&InitOptions {
+        nodes: 4,
+        out: dir.path().to_path_buf(),
+        host: "127.0.0.1".into(),
+        base_port: 7000,
+        api_base_port: None,
+        cluster_id: "tamper".into(),
+        round_period_ms: 1000,
+        precision_ms: 200,
+        startup_round_divisor: 4,
+    })
+    .unwrap();
+    let nodes: Vec<NodeConfig> = init
+        .node_files
+        .iter()
+        .map(|f| config::load(f).unwrap())
+        .collect();
+    let cluster = ClusterKeys::load(&init.cluster_file).unwrap();
+    Fixture {
+        dir,
+        nodes,
+        cluster,
+    }
+}
+
+/// A reading signed by node `from` for node `to`.
+fn reading(f: &Fixture, from: usize, to: usize, round: u64, t_ns: i64) -> Signed<Reading> {
+    let r = Reading {
+        cluster: f.cluster.tag,
+        responder: MemberId(from as u16),
+        requester: MemberId(to as u16),
+        round,
+        nonce: derive_nonce(&Ed25519Suite, &[0; 32], &[7; 16], MemberId(from as u16), 0),
+        receive: ClusterTime(t_ns),
+        transmit: ClusterTime(t_ns + 1000),
+        error: Some(Nanos(500_000)),
+        state: SyncState::Synced,
+        suspects_requester: false,
+        responder_round: round,
+        epoch: 42,
+        head: [3; 32],
+    };
+    Signed::sign(&r, f.nodes[from].key.as_ref()).unwrap()
+}
+
+fn round_payload(f: &Fixture, me: usize, round: u64, alter: bool) -> Payload {
+    let mut readings: Vec<Signed<Reading>> = (0..4)
+        .filter(|&p| p != me)
+        .map(|p| reading(f, p, me, round, round as i64 * 1_000_000_000))
+        .collect();
+    if alter {
+        // The node itself lies about what a peer signed: body changed, signature kept.
+        let mut body = readings[0].decode_unverified().unwrap();
+        body.transmit = ClusterTime(body.transmit.0 + 5_000_000_000);
+        let forged = postcard::to_allocvec(&body).unwrap();
+        readings[0] = Signed::from_parts(forged, *readings[0].signature());
+    }
+    let digests: Vec<[u8; 32]> = readings.iter().map(|r| r.digest(&Ed25519Suite)).collect();
+    Payload::Round(Box::new(RoundPayload {
+        state: SyncState::Synced,
+        correction_ns: 1234,
+        applied: true,
+        stepped: false,
+        error_ns: Some(800_000),
+        rate_ppm: 12.5,
+        verdict: "healthy".into(),
+        suspects: vec![],
+        intervals: vec![],
+        head: derive_head(&Ed25519Suite, &digests),
+        readings,
+        head_used: [0; 32],
+        salt: [7; 16],
+        epoch: 42,
+        rejected: vec![("stale".into(), 2)],
+        requests_refused: 0,
+        duplicates: vec![],
+    }))
+}
+
+/// One record of every kind (8 records). `variant` changes records from index 4 on;
+/// `alter_round` makes the round record at that index carry a forged peer reading.
+fn payloads(f: &Fixture, me: usize, variant: i64, alter_round: Option<usize>) -> Vec<Payload> {
+    let id = bftime_node::audit::identity(&f.nodes[me]);
+    let mut v = vec![
+        Payload::Start(StartPayload {
+            identity: id,
+            version: "test".into(),
+            node_file_sha256: [1; 32],
+            incarnation: 42,
+        }),
+        round_payload(f, me, 100, alter_round == Some(1)),
+        Payload::State(StatePayload {
+            from: SyncState::Starting,
+            to: SyncState::Synced,
+            code: String::new(),
+            reason: String::new(),
+        }),
+        Payload::Step(StepPayload {
+            correction_ns: 77,
+            epoch: 43,
+        }),
+        round_payload(f, me, 101 + variant as u64, alter_round == Some(4)),
+        Payload::Recovered(RecoveredPayload {
+            file: "x".into(),
+            offset: 10,
+            bytes_cut: 3,
+        }),
+        round_payload(f, me, 102, false),
+        Payload::Shutdown(ShutdownPayload {
+            reason: "signal".into(),
+        }),
+    ];
+    if variant != 0 {
+        v[5] = Payload::Step(StepPayload {
+            correction_ns: variant,
+            epoch: 44,
+        });
+    }
+    v
+}
+
+fn write_log(f: &Fixture, me: usize, name: &str, payloads: &[Payload]) -> PathBuf {
+    let path = f.dir.path().join(name);
+    let (mut w, _) = AuditWriter::open(
+        WriterOptions {
+            path: path.clone(),
+            identity: bftime_node::audit::identity(&f.nodes[me]),
+            fsync: FsyncPolicy::Never,
+            max_file_bytes: 1 << 30,
+        },
+        f.nodes[me].key.clone(),
+    )
+    .unwrap();
+    for (i, p) in payloads.iter().enumerate() {
+        w.append(100 + i as u64, 1_000_000_000 * (i as i64 + 1), p)
+            .unwrap();
+    }
+    w.sync().unwrap();
+    path
+}
+
+/// (offset, len) of every frame.
+fn frames(bytes: &[u8]) -> Vec<(usize, usize)> {
+    Frames::new(bytes)
+        .map(|f| {
+            let f = f.unwrap();
+            (f.offset as usize, f.len as usize)
+        })
+        .collect()
+}
+
+fn verify_bytes(f: &Fixture, bytes: &[u8]) -> Result<u64, BadRecord> {
+    let path = f.dir.path().join("under-test.audit");
+    std::fs::write(&path, bytes).unwrap();
+    let mut c = Checker::new(Some(&f.cluster));
+    check_files(&[path], &mut c, |_, _| {})?;
+    Ok(c.records)
+}
+
+fn expect_bad(f: &Fixture, bytes: &[u8], index: u64, offset: usize, codes: &[&str], what: &str) {
+    let bad = verify_bytes(f, bytes).expect_err(what);
+    assert_eq!(bad.index, index, "{what}: {bad}");
+    assert_eq!(bad.offset, offset as u64, "{what}: {bad}");
+    assert!(
+        codes.contains(&bad.code()),
+        "{what}: {} not in {codes:?}: {bad}",
+        bad.code()
+    );
+}
+
+#[test]
+fn an_untouched_log_verifies_with_every_embedded_reading() {
+    let f = fixture();
+    let path = write_log(&f, 0, "good.audit", &payloads(&f, 0, 0, None));
+    let mut c = Checker::new(Some(&f.cluster));
+    check_files(&[path], &mut c, |_, _| {}).unwrap();
+    assert_eq!(c.records, 8);
+    assert_eq!(c.rounds, 3);
+    assert_eq!(c.readings_checked, 9);
+}
+
+#[test]
+fn a_flipped_byte_anywhere_is_found_at_its_record() {
+    let f = fixture();
+    let path = write_log(&f, 0, "flip.audit", &payloads(&f, 0, 0, None));
+    let good = std::fs::read(path).unwrap();
+    let fr = frames(&good);
+    assert_eq!(fr.len(), 8);
+    for (k, &(off, len)) in fr.iter().enumerate() {
+        let body = frame::HEADER_BYTES + frame::SIGNATURE_BYTES;
+        let regions: [(&str, usize, &[&str]); 7] = [
+            ("magic", 0, &["bad-frame"]),
+            ("length", 3, &["bad-frame"]),
+            ("inverted length", 7, &["bad-frame"]),
+            ("signature", frame::HEADER_BYTES + 5, &["bad-signature"]),
+            ("body start", body, &["bad-signature", "malformed"]),
+            (
+                "body middle",
+                body + (len - body) / 2,
+                &["bad-signature", "malformed"],
+            ),
+            ("body end", len - 1, &["bad-signature", "malformed"]),
+        ];
+        for (region, at, codes) in regions {
+            let mut bad = good.clone();
+            bad[off + at] ^= 0x40;
+            expect_bad(
+                &f,
+                &bad,
+                k as u64,
+                off,
+                codes,
+                &format!("record {k} {region}"),
+            );
+        }
+    }
+}
+
+#[test]
+fn deleted_swapped_replayed_and_truncated_records_are_found() {
+    let f = fixture();
+    let path = write_log(&f, 0, "order.audit", &payloads(&f, 0, 0, None));
+    let good = std::fs::read(path).unwrap();
+    let fr = frames(&good);
+    let rec = |k: usize| &good[fr[k].0..fr[k].0 + fr[k].1];
+    let join = |ks: &[usize]| {
+        ks.iter()
+            .flat_map(|&k| rec(k).to_vec())
+            .collect::<Vec<u8>>()
+    };
+
+    let deleted = join(&[0, 1, 2, 4, 5, 6, 7]);
+    expect_bad(
+        &f,
+        &deleted,
+        3,
+        fr[3].0,
+        &["sequence-gap"],
+        "record 3 deleted",
+    );
+
+    let swapped = join(&[0, 1, 3, 2, 4, 5, 6, 7]);
+    expect_bad(
+        &f,
+        &swapped,
+        2,
+        fr[2].0,
+        &["sequence-gap"],
+        "records 2 and 3 swapped",
+    );
+
+    let mut replayed = good.clone();
+    replayed.extend_from_slice(rec(2));
+    expect_bad(
+        &f,
+        &replayed,
+        8,
+        good.len(),
+        &["sequence-gap"],
+        "record 2 replayed at the end",
+    );
+
+    let last = fr[7].0;
+    expect_bad(
+        &f,
+        &good[..last + fr[7].1 / 2],
+        7,
+        last,
+        &["truncated-tail"],
+        "cut mid-record",
+    );
+    expect_bad(
+        &f,
+        &good[..last + 5],
+        7,
+        last,
+        &["truncated-tail"],
+        "cut mid-header",
+    );
+}
+
+#[test]
+fn foreign_signers_forks_and_forged_readings_are_found() {
+    let f = fixture();
+    let mine = payloads(&f, 0, 0, None);
+    let a = std::fs::read(write_log(&f, 0, "a.audit", &mine)).unwrap();
+    let fa = frames(&a);
+
+    // A record with the right seq and prev, signed by node-2.
+    let last = &a[fa[7].0..];
+    let prev = frame::chain_hash(
+        &bftime_crypto::Signature(last[10..74].try_into().unwrap()),
+        &last[74..],
+    );
+    let rogue = Record {
+        seq: 8,
+        round: 200,
+        prev,
+        cluster_time_ns: 9,
+        kind: Kind::Shutdown,
+        payload: Payload::Shutdown(ShutdownPayload { reason: "x".into() }).encode(),
+    };
+    let signed = Signed::sign(&rogue, f.nodes[1].key.as_ref()).unwrap();
+    let mut appended = a.clone();
+    appended.extend(frame::encode(signed.signature(), signed.body()));
+    expect_bad(
+        &f,
+        &appended,
+        8,
+        a.len(),
+        &["wrong-signer"],
+        "record by another member",
+    );
+    let bad = verify_bytes(&f, &appended).unwrap_err();
+    assert!(bad.to_string().contains("node-2"), "{bad}");
+
+    // Two nodes' logs spliced.
+    let b = std::fs::read(write_log(&f, 1, "b.audit", &payloads(&f, 1, 0, None))).unwrap();
+    let fb = frames(&b);
+    let mut spliced = a[..fa[4].0].to_vec();
+    spliced.extend_from_slice(&b[fb[4].0..]);
+    expect_bad(
+        &f,
+        &spliced,
+        4,
+        fa[4].0,
+        &["wrong-signer"],
+        "two nodes' logs spliced",
+    );
+
+    // One node's log forked after record 4 (same key, two histories).
+    let c = std::fs::read(write_log(&f, 0, "c.audit", &payloads(&f, 0, 9, None))).unwrap();
+    let fc = frames(&c);
+    assert_eq!(&a[..fa[4].0], &c[..fc[4].0], "common prefix");
+    let mut fork = a[..fa[5].0].to_vec();
+    fork.extend_from_slice(&c[fc[5].0..]);
+    expect_bad(&f, &fork, 5, fa[5].0, &["broken-chain"], "forked history");
+
+    // The node signed a record holding a peer reading it altered.
+    let forged = std::fs::read(write_log(&f, 0, "d.audit", &payloads(&f, 0, 0, Some(4)))).unwrap();
+    let fd = frames(&forged);
+    expect_bad(
+        &f,
+        &forged,
+        4,
+        fd[4].0,
+        &["bad-embedded-reading"],
+        "altered embedded reading",
+    );
+}
+
+fn options(f: &Fixture, path: &Path, max: u64) -> WriterOptions {
+    WriterOptions {
+        path: path.to_path_buf(),
+        identity: bftime_node::audit::identity(&f.nodes[0]),
+        fsync: FsyncPolicy::Record,
+        max_file_bytes: max,
+    }
+}
+
+fn verify_all(f: &Fixture, path: &Path) -> Checker<'static> {
+    let cluster: &'static ClusterKeys = Box::leak(Box::new(f.cluster.clone()));
+    let mut c = Checker::new(Some(cluster));
+    check_files(&segments(path), &mut c, |_, _| {}).unwrap();
+    c
+}
+
+#[test]
+fn a_torn_tail_is_cut_at_every_byte_and_the_chain_continues() {
+    let f = fixture();
+    let p = payloads(&f, 0, 0, None);
+    let path = write_log(&f, 0, "torn.audit", &p);
+    let good = std::fs::read(&path).unwrap();
+    let fr = frames(&good);
+    let (last, len) = fr[7];
+    let key = f.nodes[0].key.clone();
+    let trial = f.dir.path().join("trial.audit");
+    let mut cuts = 0;
+    for cut in (last + 1..last + len).step_by(7).chain([last + len - 1]) {
+        std::fs::write(&trial, &good[..cut]).unwrap();
+        let (mut w, opened) = AuditWriter::open(options(&f, &trial, 1 << 30), key.clone()).unwrap();
+        let r = opened.recovered.expect("torn tail reported");
+        assert_eq!(r.offset, last as u64, "cut at {cut}");
+        assert_eq!(r.bytes_cut, (cut - last) as u64);
+        assert_eq!(opened.continued_from_seq, 7);
+        w.append(1, 1, &Payload::Recovered(r)).unwrap();
+        w.append(1, 1, &p[0]).unwrap();
+        drop(w);
+        let bytes = std::fs::read(&trial).unwrap();
+        assert_eq!(
+            &bytes[..last],
+            &good[..last],
+            "nothing before the cut is rewritten"
+        );
+        let c = verify_all(&f, &trial);
+        assert_eq!(c.records, 9);
+        cuts += 1;
+    }
+    assert!(cuts > 10);
+    // Zeros after the last record (data never reached the disk): also a torn tail.
+    let mut zeros = good.clone();
+    zeros.extend([0u8; 4096]);
+    std::fs::write(&trial, &zeros).unwrap();
+    let (_, opened) = AuditWriter::open(options(&f, &trial, 1 << 30), key.clone()).unwrap();
+    assert_eq!(opened.recovered.unwrap().offset, good.len() as u64);
+}
+
+#[test]
+fn damage_before_the_tail_and_foreign_logs_stop_the_writer() {
+    let f = fixture();
+    let path = write_log(&f, 0, "damaged.audit", &payloads(&f, 0, 0, None));
+    let mut bytes = std::fs::read(&path).unwrap();
+    let fr = frames(&bytes);
+    bytes[fr[2].0 + 80] ^= 1;
+    std::fs::write(&path, &bytes).unwrap();
+    let err = AuditWriter::open(options(&f, &path, 1 << 30), f.nodes[0].key.clone()).unwrap_err();
+    assert!(matches!(err, AuditError::Damaged { index: 2, .. }), "{err}");
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        bytes,
+        "a damaged log is left as it is"
+    );
+
+    let other = write_log(&f, 1, "other.audit", &payloads(&f, 1, 0, None));
+    let err = AuditWriter::open(options(&f, &other, 1 << 30), f.nodes[0].key.clone()).unwrap_err();
+    assert!(matches!(err, AuditError::NotOurs { .. }), "{err}");
+}
+
+#[test]
+fn rotation_keeps_one_chain_across_files_and_survives_a_crash_mid_rotation() {
+    let f = fixture();
+    let path = f.dir.path().join("rot.audit");
+    let p = payloads(&f, 0, 0, None);
+    let key: Arc<NodeKey> = f.nodes[0].key.clone();
+    let (mut w, _) = AuditWriter::open(options(&f, &path, 1500), key.clone()).unwrap();
+    for i in 0..20 {
+        w.append(i, i as i64 + 1, &p[i as usize % p.len()]).unwrap();
+    }
+    drop(w);
+    let files = segments(&path);
+    assert!(files.len() >= 3, "{files:?}");
+    let c = verify_all(&f, &path);
+    assert!(c.records >= 20 + files.len() as u64 - 1);
+    let records = c.records;
+    // The last file alone verifies too (it opens with its identity).
+    let mut alone = Checker::new(Some(&f.cluster));
+    check_files(std::slice::from_ref(&path), &mut alone, |_, _| {}).unwrap();
+    assert!(alone.starts_mid_chain);
+
+    // A crash right after renaming the current file: the next start opens a new one.
+    let next = files.len() as u32 - 1;
+    std::fs::rename(&path, bftime_node::audit::check::segment_path(&path, next)).unwrap();
+    let (mut w, opened) = AuditWriter::open(options(&f, &path, 1500), key).unwrap();
+    assert_eq!(opened.continued_from_seq, records);
+    w.append(99, 99, &p[0]).unwrap();
+    drop(w);
+    let c = verify_all(&f, &path);
+    assert_eq!(c.records, records + 2, "a segment record and the new start");
+}
