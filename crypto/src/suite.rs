@@ -157,10 +157,10 @@ impl Ed25519Suite {
         if ed25519_dalek::verify_batch(&refs, &sigs, &keys).is_ok() {
             return Ok(());
         }
-        match items
-            .iter()
-            .position(|i| self.verify(i.signer, i.domain, i.body, i.signature).is_err())
-        {
+        match items.iter().position(|i| {
+            self.verify(i.signer, i.domain, i.body, i.signature)
+                .is_err()
+        }) {
             Some(k) => Err(k),
             None => Ok(()),
         }
@@ -292,16 +292,29 @@ mod tests {
 
     #[test]
     fn verify_many_finds_the_first_bad_signature() {
-        let keys: Vec<crate::NodeKey> = (0..5u8).map(|i| crate::NodeKey::from_seed(&[i + 1; 32])).collect();
+        let keys: Vec<crate::NodeKey> = (0..5u8)
+            .map(|i| crate::NodeKey::from_seed(&[i + 1; 32]))
+            .collect();
         let pks: Vec<PublicKey> = keys.iter().map(|k| k.public_key()).collect();
         let bodies: Vec<Vec<u8>> = (0..5u8).map(|i| vec![i; 40]).collect();
-        let mut sigs: Vec<Signature> = keys.iter().zip(&bodies).map(|(k, b)| k.sign(b"d\0", b)).collect();
-        let items = |sigs: &[Signature]| -> Vec<(usize, Signature)> { sigs.iter().copied().enumerate().collect() };
+        let mut sigs: Vec<Signature> = keys
+            .iter()
+            .zip(&bodies)
+            .map(|(k, b)| k.sign(b"d\0", b))
+            .collect();
+        let items = |sigs: &[Signature]| -> Vec<(usize, Signature)> {
+            sigs.iter().copied().enumerate().collect()
+        };
         let run = |sigs: &[Signature]| {
             let list = items(sigs);
             let batch: Vec<BatchItem<'_>> = list
                 .iter()
-                .map(|(i, s)| BatchItem { signer: &pks[*i], domain: b"d\0", body: &bodies[*i], signature: s })
+                .map(|(i, s)| BatchItem {
+                    signer: &pks[*i],
+                    domain: b"d\0",
+                    body: &bodies[*i],
+                    signature: s,
+                })
                 .collect();
             Ed25519Suite.verify_many(&batch)
         };

@@ -31,8 +31,14 @@ Getting started (a local 4-node cluster):
 On real machines: run `bftime keygen --out /etc/bftime` on every VM, collect the printed \
 public keys into one cluster.toml (see the README), copy it everywhere, write each node.toml.
 
+After an incident: every node's audit log (audit_log in node.toml) is signed and \
+hash-chained. `bftime audit verify LOG --cluster cluster.toml` checks one, `bftime audit \
+show` prints it, `bftime audit evidence` turns several into proofs of misbehaviour that \
+`bftime audit check-proof` verifies with nothing but the public keys.
+
 Exit codes: 0 ok · 1 runtime failure · 2 bad usage · 3 `now`: node not serving time · \
-10 quarantined with exit_on_quarantine · 69 node API unreachable · 78 configuration error.";
+9 `audit evidence`: misbehaviour proven · 10 quarantined with exit_on_quarantine · \
+65 `audit`: damaged log or invalid proof · 69 node API unreachable · 78 configuration error.";
 
 #[derive(Debug, Parser)]
 #[command(name = "bftime", version, about = ABOUT, long_about = LONG_ABOUT)]

@@ -43,7 +43,7 @@ pub struct CoreConfig {
     /// (the audit log needs them; the large simulator does not).
     pub detailed_summaries: bool,
     /// Random bits that differ at every start of the node: the first clock epoch
-    /// (readings from two runs of one node never share an epoch; spec §2.5).
+    /// (readings from two runs of one node never share an epoch; spec §2.6).
     pub incarnation: u64,
 }
 
@@ -92,7 +92,7 @@ pub struct RoundSummary {
     /// The head committing to `readings` (what the next round chains from).
     #[serde(skip)]
     pub head: Head,
-    /// Our clock epoch after this round (spec §2.5).
+    /// Our clock epoch after this round (spec §2.6).
     pub epoch: u64,
 }
 
@@ -160,7 +160,7 @@ struct PeerCold {
     /// Readings accepted this round (detailed summaries only: duplicate evidence).
     accepted_readings: Vec<Signed<Reading>>,
     /// Nonces answered for this peer in our current round: an honest responder signs
-    /// at most one reading per (epoch, round, requester, nonce) (spec §2.5).
+    /// at most one reading per (epoch, round, requester, nonce) (spec §2.6).
     answered: Vec<Nonce>,
 }
 
@@ -494,7 +494,7 @@ impl Core {
             return Err(RejectReason::TooMany);
         }
         // Never sign two readings for one nonce in one round: a second one would be
-        // indistinguishable from double signing (spec §8.3).
+        // indistinguishable from double signing (spec §2.6).
         if peer.cold.answered.contains(&request.nonce) {
             return Err(RejectReason::Duplicate);
         }
@@ -817,7 +817,7 @@ impl Core {
                 self.clock
                     .slew(now, c, rate, params.round_period, params.max_slew);
                 if c < -params.precision {
-                    // Beyond what an epoch promises (spec §2.5): start a new one.
+                    // Beyond what an epoch promises (spec §2.6): start a new one.
                     self.epoch = self.epoch.wrapping_add(1);
                 }
             } else {

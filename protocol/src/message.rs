@@ -32,7 +32,7 @@ pub type Nonce = [u8; 32];
 
 /// A node's commitment to the readings its last finished round used:
 /// `H(HEAD_DOMAIN || digest(reading_1) || … || digest(reading_k))`, in member order
-/// (spec §2.4). Requests chain from it (through the nonce) and readings carry it.
+/// (spec §2.3). Requests chain from it (through the nonce) and readings carry it.
 pub type Head = [u8; 32];
 
 /// Prefix for nonce derivation.
@@ -119,7 +119,7 @@ pub struct Reading {
     /// The responder's clock epoch: random at each start of the node, incremented
     /// whenever its protocol clock steps, its state changes or it applies a backward
     /// correction larger than Π. Within one epoch an honest responder's protocol clock
-    /// never runs backwards by more than Π (spec §2.5): proofs rest on that.
+    /// never runs backwards by more than Π (spec §2.6): proofs rest on that.
     pub epoch: u64,
     /// The responder's [`Head`] when it signed: proves the reading was made after every
     /// reading that the responder's last round used.

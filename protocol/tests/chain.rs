@@ -1,4 +1,4 @@
-//! Chained nonces and heads (spec §2.3–§2.5), driven through real cores exchanging
+//! Chained nonces and heads (spec §2.3, §2.6), driven through real cores exchanging
 //! messages instantly: what an auditor recomputes from a log must match what the core
 //! actually sent and signed.
 

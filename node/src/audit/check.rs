@@ -1,4 +1,4 @@
-//! Checking a log record by record (spec §9.3): framing, signature, sequence, chain,
+//! Checking a log record by record (spec §8.3): framing, signature, sequence, chain,
 //! identity, and — given the cluster file — every embedded peer reading.
 //!
 //! The same checker serves `bftime audit verify`, `show`, `evidence` and the node's
@@ -321,7 +321,10 @@ impl<'a> Checker<'a> {
                 .decode_unverified()
                 .map_err(|e| bad(format!("malformed: {e}")))?;
             let Some(key) = c.key(claimed.responder) else {
-                return Err(bad(format!("responder {} is not a member", claimed.responder)));
+                return Err(bad(format!(
+                    "responder {} is not a member",
+                    claimed.responder
+                )));
             };
             if claimed.requester != me {
                 return Err(bad(format!("addressed to {}", c.name(claimed.requester))));

@@ -23,6 +23,7 @@ pub enum AuditCommand {
     /// wrong-signer, unknown-signer, sequence-gap, broken-chain, malformed,
     /// bad-embedded-reading, …).
     Verify {
+        /// Logs to check, each on its own.
         #[arg(required = true)]
         logs: Vec<PathBuf>,
         /// The cluster file: check who signed, and every embedded reading.
@@ -34,6 +35,7 @@ pub enum AuditCommand {
     },
     /// Print a log as a table, one line per record (or JSON lines with --json).
     Show {
+        /// The log (its rotated files LOG.000000, LOG.000001, … are read first).
         log: PathBuf,
         /// Only rounds A..B (inclusive; `A..`, `..B` and `A` work too).
         #[arg(long)]
@@ -47,6 +49,7 @@ pub enum AuditCommand {
         /// The cluster file (names, and checks embedded readings).
         #[arg(long)]
         cluster: Option<PathBuf>,
+        /// One JSON object per record (JSON lines).
         #[arg(long)]
         json: bool,
     },
@@ -55,8 +58,10 @@ pub enum AuditCommand {
     /// Exit 0 when no member is proven to misbehave, 9 when proofs were written, 65
     /// when a log does not verify. Proofs rest on the accused's own signatures only.
     Evidence {
+        /// Logs of several nodes (the more, the more chains between readings).
         #[arg(required = true)]
         logs: Vec<PathBuf>,
+        /// The cluster file: member keys, Π and P.
         #[arg(long)]
         cluster: PathBuf,
         /// Where to write the proofs (JSON) [default: print them].
@@ -67,9 +72,12 @@ pub enum AuditCommand {
     ///
     /// Exit 0 when every proof holds, 65 when one does not.
     CheckProof {
+        /// A proofs file written by `bftime audit evidence`.
         proofs: PathBuf,
+        /// The cluster file: the only thing trusted.
         #[arg(long)]
         cluster: PathBuf,
+        /// One JSON object per proof.
         #[arg(long)]
         json: bool,
     },

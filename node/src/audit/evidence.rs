@@ -1,4 +1,4 @@
-//! Proofs of misbehaviour (spec §9.5): finding them in several nodes' logs, and
+//! Proofs of misbehaviour (spec §8.5): finding them in several nodes' logs, and
 //! checking one alone with nothing but the cluster's public keys.
 //!
 //! A proof rests only on the accused's own signatures, plus hash commitments that
@@ -11,7 +11,7 @@
 //!   nonce, responder round and epoch). An honest responder answers a nonce once.
 //! - `backwards`: two readings to one requester, provably in this order, whose
 //!   timestamps run backwards by more than Π within one clock epoch while claiming to
-//!   be synced. An honest responder's protocol clock never does (spec §2.5).
+//!   be synced. An honest responder's protocol clock never does (spec §2.6).
 //! - `two-faced`: the same, with the two readings sent to different requesters: the
 //!   accused told them clocks that cannot both be its own.
 

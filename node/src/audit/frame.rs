@@ -1,4 +1,4 @@
-//! On-disk framing of audit records (spec §9.2).
+//! On-disk framing of audit records (spec §8.2).
 //!
 //! ```text
 //! magic 0xB7 0x7A | len: u32 LE | !len: u32 LE | signature (64) | body (len − 64)

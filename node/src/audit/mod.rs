@@ -1,4 +1,4 @@
-//! The signed, hash-chained audit log (spec §9) and the `bftime audit` tools.
+//! The signed, hash-chained audit log (spec §8) and the `bftime audit` tools.
 //!
 //! - [`record`]: what a record says (kinds and payloads).
 //! - [`frame`]: how records sit in a file, and how a torn final write is recognised.

@@ -1,4 +1,4 @@
-//! What an audit record says (spec §9.1).
+//! What an audit record says (spec §8.1).
 //!
 //! A record is `seq, round, prev, cluster_time_ns, kind, payload`: the header fields an
 //! auditor filters on are plain, and the payload is the postcard encoding of the

@@ -1,4 +1,4 @@
-//! Appending to the audit log, and picking up after a crash (spec §9.2).
+//! Appending to the audit log, and picking up after a crash (spec §8.2).
 //!
 //! The writer runs on its own thread so a slow disk never delays a round: the driver
 //! hands it payloads through a bounded queue and reads back only a status. On start it
