@@ -50,6 +50,7 @@ fn main() -> anyhow::Result<()> {
             identity: bftime_node::audit::identity(&me),
             fsync: FsyncPolicy::Never,
             max_file_bytes: 1 << 40,
+            fail_from: None,
         },
         me.key.clone(),
     )?;

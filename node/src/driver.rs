@@ -150,11 +150,12 @@ pub async fn run(
             () = &mut sleep => {
                 fired = true;
                 let now = d.clock.now();
+                // Before the round: a failed log must hold the node in quarantine.
+                d.check_audit();
                 if now >= d.timer_at {
                     let actions = d.core.handle_timer(now, &mut d.rng);
                     d.execute(actions);
                 }
-                d.check_audit();
             }
             _ = watchdog_tick.tick(), if watchdog.is_some() => d.systemd.watchdog(),
         }
@@ -286,17 +287,18 @@ impl Driver {
     /// A failed audit log is a health failure (unless configured otherwise).
     fn check_audit(&mut self) {
         let Some(j) = &mut self.journal else { return };
-        let Some(quarantine) = j.take_failure() else {
+        let Some((quarantine, first)) = j.failure() else {
             return;
         };
         if quarantine {
+            // Every tick: a node without a working log never finishes probation.
             let reason = bftime_protocol::QuarantineReason::Hard {
                 violation: bftime_protocol::HardViolation::AuditLogUnwritable,
             };
             if let Some(a) = self.core.force_quarantine(reason) {
                 self.execute(vec![a]);
             }
-        } else {
+        } else if first {
             tracing::error!(
                 "audit log failed and [audit] quarantine_on_failure = false: serving time WITHOUT an audit trail"
             );

@@ -123,6 +123,9 @@ pub struct TestingConfig {
     /// Seed for the behaviour's randomness.
     #[serde(default)]
     pub seed: u64,
+    /// Simulated disk failure: every audit write fails this many seconds after start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audit_fail_after_s: Option<f64>,
 }
 
 impl TestingConfig {
@@ -135,6 +138,7 @@ impl TestingConfig {
             step_after_s: None,
             step_ms: 0.0,
             stall_after_s: None,
+            audit_fail_after_s: None,
             stall_ms: 0.0,
             behaviour: Behaviour::None,
             lie_ms: default_lie_ms(),
@@ -158,6 +162,9 @@ impl TestingConfig {
         finite("lie_ms", self.lie_ms, 1e9)?;
         if let Some(s) = self.step_after_s {
             finite("step_after_s", s, 1e7)?;
+        }
+        if let Some(s) = self.audit_fail_after_s {
+            finite("audit_fail_after_s", s, 1e7)?;
         }
         if let Some(s) = self.stall_after_s {
             finite("stall_after_s", s, 1e7)?;

@@ -251,3 +251,42 @@ fn kill_9_in_a_loop_leaves_a_log_that_verifies_and_continues() {
     );
     assert_eq!(recovered, torn, "every torn tail was cut and recorded");
 }
+
+#[test]
+fn a_node_whose_audit_log_fails_quarantines() {
+    let n = 4;
+    let mut c = Cluster::new(n, PERIOD_MS);
+    for k in 0..n {
+        let mut t = honest();
+        if k == 0 {
+            t.audit_fail_after_s = Some(5.0);
+        }
+        c.testing(k, t);
+    }
+    c.start_all();
+    c.wait_for(
+        &[0],
+        SYNC_TIMEOUT,
+        "the node with the failing disk quarantines",
+        |s| s["state"] == "quarantined",
+    );
+    let s = c.status(0).unwrap();
+    assert_eq!(s["audit"]["failed"], true, "{s}");
+    assert!(
+        s["quarantine_reason"].to_string().contains("audit"),
+        "{}",
+        s["quarantine_reason"]
+    );
+    assert!(c.log(0).contains("AUDIT LOG FAILED"));
+    let others: Vec<usize> = (1..n).collect();
+    c.wait_for(&others, SYNC_TIMEOUT, "the others serve on", synced);
+    for k in 0..n {
+        c.terminate(k);
+    }
+    // What was written before the failure still verifies.
+    let out = audit(
+        &["verify", "--cluster", &cluster_file(&c)],
+        &[audit_log(&c, 0)],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+}

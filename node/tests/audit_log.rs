@@ -156,6 +156,7 @@ fn write_log(f: &Fixture, me: usize, name: &str, payloads: &[Payload]) -> PathBu
             identity: bftime_node::audit::identity(&f.nodes[me]),
             fsync: FsyncPolicy::Never,
             max_file_bytes: 1 << 30,
+            fail_from: None,
         },
         f.nodes[me].key.clone(),
     )
@@ -384,6 +385,7 @@ fn options(f: &Fixture, path: &Path, max: u64) -> WriterOptions {
         identity: bftime_node::audit::identity(&f.nodes[0]),
         fsync: FsyncPolicy::Record,
         max_file_bytes: max,
+        fail_from: None,
     }
 }
 

@@ -202,3 +202,32 @@ fn now_and_status_without_a_node_say_what_to_do() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("is `bftime run` running"), "{err}");
 }
+
+#[test]
+fn audit_settings_are_checked() {
+    let d = tempfile::tempdir().unwrap();
+    init(d.path());
+    let cfg = d.path().join("node-1.toml");
+    edit(&cfg, |t| t.replace("max_file_mb = 64", "max_file_mb = 0"));
+    let (code, _, err) = validate(&cfg);
+    assert_eq!(code, 78);
+    assert!(err.contains("audit.max_file_mb"), "{err}");
+    edit(&cfg, |t| {
+        t.replace("max_file_mb = 0", "max_file_mb = 64\nfsync = \"sometimes\"")
+    });
+    let (code, _, err) = validate(&cfg);
+    assert_eq!(code, 78);
+    assert!(err.contains("fsync"), "{err}");
+    // [audit] without audit_log: the settings would silently do nothing.
+    let cfg2 = d.path().join("node-2.toml");
+    edit(&cfg2, |t| {
+        t.lines()
+            .filter(|l| !l.starts_with("audit_log"))
+            .collect::<Vec<_>>()
+            .join("\n")
+            .replace("fsync = \"round\"", "fsync = \"record\"")
+    });
+    let (code, _, err) = validate(&cfg2);
+    assert_eq!(code, 78);
+    assert!(err.contains("audit_log"), "{err}");
+}

@@ -204,6 +204,8 @@ impl HealthPolicy {
     /// Quarantines at once (e.g. the driver lost its key); `None` if already quarantined.
     pub fn force_quarantine(&mut self, reason: QuarantineReason) -> Option<Transition> {
         if self.state == SyncState::Quarantined {
+            // The fault persists: probation starts over.
+            self.healthy_streak = 0;
             return None;
         }
         Some(self.go(SyncState::Quarantined, Some(reason)))
@@ -325,6 +327,27 @@ mod tests {
         assert_eq!(h.on_round(Verdict::Healthy, &p), None);
         let t = h.on_round(Verdict::Healthy, &p).unwrap();
         assert_eq!((t.from, t.to), (SyncState::Quarantined, SyncState::Synced));
+    }
+
+    #[test]
+    fn a_persisting_forced_fault_holds_the_node_in_probation() {
+        let p = params();
+        let mut h = HealthPolicy::new();
+        let _ = h.on_round(Verdict::Healthy, &p);
+        let _ = h.on_round(Verdict::Healthy, &p);
+        let forced = QuarantineReason::Hard {
+            violation: HardViolation::AuditLogUnwritable,
+        };
+        assert!(h.force_quarantine(forced).is_some());
+        for _ in 0..10 {
+            assert_eq!(h.force_quarantine(forced), None, "already quarantined");
+            assert_eq!(
+                h.on_round(Verdict::Healthy, &p),
+                None,
+                "no rejoin while forced"
+            );
+        }
+        assert_eq!(h.state(), SyncState::Quarantined);
     }
 
     #[test]

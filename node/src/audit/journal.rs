@@ -34,13 +34,15 @@ impl Journal {
         &self.handle.status
     }
 
-    /// Once, when the writer has failed: whether the node must quarantine for it.
-    pub fn take_failure(&mut self) -> Option<bool> {
-        if self.failure_reported || !self.handle.failed() {
+    /// When the writer has failed: whether the node must (stay in) quarantine for it,
+    /// and whether this is the first time it is asked.
+    pub fn failure(&mut self) -> Option<(bool, bool)> {
+        if !self.handle.failed() {
             return None;
         }
+        let first = !self.failure_reported;
         self.failure_reported = true;
-        Some(self.quarantine_on_failure)
+        Some((self.quarantine_on_failure, first))
     }
 
     /// A round ended: its record (and a `step` record if the clock stepped).

@@ -59,6 +59,11 @@ pub fn open_node_log(
         identity: identity.clone(),
         fsync: cfg.node.audit.fsync,
         max_file_bytes: cfg.node.audit.max_file_mb.saturating_mul(1 << 20),
+        fail_from: cfg
+            .testing
+            .as_ref()
+            .and_then(|t| t.audit_fail_after_s)
+            .map(|s| std::time::Instant::now() + std::time::Duration::from_secs_f64(s)),
     };
     let (mut w, opened) = AuditWriter::open(opts, Arc::clone(&cfg.key))?;
     if let Some(r) = opened.recovered {

@@ -81,6 +81,8 @@ pub struct WriterOptions {
     pub fsync: FsyncPolicy,
     /// Rotate when the current file would exceed this many bytes.
     pub max_file_bytes: u64,
+    /// Testing only: every write fails from this instant on (a simulated dead disk).
+    pub fail_from: Option<std::time::Instant>,
 }
 
 /// The synchronous writer (one per log).
@@ -121,7 +123,9 @@ impl AuditWriter {
         let mut recovered = None;
         let mut last_segment = 0u32;
         // Only the last file matters for picking up the chain: rotated files are closed.
-        if let Some(last) = files.last() {
+        if let Some(last) = files.last()
+            && std::fs::metadata(last).map_err(io(last))?.is_file()
+        {
             let bytes = std::fs::read(last).map_err(io(last))?;
             let name = last.display().to_string();
             let mut good_end = 0u64;
@@ -288,6 +292,15 @@ impl AuditWriter {
     }
 
     fn write_frame(&mut self, frame: &[u8]) -> Result<(), AuditError> {
+        if self
+            .opts
+            .fail_from
+            .is_some_and(|t| std::time::Instant::now() >= t)
+        {
+            return Err(io(&self.opts.path)(std::io::Error::other(
+                "simulated disk failure ([testing] audit_fail_after_s)",
+            )));
+        }
         self.file.write_all(frame).map_err(io(&self.opts.path))?;
         let sig_start = frame::HEADER_BYTES;
         let mut sig = [0u8; frame::SIGNATURE_BYTES];
