@@ -309,20 +309,28 @@ struct RoundRec {
     head: Hash32,
     readings: Vec<(Reading, Signed<Reading>, Hash32)>,
     duplicates: Vec<(Signed<Reading>, Signed<Reading>)>,
+    /// Responder → position in `readings`.
+    by_responder: HashMap<u16, usize>,
 }
 
 impl RoundRec {
     fn from(r: &RoundPayload) -> RoundRec {
         let suite = Ed25519Suite;
+        let readings: Vec<(Reading, Signed<Reading>, Hash32)> = r
+            .readings
+            .iter()
+            .filter_map(|s| Some((s.decode_unverified().ok()?, s.clone(), s.digest(&suite))))
+            .collect();
         RoundRec {
             head_used: r.head_used,
             salt: r.salt,
             head: r.head,
-            readings: r
-                .readings
+            by_responder: readings
                 .iter()
-                .filter_map(|s| Some((s.decode_unverified().ok()?, s.clone(), s.digest(&suite))))
+                .enumerate()
+                .map(|(i, (r, _, _))| (r.responder.0, i))
                 .collect(),
+            readings,
             duplicates: r.duplicates.clone(),
         }
     }
@@ -335,7 +343,7 @@ impl RoundRec {
     }
 
     fn by_responder(&self, m: MemberId) -> Option<&(Reading, Signed<Reading>, Hash32)> {
-        self.readings.iter().find(|(r, _, _)| r.responder == m)
+        self.by_responder.get(&m.0).map(|&i| &self.readings[i])
     }
 }
 

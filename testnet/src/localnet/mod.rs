@@ -5,6 +5,7 @@
 //! The cluster folder is made by the same code as `bftime init-cluster`; only the
 //! `[testing]` sections are added, so a testnet node runs exactly what an operator runs.
 
+pub mod audit;
 pub mod plot;
 pub mod procstat;
 pub mod report;
@@ -727,6 +728,37 @@ pub fn run(o: &RunOptions) -> anyhow::Result<RunReport> {
         failures.push(format!("unclean shutdown: {}", names.join(", ")));
     }
 
+    eprintln!("auditing: verifying {n} audit logs and searching them for proofs of misbehaviour…");
+    let audit_logs: Vec<std::path::PathBuf> = (0..n)
+        .map(|k| cluster_dir.join(format!("node-{}.audit", k + 1)))
+        .collect();
+    let honest: Vec<bool> = roles
+        .iter()
+        .map(|r| !matches!(r, Role::Faulty(_)))
+        .collect();
+    let audit = audit::audit_run(&init.cluster_file, &audit_logs, &honest);
+    eprintln!(
+        "audit: {} of {n} logs verify ({} records, {:.0} bytes per node per round) in {:.1} s; {} proof(s) in {:.1} s",
+        audit.logs_verified,
+        audit.records,
+        audit.bytes_per_node_per_round,
+        audit.verify_s,
+        audit.proofs.len(),
+        audit.evidence_s
+    );
+    if !audit.logs_bad.is_empty() {
+        failures.push(format!(
+            "audit logs that do not verify: {}",
+            audit.logs_bad.join("; ")
+        ));
+    }
+    if !audit.correct_accused.is_empty() {
+        failures.push(format!(
+            "proofs of misbehaviour against correct nodes: {}",
+            audit.correct_accused.join(", ")
+        ));
+    }
+
     let nodes: Vec<NodeRecord> = (0..n)
         .map(|k| NodeRecord {
             name: format!("node-{}", k + 1),
@@ -769,6 +801,7 @@ pub fn run(o: &RunOptions) -> anyhow::Result<RunReport> {
         events,
         series,
         per_node: nodes,
+        audit,
     };
     report.write(&out)?;
     eprintln!("report: {}", out.join("report.md").display());

@@ -115,6 +115,9 @@ pub struct RunReport {
     pub events: Vec<(f64, String)>,
     pub series: Vec<SamplePoint>,
     pub per_node: Vec<NodeRecord>,
+    /// The audit of every node's log after the run.
+    #[serde(default)]
+    pub audit: super::audit::AuditSummary,
 }
 
 fn opt_s(v: Option<f64>) -> String {
@@ -219,6 +222,36 @@ impl RunReport {
             (
                 "frame bytes sent per node per round",
                 format!("{:.0}", s.frame_bytes_per_node_per_round),
+            ),
+            (
+                "audit logs verified (embedded readings)",
+                format!(
+                    "{} / {} ({})",
+                    self.audit.logs_verified, self.nodes, self.audit.embedded_readings_verified
+                ),
+            ),
+            (
+                "audit log bytes per node per round",
+                format!("{:.0}", self.audit.bytes_per_node_per_round),
+            ),
+            (
+                "members proven to misbehave (proofs)",
+                if self.audit.proofs.is_empty() {
+                    "none".to_owned()
+                } else {
+                    let mut accused: Vec<&str> =
+                        self.audit.proofs.iter().map(|p| p.0.as_str()).collect();
+                    accused.dedup();
+                    let mut kinds: Vec<&str> =
+                        self.audit.proofs.iter().map(|p| p.1.as_str()).collect();
+                    kinds.sort_unstable();
+                    kinds.dedup();
+                    format!("{} ({})", accused.len(), kinds.join(", "))
+                },
+            ),
+            (
+                "correct members accused",
+                self.audit.correct_accused.len().to_string(),
             ),
             ("ground-truth samples", s.samples.to_string()),
             ("elapsed", format!("{:.1} s", s.elapsed_s)),
