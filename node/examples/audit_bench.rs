@@ -51,6 +51,7 @@ fn main() -> anyhow::Result<()> {
             fsync: FsyncPolicy::Never,
             max_file_bytes: 1 << 40,
             fail_from: None,
+            split_write_pause: None,
         },
         me.key.clone(),
     )?;

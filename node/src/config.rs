@@ -183,8 +183,8 @@ pub struct NodeFile {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AuditOptions {
-    /// `record` (every record reaches the disk before the next), `round` (after each
-    /// round's record; the default) or `never` (the OS decides).
+    /// `record` (every record reaches the disk before the next; the default), `round`
+    /// (after each round's record) or `never` (the OS decides).
     #[serde(default)]
     pub fsync: FsyncPolicy,
     /// Rotate the log file when it reaches this size (MiB).

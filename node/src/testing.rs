@@ -126,6 +126,10 @@ pub struct TestingConfig {
     /// Simulated disk failure: every audit write fails this many seconds after start.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub audit_fail_after_s: Option<f64>,
+    /// Simulated slow disk: each audit record is written in two halves with this pause
+    /// between them, so a crash can land inside a record (the crash-recovery test).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audit_write_pause_ms: Option<f64>,
 }
 
 impl TestingConfig {
@@ -139,6 +143,7 @@ impl TestingConfig {
             step_ms: 0.0,
             stall_after_s: None,
             audit_fail_after_s: None,
+            audit_write_pause_ms: None,
             stall_ms: 0.0,
             behaviour: Behaviour::None,
             lie_ms: default_lie_ms(),
@@ -165,6 +170,9 @@ impl TestingConfig {
         }
         if let Some(s) = self.audit_fail_after_s {
             finite("audit_fail_after_s", s, 1e7)?;
+        }
+        if let Some(ms) = self.audit_write_pause_ms {
+            finite("audit_write_pause_ms", ms, 1e4)?;
         }
         if let Some(s) = self.stall_after_s {
             finite("stall_after_s", s, 1e7)?;

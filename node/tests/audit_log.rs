@@ -157,6 +157,7 @@ fn write_log(f: &Fixture, me: usize, name: &str, payloads: &[Payload]) -> PathBu
             fsync: FsyncPolicy::Never,
             max_file_bytes: 1 << 30,
             fail_from: None,
+            split_write_pause: None,
         },
         f.nodes[me].key.clone(),
     )
@@ -386,6 +387,7 @@ fn options(f: &Fixture, path: &Path, max: u64) -> WriterOptions {
         fsync: FsyncPolicy::Record,
         max_file_bytes: max,
         fail_from: None,
+        split_write_pause: None,
     }
 }
 

@@ -64,6 +64,11 @@ pub fn open_node_log(
             .as_ref()
             .and_then(|t| t.audit_fail_after_s)
             .map(|s| std::time::Instant::now() + std::time::Duration::from_secs_f64(s)),
+        split_write_pause: cfg
+            .testing
+            .as_ref()
+            .and_then(|t| t.audit_write_pause_ms)
+            .map(|ms| std::time::Duration::from_secs_f64(ms / 1000.0)),
     };
     let (mut w, opened) = AuditWriter::open(opts, Arc::clone(&cfg.key))?;
     if let Some(r) = opened.recovered {
