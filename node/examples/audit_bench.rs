@@ -16,7 +16,7 @@ use bftime_node::audit::record::{IntervalRow, Payload, RoundPayload};
 use bftime_node::audit::writer::{AuditWriter, FsyncPolicy, WriterOptions};
 use bftime_node::config;
 use bftime_node::init::{InitOptions, init_cluster};
-use bftime_protocol::message::{derive_head, derive_nonce};
+use bftime_protocol::message::{derive_nonce, head_chain};
 use bftime_protocol::{ClusterTime, MemberId, Nanos, Reading, SyncState};
 
 fn main() -> anyhow::Result<()> {
@@ -94,7 +94,7 @@ fn main() -> anyhow::Result<()> {
             })
             .collect::<Result<_, _>>()?;
         let digests: Vec<[u8; 32]> = readings.iter().map(|s| s.digest(&suite)).collect();
-        let new_head = derive_head(&suite, &digests);
+        let new_head = *head_chain(&suite, &head, &digests).last().context("head")?;
         let payload = Payload::Round(Box::new(RoundPayload {
             state: SyncState::Synced,
             correction_ns: 12_345,
@@ -111,6 +111,7 @@ fn main() -> anyhow::Result<()> {
                     hi_ns: 1_500_000 + p as i64,
                 })
                 .collect(),
+            nonce_from: vec![0; readings.len()],
             readings,
             head_used: head,
             salt,

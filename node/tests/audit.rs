@@ -65,7 +65,7 @@ fn two_faced_member_is_proven_and_nobody_else_is_accused() {
         let mut t = honest();
         if k == liar {
             t.behaviour = Behaviour::TwoFaced;
-            t.lie_ms = 3000.0;
+            t.lie_ms = 400.0;
         }
         c.testing(k, t);
     }

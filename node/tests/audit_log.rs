@@ -16,7 +16,7 @@ use bftime_node::audit::record::{
 use bftime_node::audit::writer::{AuditError, AuditWriter, FsyncPolicy, WriterOptions};
 use bftime_node::config::{self, NodeConfig};
 use bftime_node::init::{InitOptions, init_cluster};
-use bftime_protocol::message::{derive_head, derive_nonce};
+use bftime_protocol::message::{derive_nonce, head_chain};
 use bftime_protocol::{ClusterTime, MemberId, Nanos, Reading, SyncState};
 
 struct Fixture {
@@ -52,14 +52,21 @@ fn fixture() -> Fixture {
     }
 }
 
-/// A reading signed by node `from` for node `to`.
-fn reading(f: &Fixture, from: usize, to: usize, round: u64, t_ns: i64) -> Signed<Reading> {
+/// A reading signed by node `from` for node `to`, answering a nonce chained from `head`.
+fn reading(
+    f: &Fixture,
+    from: usize,
+    to: usize,
+    round: u64,
+    t_ns: i64,
+    head: &[u8; 32],
+) -> Signed<Reading> {
     let r = Reading {
         cluster: f.cluster.tag,
         responder: MemberId(from as u16),
         requester: MemberId(to as u16),
         round,
-        nonce: derive_nonce(&Ed25519Suite, &[0; 32], &[7; 16], MemberId(from as u16), 0),
+        nonce: derive_nonce(&Ed25519Suite, head, &[7; 16], MemberId(from as u16), 0),
         receive: ClusterTime(t_ns),
         transmit: ClusterTime(t_ns + 1000),
         error: Some(Nanos(500_000)),
@@ -72,10 +79,18 @@ fn reading(f: &Fixture, from: usize, to: usize, round: u64, t_ns: i64) -> Signed
     Signed::sign(&r, f.nodes[from].key.as_ref()).unwrap()
 }
 
-fn round_payload(f: &Fixture, me: usize, round: u64, alter: bool) -> Payload {
+/// A round record whose requests all left at the round's start (nonce_from 0), chained
+/// from `head_used`; returns it and the head it ends at.
+fn round_payload(
+    f: &Fixture,
+    me: usize,
+    round: u64,
+    alter: bool,
+    head_used: [u8; 32],
+) -> (Payload, [u8; 32]) {
     let mut readings: Vec<Signed<Reading>> = (0..4)
         .filter(|&p| p != me)
-        .map(|p| reading(f, p, me, round, round as i64 * 1_000_000_000))
+        .map(|p| reading(f, p, me, round, round as i64 * 1_000_000_000, &head_used))
         .collect();
     if alter {
         // The node itself lies about what a peer signed: body changed, signature kept.
@@ -85,7 +100,10 @@ fn round_payload(f: &Fixture, me: usize, round: u64, alter: bool) -> Payload {
         readings[0] = Signed::from_parts(forged, *readings[0].signature());
     }
     let digests: Vec<[u8; 32]> = readings.iter().map(|r| r.digest(&Ed25519Suite)).collect();
-    Payload::Round(Box::new(RoundPayload {
+    let head = *head_chain(&Ed25519Suite, &head_used, &digests)
+        .last()
+        .unwrap();
+    let payload = Payload::Round(Box::new(RoundPayload {
         state: SyncState::Synced,
         correction_ns: 1234,
         applied: true,
@@ -95,21 +113,26 @@ fn round_payload(f: &Fixture, me: usize, round: u64, alter: bool) -> Payload {
         verdict: "healthy".into(),
         suspects: vec![],
         intervals: vec![],
-        head: derive_head(&Ed25519Suite, &digests),
+        head,
+        nonce_from: vec![0; readings.len()],
         readings,
-        head_used: [0; 32],
+        head_used,
         salt: [7; 16],
         epoch: 42,
         rejected: vec![("stale".into(), 2)],
         requests_refused: 0,
         duplicates: vec![],
-    }))
+    }));
+    (payload, head)
 }
 
 /// One record of every kind (8 records). `variant` changes records from index 4 on;
 /// `alter_round` makes the round record at that index carry a forged peer reading.
 fn payloads(f: &Fixture, me: usize, variant: i64, alter_round: Option<usize>) -> Vec<Payload> {
     let id = bftime_node::audit::identity(&f.nodes[me]);
+    let (r1, h1) = round_payload(f, me, 100, alter_round == Some(1), [0; 32]);
+    let (r4, h4) = round_payload(f, me, 101 + variant as u64, alter_round == Some(4), h1);
+    let (r6, _) = round_payload(f, me, 102, false, h4);
     let mut v = vec![
         Payload::Start(StartPayload {
             identity: id,
@@ -117,7 +140,7 @@ fn payloads(f: &Fixture, me: usize, variant: i64, alter_round: Option<usize>) ->
             node_file_sha256: [1; 32],
             incarnation: 42,
         }),
-        round_payload(f, me, 100, alter_round == Some(1)),
+        r1,
         Payload::State(StatePayload {
             from: SyncState::Starting,
             to: SyncState::Synced,
@@ -128,13 +151,13 @@ fn payloads(f: &Fixture, me: usize, variant: i64, alter_round: Option<usize>) ->
             correction_ns: 77,
             epoch: 43,
         }),
-        round_payload(f, me, 101 + variant as u64, alter_round == Some(4)),
+        r4,
         Payload::Recovered(RecoveredPayload {
             file: "x".into(),
             offset: 10,
             bytes_cut: 3,
         }),
-        round_payload(f, me, 102, false),
+        r6,
         Payload::Shutdown(ShutdownPayload {
             reason: "signal".into(),
         }),
@@ -366,6 +389,13 @@ fn foreign_signers_forks_and_forged_readings_are_found() {
     let mut fork = a[..fa[5].0].to_vec();
     fork.extend_from_slice(&c[fc[5].0..]);
     expect_bad(&f, &fork, 5, fa[5].0, &["broken-chain"], "forked history");
+
+    // The node signed a round that does not continue its nonce chain.
+    let mut broken = payloads(&f, 0, 0, None);
+    broken[4] = round_payload(&f, 0, 101, false, [9; 32]).0;
+    let e = std::fs::read(write_log(&f, 0, "e.audit", &broken)).unwrap();
+    let fe = frames(&e);
+    expect_bad(&f, &e, 4, fe[4].0, &["bad-nonce-chain"], "round off its nonce chain");
 
     // The node signed a record holding a peer reading it altered.
     let forged = std::fs::read(write_log(&f, 0, "d.audit", &payloads(&f, 0, 0, Some(4)))).unwrap();

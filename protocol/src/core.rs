@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::clock::ClusterClock;
 use crate::interval::Interval;
 use crate::message::{
-    Head, Leaving, MemberId, Nonce, Reading, Request, Salt, SyncState, derive_head, derive_nonce,
+    Head, Leaving, MemberId, Nonce, Reading, Request, Salt, SyncState, advance_head, derive_nonce,
 };
 use crate::midpoint::{self, Agreement};
 use crate::offset::{self, Sample};
@@ -77,19 +77,24 @@ pub struct RoundSummary {
     pub suspects: Vec<MemberId>,
     /// Per-peer intervals (detailed summaries only).
     pub intervals: Vec<(MemberId, Interval)>,
-    /// The signed readings the round used, in member order (detailed summaries only).
+    /// Every signed reading accepted this round, in order of acceptance (detailed
+    /// summaries only; with one exchange per peer and round, exactly the readings used).
     #[serde(skip)]
     pub readings: Vec<Signed<Reading>>,
+    /// For each of `readings`: how many readings of this round had been accepted when
+    /// its request was sent (its nonce chains from the head after that many).
+    #[serde(skip)]
+    pub nonce_from: Vec<u16>,
     /// Pairs (accepted, later duplicate) of different signed readings a peer sent for
     /// one request: evidence of double signing (detailed summaries only, at most 8).
     #[serde(skip)]
     pub duplicates: Vec<(Signed<Reading>, Signed<Reading>)>,
-    /// The head this round's requests chained from, and the round's nonce salt.
+    /// The head when the round began, and the round's nonce salt.
     #[serde(skip)]
     pub head_used: Head,
     #[serde(skip)]
     pub salt: Salt,
-    /// The head committing to `readings` (what the next round chains from).
+    /// The head after the round: `head_used` advanced by every reading in `readings`.
     #[serde(skip)]
     pub head: Head,
     /// Our clock epoch after this round (spec §2.6).
@@ -131,6 +136,8 @@ struct Inflight {
     round: u64,
     created_at: LocalTime,
     state: NonceState,
+    /// Readings accepted this round before the request was sent.
+    chained_after: u16,
 }
 
 /// Per-peer state touched by every exchange. Kept small: a simulator holds n² of these.
@@ -154,9 +161,6 @@ struct PeerState {
 struct PeerCold {
     rejected: RejectCounts,
     left: Option<String>,
-    best_reading: Option<Signed<Reading>>,
-    /// Digest of the best reading (what the next head commits to).
-    best_digest: Option<[u8; 32]>,
     /// Readings accepted this round (detailed summaries only: duplicate evidence).
     accepted_readings: Vec<Signed<Reading>>,
     /// Nonces answered for this peer in our current round: an honest responder signs
@@ -185,7 +189,12 @@ pub struct Core {
     salt: Salt,
     epoch: u64,
     duplicates: Vec<(Signed<Reading>, Signed<Reading>)>,
-    digests: Vec<[u8; 32]>,
+    /// Head at the start of this round, readings accepted since, and (detailed
+    /// summaries) those readings with their requests' `chained_after`.
+    round_head: Head,
+    round_accepted: u16,
+    accepted_log: Vec<Signed<Reading>>,
+    nonce_from: Vec<u16>,
     pending_violation: Option<HardViolation>,
     rejected: RejectCounts,
     accepted: u64,
@@ -281,7 +290,10 @@ impl Core {
             salt: [0; 16],
             epoch: cfg.incarnation,
             duplicates: Vec::new(),
-            digests: Vec::with_capacity(n),
+            round_head: [0; 32],
+            round_accepted: 0,
+            accepted_log: Vec::new(),
+            nonce_from: Vec::new(),
             pending_violation: None,
             rejected: RejectCounts::default(),
             accepted: 0,
@@ -446,6 +458,7 @@ impl Core {
                 round: self.round,
                 created_at: now,
                 state: NonceState::Pending,
+                chained_after: self.round_accepted,
             });
             let request = Request {
                 cluster: self.cfg.cluster,
@@ -617,13 +630,20 @@ impl Core {
         };
         if keep {
             peer.best = Some(sample);
-            peer.cold.best_digest = Some(signed.digest(self.suite.as_ref()));
-            if self.cfg.detailed_summaries {
-                peer.cold.best_reading = Some(signed.clone());
-            }
         }
         if self.cfg.detailed_summaries {
-            peer.cold.accepted_readings.push(signed);
+            peer.cold.accepted_readings.push(signed.clone());
+        }
+        // Every accepted reading advances the head (spec §2.3).
+        self.head = advance_head(
+            self.suite.as_ref(),
+            &self.head,
+            &signed.digest(self.suite.as_ref()),
+        );
+        self.round_accepted = self.round_accepted.saturating_add(1);
+        if self.cfg.detailed_summaries {
+            self.accepted_log.push(signed);
+            self.nonce_from.push(inflight.chained_after);
         }
         self.accepted += 1;
         ResponseOutcome::Accepted
@@ -858,14 +878,16 @@ impl Core {
             },
             suspects: self.suspects().map(|(m, _)| m).collect(),
             intervals: Vec::new(),
-            readings: Vec::new(),
+            readings: std::mem::take(&mut self.accepted_log),
+            nonce_from: std::mem::take(&mut self.nonce_from),
             duplicates: std::mem::take(&mut self.duplicates),
-            head_used: self.head,
+            head_used: self.round_head,
             salt: self.salt,
-            head: [0; 32],
+            head: self.head,
             epoch: self.epoch,
         };
-        self.digests.clear();
+        self.round_head = self.head;
+        self.round_accepted = 0;
         self.last_answered = usable.saturating_sub(1);
         for (i, peer) in self.peers.iter_mut().enumerate() {
             if detailed {
@@ -874,13 +896,7 @@ impl Core {
                         .intervals
                         .push((MemberId(i as u16), interval_of(&s)));
                 }
-                if let Some(r) = peer.cold.best_reading.take() {
-                    summary.readings.push(r);
-                }
                 peer.cold.accepted_readings.clear();
-            }
-            if let Some(d) = peer.cold.best_digest.take() {
-                self.digests.push(d);
             }
             // Unanswered requests become stale; answered and older ones are forgotten.
             peer.nonces.retain_mut(|i| {
@@ -892,8 +908,6 @@ impl Core {
             peer.misbehaved = false;
             peer.suspects_me = false;
         }
-        self.head = derive_head(self.suite.as_ref(), &self.digests);
-        summary.head = self.head;
         actions.push(Action::RoundCompleted(Box::new(summary)));
 
         // 7. Next round.

@@ -30,9 +30,10 @@ impl std::fmt::Display for MemberId {
 /// an auditor order two readings using nothing but their signers' signatures.
 pub type Nonce = [u8; 32];
 
-/// A node's commitment to the readings its last finished round used:
-/// `H(HEAD_DOMAIN || digest(reading_1) || … || digest(reading_k))`, in member order
-/// (spec §2.3). Requests chain from it (through the nonce) and readings carry it.
+/// A node's running commitment to every reading it has accepted, in order:
+/// `head' = H(HEAD_DOMAIN || head || digest(reading))` at each acceptance, all zeros at
+/// start (spec §2.3). Requests chain from it (through the nonce) and readings carry it,
+/// so causal order is provable exchange by exchange, not just round by round.
 pub type Head = [u8; 32];
 
 /// Prefix for nonce derivation.
@@ -61,9 +62,33 @@ pub fn derive_nonce(
     suite.digest(NONCE_DOMAIN, &material)
 }
 
-/// The head committing to readings with these digests (in member order).
-pub fn derive_head(suite: &dyn bftime_crypto::CryptoSuite, digests: &[[u8; 32]]) -> Head {
-    suite.digest(HEAD_DOMAIN, digests.as_flattened())
+/// The head after accepting a reading with `digest` (spec §2.3).
+pub fn advance_head(
+    suite: &dyn bftime_crypto::CryptoSuite,
+    head: &Head,
+    digest: &[u8; 32],
+) -> Head {
+    let mut material = [0u8; 64];
+    material[..32].copy_from_slice(head);
+    material[32..].copy_from_slice(digest);
+    suite.digest(HEAD_DOMAIN, &material)
+}
+
+/// Every head from `start` through the acceptance of readings with these digests:
+/// `heads[i]` is the head after the first `i` of them (`heads[0] == start`).
+pub fn head_chain(
+    suite: &dyn bftime_crypto::CryptoSuite,
+    start: &Head,
+    digests: &[[u8; 32]],
+) -> Vec<Head> {
+    let mut heads = Vec::with_capacity(digests.len() + 1);
+    let mut h = *start;
+    heads.push(h);
+    for d in digests {
+        h = advance_head(suite, &h, d);
+        heads.push(h);
+    }
+    heads
 }
 
 /// A clock-reading request. Not signed: the transport authenticates the requester, and

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use bftime_crypto::{Ed25519Suite, NodeKey, Signed};
-use bftime_protocol::message::{derive_head, derive_nonce};
+use bftime_protocol::message::{derive_nonce, head_chain};
 use bftime_protocol::{
     Action, Core, CoreConfig, LocalTime, MemberId, Nanos, Params, Reading, RejectReason,
     RoundSummary,
@@ -108,29 +108,46 @@ fn summaries_let_an_auditor_recompute_every_nonce_and_head() {
         }
         for s in sums {
             let digests: Vec<[u8; 32]> = s.readings.iter().map(|r| r.digest(&suite)).collect();
-            assert_eq!(derive_head(&suite, &digests), s.head, "node {i}");
-            for r in &s.readings {
+            let heads = head_chain(&suite, &s.head_used, &digests);
+            assert_eq!(heads.last(), Some(&s.head), "node {i}");
+            assert_eq!(s.nonce_from.len(), s.readings.len());
+            for (r, &from) in s.readings.iter().zip(&s.nonce_from) {
                 let body = r.decode_unverified().expect("reading");
                 assert_eq!(
                     body.nonce,
-                    derive_nonce(&suite, &s.head_used, &s.salt, body.responder, 0),
+                    derive_nonce(
+                        &suite,
+                        &heads[usize::from(from)],
+                        &s.salt,
+                        body.responder,
+                        0
+                    ),
                     "node {i} round {}",
                     s.round
                 );
             }
         }
+        // Requests chain from readings accepted earlier in the same round, not only
+        // from the last round's head (that is what makes short proofs possible).
+        assert!(
+            sums.iter().any(|s| s.nonce_from.iter().any(|&f| f > 0)),
+            "node {i}: some nonce chains within a round"
+        );
         assert!(
             sums.iter().any(|s| s.readings.len() == 3),
             "node {i} used readings"
         );
     }
-    // Every reading carries the head its responder committed to in an earlier round
-    // (or the genesis head before its first round).
+    // Every reading carries a head its responder actually had: one of the heads its
+    // accepted readings walk through (or the genesis head).
     for (responder, signed) in &net.signed {
         let body = signed.decode_unverified().expect("reading");
-        let heads = &net.summaries[responder.index()];
+        let known = net.summaries[responder.index()].iter().any(|s| {
+            let digests: Vec<[u8; 32]> = s.readings.iter().map(|r| r.digest(&suite)).collect();
+            head_chain(&suite, &s.head_used, &digests).contains(&body.head)
+        });
         assert!(
-            body.head == [0; 32] || heads.iter().any(|s| s.head == body.head),
+            body.head == [0; 32] || known,
             "reading from {responder} carries an unknown head"
         );
     }

@@ -8,13 +8,16 @@ use std::path::{Path, PathBuf};
 
 use bftime_crypto::chain::GENESIS as GENESIS_HASH;
 use bftime_crypto::{BatchItem, Domain, Ed25519Suite, Hash32, PublicKey, Signed, SignedError};
-use bftime_protocol::message::derive_head;
+use bftime_protocol::message::{derive_nonce, head_chain};
 use bftime_protocol::{MemberId, Reading};
 use sha2::Digest as _;
 
 use super::frame::{Frame, FrameError, Frames, chain_hash};
 use super::record::{Identity, Kind, Payload, Record};
 use crate::config::{ConfigError, Member, load_cluster};
+
+/// Largest request `seq` tried when matching a nonce (requests per peer and round).
+pub const MAX_SEQ: u16 = 16;
 
 /// The cluster's keys, for checking who signed what.
 #[derive(Debug, Clone)]
@@ -84,6 +87,8 @@ pub enum BadReason {
     WrongCluster(String),
     #[error("embedded reading {index}: {why}")]
     BadReading { index: usize, why: String },
+    #[error("broken nonce chain: {0}")]
+    NonceChain(String),
 }
 
 /// The first bad record of a log.
@@ -114,6 +119,7 @@ impl BadRecord {
             BadReason::IdentityChanged(_) => "identity-changed",
             BadReason::WrongCluster(_) => "wrong-cluster",
             BadReason::BadReading { .. } => "bad-embedded-reading",
+            BadReason::NonceChain(_) => "bad-nonce-chain",
         }
     }
 }
@@ -143,6 +149,8 @@ pub struct Checker<'a> {
     pub last_time_ns: Option<i64>,
     /// The first record checked continued an earlier file that was not given.
     pub starts_mid_chain: bool,
+    /// The head the last round record ended at (None after a start).
+    last_round_head: Option<Hash32>,
 }
 
 impl<'a> Checker<'a> {
@@ -159,6 +167,7 @@ impl<'a> Checker<'a> {
             first_time_ns: None,
             last_time_ns: None,
             starts_mid_chain: false,
+            last_round_head: None,
         }
     }
 
@@ -240,9 +249,15 @@ impl<'a> Checker<'a> {
         } else if self.identity.is_none() {
             return Err(BadReason::NoIdentity(record.kind.as_str().into()));
         }
-        if let Payload::Round(r) = &payload {
-            self.check_round(r)?;
-            self.rounds += 1;
+        match &payload {
+            Payload::Round(r) => {
+                self.check_round(r)?;
+                self.last_round_head = Some(r.head);
+                self.rounds += 1;
+            }
+            // A new run of the node starts a new nonce chain.
+            Payload::Start(_) => self.last_round_head = None,
+            _ => {}
         }
         let hash = chain_hash(&frame.signature, frame.body);
         self.head = hash;
@@ -293,16 +308,45 @@ impl<'a> Checker<'a> {
 
     fn check_round(&mut self, r: &super::record::RoundPayload) -> Result<(), BadReason> {
         let suite = Ed25519Suite;
-        let head_ok = || {
-            let digests: Vec<Hash32> = r.readings.iter().map(|s| s.digest(&suite)).collect();
-            if derive_head(&suite, &digests) == r.head {
-                Ok(())
-            } else {
-                Err(BadReason::BadReading {
-                    index: 0,
-                    why: "the round's head does not commit to its readings".into(),
-                })
+        // The nonce chain (spec §2.3): this round starts where the last one ended, every
+        // reading answers a nonce derived from the head as it was when the request left,
+        // and the round's head is the start advanced by every reading in order.
+        let head_ok = || -> Result<(), BadReason> {
+            let chain_err = |why: String| BadReason::NonceChain(why);
+            if let Some(prev) = self.last_round_head
+                && prev != r.head_used
+            {
+                return Err(chain_err(
+                    "the round does not start at the previous round's head".into(),
+                ));
             }
+            if r.nonce_from.len() != r.readings.len() {
+                return Err(chain_err("nonce_from does not match the readings".into()));
+            }
+            let digests: Vec<Hash32> = r.readings.iter().map(|s| s.digest(&suite)).collect();
+            let heads = head_chain(&suite, &r.head_used, &digests);
+            for (i, (s, &from)) in r.readings.iter().zip(&r.nonce_from).enumerate() {
+                let from = usize::from(from);
+                let body = s
+                    .decode_unverified()
+                    .map_err(|e| chain_err(format!("reading {i}: {e}")))?;
+                if from > i
+                    || !(0..MAX_SEQ).any(|seq| {
+                        derive_nonce(&suite, &heads[from], &r.salt, body.responder, seq)
+                            == body.nonce
+                    })
+                {
+                    return Err(chain_err(format!(
+                        "reading {i}'s nonce does not derive from the node's head"
+                    )));
+                }
+            }
+            if heads.last() != Some(&r.head) {
+                return Err(chain_err(
+                    "the round's head does not commit to its readings".into(),
+                ));
+            }
+            Ok(())
         };
         let (Some(c), Some(id)) = (self.cluster, &self.identity) else {
             return head_ok();

@@ -7,7 +7,7 @@ use std::time::Instant;
 use anyhow::Context as _;
 use serde_json::json;
 
-use super::check::{BadRecord, Checker, ClusterKeys, check_files, parse_kind, segments};
+use super::check::{BadReason, BadRecord, Checker, ClusterKeys, check_files, parse_kind, segments};
 use super::evidence::{self, LogRounds, ProofFile};
 use super::show::{self, Filter};
 use crate::exit;
@@ -111,9 +111,25 @@ pub fn run(cmd: AuditCommand) -> anyhow::Result<i32> {
             let mut code = exit::OK;
             for log in &logs {
                 let files = files_of(log);
+                if !files.iter().any(|f| f.exists()) {
+                    anyhow::bail!("{} does not exist", log.display());
+                }
                 let mut checker = Checker::new(cluster.as_ref());
                 let started = Instant::now();
-                let result = check_files(&files, &mut checker, |_, _| {});
+                let result = check_files(&files, &mut checker, |_, _| {}).and_then(|bytes| {
+                    if checker.records == 0 {
+                        // Every log begins with a start record: an empty one lost it all.
+                        Err(BadRecord {
+                            file: log.clone(),
+                            index: 0,
+                            seq: None,
+                            offset: 0,
+                            reason: BadReason::TruncatedTail("the log is empty".into()),
+                        })
+                    } else {
+                        Ok(bytes)
+                    }
+                });
                 let secs = started.elapsed().as_secs_f64();
                 match result {
                     Ok(bytes) => {

@@ -18,7 +18,7 @@
 use std::collections::HashMap;
 
 use bftime_crypto::{Ed25519Suite, Hash32, Signature, Signed};
-use bftime_protocol::message::{derive_head, derive_nonce};
+use bftime_protocol::message::{derive_nonce, head_chain};
 use bftime_protocol::{MemberId, Reading, SyncState};
 use serde::{Deserialize, Serialize};
 
@@ -27,8 +27,7 @@ use super::record::{Payload, RoundPayload};
 
 /// Slack added to Π for integer rounding of timestamps (1 ms).
 const SLACK_NS: i64 = 1_000_000;
-/// Largest `seq` tried when matching a nonce (requests per peer and round).
-const MAX_SEQ: u16 = 16;
+use super::check::MAX_SEQ;
 
 /// A signed reading in a proof file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -65,11 +64,13 @@ pub enum Via {
     Nonce,
 }
 
-/// One step of a causal chain: a reading's digest is among `head_digests`, and the
-/// next message commits to the head they make.
+/// One step of a causal chain: starting from `prev_head`, a node's head advanced by
+/// `digests` (the first being the previous message's), and the next message commits
+/// to the head that results.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Link {
-    pub head_digests: Vec<String>,
+    pub prev_head: String,
+    pub digests: Vec<String>,
     pub via: Via,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub salt: Option<String>,
@@ -228,16 +229,20 @@ pub fn check_proof(c: &ClusterKeys, p: &Proof) -> Result<String, ProofError> {
             let mut current = first_s.clone();
             for (i, link) in p.links.iter().enumerate() {
                 let digests = link
-                    .head_digests
+                    .digests
                     .iter()
                     .map(|d| hex32(d, "head digest"))
                     .collect::<Result<Vec<_>, _>>()?;
-                if !digests.contains(&current.digest(&suite)) {
+                if digests.first() != Some(&current.digest(&suite)) {
                     return err(format!(
-                        "link {i}: the previous reading is not under the head"
+                        "link {i}: the chain does not start with the previous reading"
                     ));
                 }
-                let head = derive_head(&suite, &digests);
+                let start = hex32(&link.prev_head, "prev_head")?;
+                let head = head_chain(&suite, &start, &digests)
+                    .last()
+                    .copied()
+                    .unwrap_or(start);
                 let next_s = match &link.next {
                     Some(n) => n
                         .decode()
@@ -301,63 +306,132 @@ pub fn check_proof(c: &ClusterKeys, p: &Proof) -> Result<String, ProofError> {
     }
 }
 
-/// One round record of one log, decoded for searching.
-#[derive(Debug)]
-struct RoundRec {
-    head_used: Hash32,
-    salt: [u8; 16],
-    head: Hash32,
-    readings: Vec<(Reading, Signed<Reading>, Hash32)>,
-    duplicates: Vec<(Signed<Reading>, Signed<Reading>)>,
-    /// Responder → position in `readings`.
-    by_responder: HashMap<u16, usize>,
-}
-
-impl RoundRec {
-    fn from(r: &RoundPayload) -> RoundRec {
-        let suite = Ed25519Suite;
-        let readings: Vec<(Reading, Signed<Reading>, Hash32)> = r
-            .readings
-            .iter()
-            .filter_map(|s| Some((s.decode_unverified().ok()?, s.clone(), s.digest(&suite))))
-            .collect();
-        RoundRec {
-            head_used: r.head_used,
-            salt: r.salt,
-            head: r.head,
-            by_responder: readings
-                .iter()
-                .enumerate()
-                .map(|(i, (r, _, _))| (r.responder.0, i))
-                .collect(),
-            readings,
-            duplicates: r.duplicates.clone(),
-        }
-    }
-
-    fn digests_hex(&self) -> Vec<String> {
-        self.readings
-            .iter()
-            .map(|(_, _, d)| hex::encode(d))
-            .collect()
-    }
-
-    fn by_responder(&self, m: MemberId) -> Option<&(Reading, Signed<Reading>, Hash32)> {
-        self.by_responder.get(&m.0).map(|&i| &self.readings[i])
-    }
-}
-
-/// The round records of one (already verified) log.
+/// Everything one (verified) log says about the readings its node accepted, in order.
 #[derive(Debug, Default)]
 pub struct LogRounds {
-    rounds: Vec<RoundRec>,
+    readings: Vec<(Reading, Signed<Reading>, Hash32)>,
+    /// Head before each reading; `before[p]` advanced by reading p is `before[p + 1]`
+    /// (within one run of the node).
+    before: Vec<Hash32>,
+    /// Position of the head each reading's nonce derives from (≤ its own position).
+    nonce_at: Vec<u32>,
+    salt: Vec<[u8; 16]>,
+    /// Run of the node (a restart starts a new chain from zeros).
+    run: Vec<u32>,
+    current_run: u32,
+    /// Head value → position it stands before (the head after `q` readings).
+    heads: HashMap<Hash32, u32>,
+    by_responder: HashMap<u16, Vec<u32>>,
+    duplicates: Vec<(Signed<Reading>, Signed<Reading>)>,
 }
 
 impl LogRounds {
     pub fn push(&mut self, p: &Payload) {
-        if let Payload::Round(r) = p {
-            self.rounds.push(RoundRec::from(r));
+        match p {
+            Payload::Start(_) => self.current_run += 1,
+            Payload::Round(r) => self.push_round(r),
+            _ => {}
         }
+    }
+
+    fn push_round(&mut self, r: &RoundPayload) {
+        let suite = Ed25519Suite;
+        let base = self.readings.len() as u32;
+        let decoded: Vec<(Reading, Signed<Reading>, Hash32)> = r
+            .readings
+            .iter()
+            .filter_map(|s| Some((s.decode_unverified().ok()?, s.clone(), s.digest(&suite))))
+            .collect();
+        if decoded.len() != r.readings.len() || r.nonce_from.len() != r.readings.len() {
+            return; // the checker refuses such a record; never here
+        }
+        let digests: Vec<Hash32> = decoded.iter().map(|d| d.2).collect();
+        let heads = head_chain(&suite, &r.head_used, &digests);
+        for (i, h) in heads.iter().enumerate() {
+            if *h != [0; 32] {
+                self.heads.insert(*h, base + i as u32);
+            }
+        }
+        for (i, d) in decoded.into_iter().enumerate() {
+            let pos = base + i as u32;
+            self.by_responder
+                .entry(d.0.responder.0)
+                .or_default()
+                .push(pos);
+            self.before.push(heads[i]);
+            self.nonce_at.push(base + u32::from(r.nonce_from[i]));
+            self.salt.push(r.salt);
+            self.run.push(self.current_run);
+            self.readings.push(d);
+        }
+        self.duplicates.extend(r.duplicates.iter().cloned());
+    }
+
+    /// The link from reading `from` to the head before position `to` (same run).
+    fn link(
+        &self,
+        from: u32,
+        to: u32,
+        via: Via,
+        next: Option<SignedHex>,
+        nonce_of: Option<u32>,
+    ) -> Link {
+        let (salt, seq) = match nonce_of {
+            Some(k) => {
+                let b = &self.readings[k as usize].0;
+                let head = self.head_before(to);
+                (
+                    Some(hex::encode(self.salt[k as usize])),
+                    seq_for(&head, &self.salt[k as usize], b),
+                )
+            }
+            None => (None, None),
+        };
+        Link {
+            prev_head: hex::encode(self.before[from as usize]),
+            digests: (from..to)
+                .map(|p| hex::encode(self.readings[p as usize].2))
+                .collect(),
+            via,
+            salt,
+            seq,
+            next,
+        }
+    }
+
+    fn head_before(&self, q: u32) -> Hash32 {
+        match self.before.get(q as usize) {
+            Some(h) => *h,
+            None => {
+                // After the last reading: advance the last one.
+                let last = self.readings.len() - 1;
+                bftime_protocol::message::advance_head(
+                    &Ed25519Suite,
+                    &self.before[last],
+                    &self.readings[last].2,
+                )
+            }
+        }
+    }
+
+    /// The last reading from `responder` before position `q`, in `run`.
+    fn last_before(&self, responder: u16, q: u32, run: u32) -> Option<u32> {
+        let list = self.by_responder.get(&responder)?;
+        let i = list.partition_point(|&p| p < q);
+        let p = *list.get(i.checked_sub(1)?)?;
+        (self.run[p as usize] == run).then_some(p)
+    }
+
+    /// The first reading from `responder` whose request was sent after position `m`
+    /// was accepted, in `run`.
+    fn first_chained_after(&self, responder: u16, m: u32, run: u32) -> Option<u32> {
+        let list = self.by_responder.get(&responder)?;
+        let i = list.partition_point(|&p| p <= m);
+        list[i..]
+            .iter()
+            .take(4)
+            .copied()
+            .find(|&k| self.nonce_at[k as usize] > m && self.run[k as usize] == run)
     }
 }
 
@@ -368,9 +442,9 @@ fn seq_for(head: &Hash32, salt: &[u8; 16], b: &Reading) -> Option<u16> {
 /// Searches verified logs for proofs; keeps the strongest per (member, kind).
 pub fn find(c: &ClusterKeys, logs: &[LogRounds]) -> Vec<Proof> {
     let mut best: HashMap<(u16, ProofKind), (i64, Proof)> = HashMap::new();
-    let mut keep = |kind: ProofKind, strength: i64, p: Proof| {
+    let mut keep = |strength: i64, p: Proof| {
         let e = best
-            .entry((p.accused_member, kind))
+            .entry((p.accused_member, p.kind))
             .or_insert((i64::MIN, p.clone()));
         e.1.occurrences += 1;
         if strength > e.0 {
@@ -384,123 +458,100 @@ pub fn find(c: &ClusterKeys, logs: &[LogRounds]) -> Vec<Proof> {
             );
         }
     };
-    // Where each head came from: (log, round record).
-    let mut heads: HashMap<Hash32, (usize, usize)> = HashMap::new();
+    let proof = |kind,
+                 a: &(Reading, Signed<Reading>, Hash32),
+                 b: &(Reading, Signed<Reading>, Hash32),
+                 links,
+                 back: i64| Proof {
+        kind,
+        accused: c.name(a.0.responder),
+        accused_member: a.0.responder.0,
+        summary: format!(
+            "{} ran {:.3} ms backwards between a reading for {} and a later one for {}",
+            c.name(a.0.responder),
+            back as f64 / 1e6,
+            c.name(a.0.requester),
+            c.name(b.0.requester),
+        ),
+        first: SignedHex::of(&a.1),
+        second: SignedHex::of(&b.1),
+        links,
+        occurrences: 0,
+    };
+    // Which log each head belongs to.
+    let mut owner: HashMap<Hash32, (usize, u32)> = HashMap::new();
     for (li, log) in logs.iter().enumerate() {
-        for (ri, r) in log.rounds.iter().enumerate() {
-            heads.insert(r.head, (li, ri));
+        for (h, q) in &log.heads {
+            owner.insert(*h, (li, *q));
         }
     }
-    let proof =
-        |kind, a: &Signed<Reading>, ar: &Reading, b: &Signed<Reading>, links, back: i64| Proof {
-            kind,
-            accused: c.name(ar.responder),
-            accused_member: ar.responder.0,
-            summary: format!(
-                "{} ran {:.3} ms backwards between a reading for {} and a later one for {}",
-                c.name(ar.responder),
-                back as f64 / 1e6,
-                c.name(ar.requester),
-                b.decode_unverified()
-                    .map(|r| c.name(r.requester))
-                    .unwrap_or_default()
-            ),
-            first: SignedHex::of(a),
-            second: SignedHex::of(b),
-            links,
-            occurrences: 0,
-        };
     for log in logs {
-        for (si, rec) in log.rounds.iter().enumerate() {
-            for (x, y) in &rec.duplicates {
-                if let Ok(xr) = x.decode_unverified() {
-                    keep(
-                        ProofKind::DoubleSigned,
-                        0,
-                        Proof {
-                            kind: ProofKind::DoubleSigned,
-                            accused: c.name(xr.responder),
-                            accused_member: xr.responder.0,
-                            summary: format!(
-                                "{} signed two readings for one request",
-                                c.name(xr.responder)
-                            ),
-                            first: SignedHex::of(x),
-                            second: SignedHex::of(y),
-                            links: Vec::new(),
-                            occurrences: 0,
-                        },
-                    );
+        for (x, y) in &log.duplicates {
+            if let Ok(xr) = x.decode_unverified() {
+                keep(
+                    0,
+                    Proof {
+                        kind: ProofKind::DoubleSigned,
+                        accused: c.name(xr.responder),
+                        accused_member: xr.responder.0,
+                        summary: format!(
+                            "{} signed two readings for one request",
+                            c.name(xr.responder)
+                        ),
+                        first: SignedHex::of(x),
+                        second: SignedHex::of(y),
+                        links: Vec::new(),
+                        occurrences: 0,
+                    },
+                );
+            }
+        }
+        for k in 0..log.readings.len() as u32 {
+            let b = &log.readings[k as usize];
+            let run = log.run[k as usize];
+            // One hop: A accepted here before the request for B left.
+            let nf = log.nonce_at[k as usize];
+            if let Some(pa) = log.last_before(b.0.responder.0, nf, run) {
+                let a = &log.readings[pa as usize];
+                if let Some(back) = backwards_by(c, &a.0, &b.0) {
+                    let links = vec![log.link(pa, nf, Via::Nonce, None, Some(k))];
+                    keep(back, proof(ProofKind::Backwards, a, b, links, back));
                 }
             }
-            let Some(next) = log.rounds.get(si + 1) else {
+        }
+        // Two hops: A accepted by X before X signed M (M carries X's head), M accepted
+        // here before the request for B left.
+        for m in 0..log.readings.len() as u32 {
+            let mr = &log.readings[m as usize];
+            let run = log.run[m as usize];
+            let Some(&(xl, q)) = owner.get(&mr.0.head) else {
                 continue;
             };
-            if next.head_used != rec.head {
-                continue; // a restart in between: no nonce link
-            }
-            // One hop: A used in this round, B in the next, by the same responder.
-            for (ar, a, _) in &rec.readings {
-                if let Some((br, b, _)) = next.by_responder(ar.responder)
-                    && let Some(back) = backwards_by(c, ar, br)
-                    && let Some(seq) = seq_for(&rec.head, &next.salt, br)
-                {
-                    let links = vec![Link {
-                        head_digests: rec.digests_hex(),
-                        via: Via::Nonce,
-                        salt: Some(hex::encode(next.salt)),
-                        seq: Some(seq),
-                        next: None,
-                    }];
-                    keep(
-                        ProofKind::Backwards,
-                        back,
-                        proof(ProofKind::Backwards, a, ar, b, links, back),
-                    );
-                }
-            }
-            // Two hops: A used by X (round r) < M, X's reading to us carrying X's head
-            // (used here) < B, answering our next round's request.
-            for (mr, m, _) in &rec.readings {
-                let Some(&(xl, xr)) = heads.get(&mr.head) else {
+            let xlog = &logs[xl];
+            let Some(xrun) = xlog.run.get(q.saturating_sub(1) as usize).copied() else {
+                continue;
+            };
+            for (&p, _) in xlog.by_responder.iter() {
+                let Some(pa) = xlog.last_before(p, q, xrun) else {
                     continue;
                 };
-                let xrec = &logs[xl].rounds[xr];
-                for (ar, a, _) in &xrec.readings {
-                    let Some((br, b, _)) = next.by_responder(ar.responder) else {
-                        continue;
-                    };
-                    if ar.requester == br.requester {
-                        continue;
-                    }
-                    let Some(back) = backwards_by(c, ar, br) else {
-                        continue;
-                    };
-                    let Some(seq) = seq_for(&rec.head, &next.salt, br) else {
-                        continue;
-                    };
-                    let links = vec![
-                        Link {
-                            head_digests: xrec.digests_hex(),
-                            via: Via::Head,
-                            salt: None,
-                            seq: None,
-                            next: Some(SignedHex::of(m)),
-                        },
-                        Link {
-                            head_digests: rec.digests_hex(),
-                            via: Via::Nonce,
-                            salt: Some(hex::encode(next.salt)),
-                            seq: Some(seq),
-                            next: None,
-                        },
-                    ];
-                    keep(
-                        ProofKind::TwoFaced,
-                        back,
-                        proof(ProofKind::TwoFaced, a, ar, b, links, back),
-                    );
+                let Some(kb) = log.first_chained_after(p, m, run) else {
+                    continue;
+                };
+                let a = &xlog.readings[pa as usize];
+                let b = &log.readings[kb as usize];
+                if a.0.requester == b.0.requester {
+                    continue;
                 }
+                let Some(back) = backwards_by(c, &a.0, &b.0) else {
+                    continue;
+                };
+                let nf = log.nonce_at[kb as usize];
+                let links = vec![
+                    xlog.link(pa, q, Via::Head, Some(SignedHex::of(&mr.1)), None),
+                    log.link(m, nf, Via::Nonce, None, Some(kb)),
+                ];
+                keep(back, proof(ProofKind::TwoFaced, a, b, links, back));
             }
         }
     }

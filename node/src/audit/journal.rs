@@ -82,6 +82,7 @@ impl Journal {
                 })
                 .collect(),
             readings: s.readings.clone(),
+            nonce_from: s.nonce_from.clone(),
             head_used: s.head_used,
             salt: s.salt,
             head: s.head,

@@ -128,12 +128,16 @@ pub struct RoundPayload {
     pub verdict: String,
     pub suspects: Vec<u16>,
     pub intervals: Vec<IntervalRow>,
-    /// Every signed reading the round used, in member order; their digests make `head`.
+    /// Every signed reading accepted in the round, in order of acceptance (with one
+    /// exchange per peer and round: every reading used).
     pub readings: Vec<Signed<Reading>>,
-    /// The head this round's request nonces chained from, and the round's salt.
+    /// For each reading: how many of this round's readings had been accepted when its
+    /// request was sent (its nonce chains from the head after that many).
+    pub nonce_from: Vec<u16>,
+    /// The node's head when the round began, and the round's nonce salt.
     pub head_used: Hash32,
     pub salt: [u8; 16],
-    /// The head committing to `readings`.
+    /// The head after the round (`head_used` advanced by every reading, in order).
     pub head: Hash32,
     pub epoch: u64,
     /// Readings rejected during the round, by reason (aggregated: a flood of bad
