@@ -395,7 +395,14 @@ fn foreign_signers_forks_and_forged_readings_are_found() {
     broken[4] = round_payload(&f, 0, 101, false, [9; 32]).0;
     let e = std::fs::read(write_log(&f, 0, "e.audit", &broken)).unwrap();
     let fe = frames(&e);
-    expect_bad(&f, &e, 4, fe[4].0, &["bad-nonce-chain"], "round off its nonce chain");
+    expect_bad(
+        &f,
+        &e,
+        4,
+        fe[4].0,
+        &["bad-nonce-chain"],
+        "round off its nonce chain",
+    );
 
     // The node signed a record holding a peer reading it altered.
     let forged = std::fs::read(write_log(&f, 0, "d.audit", &payloads(&f, 0, 0, Some(4)))).unwrap();
