@@ -439,25 +439,29 @@ fn seq_for(head: &Hash32, salt: &[u8; 16], b: &Reading) -> Option<u16> {
     (0..MAX_SEQ).find(|&s| derive_nonce(&Ed25519Suite, head, salt, b.responder, s) == b.nonce)
 }
 
+/// The strongest proof per (member, kind), and how many violations were seen.
+#[derive(Default)]
+struct Best(HashMap<(u16, ProofKind), (i64, u64, Option<Proof>)>);
+
+impl Best {
+    /// Counts a violation; true when it beats the best so far (build and `put` it).
+    fn offer(&mut self, member: u16, kind: ProofKind, strength: i64) -> bool {
+        let e = self.0.entry((member, kind)).or_insert((i64::MIN, 0, None));
+        e.1 += 1;
+        strength > e.0
+    }
+
+    fn put(&mut self, strength: i64, p: Proof) {
+        if let Some(e) = self.0.get_mut(&(p.accused_member, p.kind)) {
+            e.0 = strength;
+            e.2 = Some(p);
+        }
+    }
+}
+
 /// Searches verified logs for proofs; keeps the strongest per (member, kind).
 pub fn find(c: &ClusterKeys, logs: &[LogRounds]) -> Vec<Proof> {
-    let mut best: HashMap<(u16, ProofKind), (i64, Proof)> = HashMap::new();
-    let mut keep = |strength: i64, p: Proof| {
-        let e = best
-            .entry((p.accused_member, p.kind))
-            .or_insert((i64::MIN, p.clone()));
-        e.1.occurrences += 1;
-        if strength > e.0 {
-            let n = e.1.occurrences;
-            *e = (
-                strength,
-                Proof {
-                    occurrences: n,
-                    ..p
-                },
-            );
-        }
-    };
+    let mut best = Best::default();
     let proof = |kind,
                  a: &(Reading, Signed<Reading>, Hash32),
                  b: &(Reading, Signed<Reading>, Hash32),
@@ -487,8 +491,10 @@ pub fn find(c: &ClusterKeys, logs: &[LogRounds]) -> Vec<Proof> {
     }
     for log in logs {
         for (x, y) in &log.duplicates {
-            if let Ok(xr) = x.decode_unverified() {
-                keep(
+            if let Ok(xr) = x.decode_unverified()
+                && best.offer(xr.responder.0, ProofKind::DoubleSigned, 0)
+            {
+                best.put(
                     0,
                     Proof {
                         kind: ProofKind::DoubleSigned,
@@ -513,9 +519,11 @@ pub fn find(c: &ClusterKeys, logs: &[LogRounds]) -> Vec<Proof> {
             let nf = log.nonce_at[k as usize];
             if let Some(pa) = log.last_before(b.0.responder.0, nf, run) {
                 let a = &log.readings[pa as usize];
-                if let Some(back) = backwards_by(c, &a.0, &b.0) {
+                if let Some(back) = backwards_by(c, &a.0, &b.0)
+                    && best.offer(a.0.responder.0, ProofKind::Backwards, back)
+                {
                     let links = vec![log.link(pa, nf, Via::Nonce, None, Some(k))];
-                    keep(back, proof(ProofKind::Backwards, a, b, links, back));
+                    best.put(back, proof(ProofKind::Backwards, a, b, links, back));
                 }
             }
         }
@@ -546,16 +554,29 @@ pub fn find(c: &ClusterKeys, logs: &[LogRounds]) -> Vec<Proof> {
                 let Some(back) = backwards_by(c, &a.0, &b.0) else {
                     continue;
                 };
+                // Build the (large) proof only when it beats the best one so far.
+                if !best.offer(a.0.responder.0, ProofKind::TwoFaced, back) {
+                    continue;
+                }
                 let nf = log.nonce_at[kb as usize];
                 let links = vec![
                     xlog.link(pa, q, Via::Head, Some(SignedHex::of(&mr.1)), None),
                     log.link(m, nf, Via::Nonce, None, Some(kb)),
                 ];
-                keep(back, proof(ProofKind::TwoFaced, a, b, links, back));
+                best.put(back, proof(ProofKind::TwoFaced, a, b, links, back));
             }
         }
     }
-    let mut out: Vec<Proof> = best.into_values().map(|(_, p)| p).collect();
+    let mut out: Vec<Proof> = best
+        .0
+        .into_values()
+        .filter_map(|(_, n, p)| {
+            p.map(|p| Proof {
+                occurrences: n,
+                ..p
+            })
+        })
+        .collect();
     out.sort_by_key(|p| (p.accused_member, p.kind));
     out
 }
