@@ -99,6 +99,16 @@ fn files_of(log: &Path) -> Vec<PathBuf> {
     }
 }
 
+/// `println!` that ends the process quietly when the reader has gone away (`… | head`)
+/// instead of panicking on the broken pipe.
+macro_rules! emit {
+    ($($arg:tt)*) => {{
+        if writeln!(std::io::stdout().lock(), $($arg)*).is_err() {
+            std::process::exit(exit::OK);
+        }
+    }};
+}
+
 /// Runs an audit command; returns the exit code.
 pub fn run(cmd: AuditCommand) -> anyhow::Result<i32> {
     match cmd {
@@ -240,7 +250,7 @@ pub fn run(cmd: AuditCommand) -> anyhow::Result<i32> {
             match &out {
                 Some(p) => std::fs::write(p, text + "\n")
                     .with_context(|| format!("cannot write {}", p.display()))?,
-                None => println!("{text}"),
+                None => emit!("{text}"),
             }
             eprintln!(
                 "{} log(s) checked; {} proof(s) of misbehaviour{}",
@@ -280,7 +290,7 @@ pub fn run(cmd: AuditCommand) -> anyhow::Result<i32> {
                     code = exit::BAD_DATA;
                 }
                 if json {
-                    println!(
+                    emit!(
                         "{}",
                         json!({
                             "proof": i, "kind": p.kind.as_str(), "accused": p.accused,
@@ -290,8 +300,8 @@ pub fn run(cmd: AuditCommand) -> anyhow::Result<i32> {
                     );
                 } else {
                     match r {
-                        Ok(s) => println!("proof {i} VALID ({}): {s}", p.kind.as_str()),
-                        Err(e) => println!(
+                        Ok(s) => emit!("proof {i} VALID ({}): {s}", p.kind.as_str()),
+                        Err(e) => emit!(
                             "proof {i} INVALID ({} against {}): {e}",
                             p.kind.as_str(),
                             p.accused
@@ -300,7 +310,7 @@ pub fn run(cmd: AuditCommand) -> anyhow::Result<i32> {
                 }
             }
             if file.proofs.is_empty() && !json {
-                println!("no proofs in {}", proofs.display());
+                emit!("no proofs in {}", proofs.display());
             }
             Ok(code)
         }
@@ -322,7 +332,7 @@ fn print_ok(
     };
     let node = c.identity().map(|i| i.name.clone()).unwrap_or_default();
     if json {
-        println!(
+        emit!(
             "{}",
             json!({
                 "log": log.display().to_string(), "ok": true, "node": node,
@@ -334,7 +344,7 @@ fn print_ok(
             })
         );
     } else {
-        println!(
+        emit!(
             "OK {}: node {node}, {} record(s) in {} file(s), {} round(s), {} .. {} ({:.1} s){}{}",
             log.display(),
             c.records,
@@ -359,7 +369,7 @@ fn print_ok(
 
 fn print_bad(log: &Path, bad: &BadRecord, json: bool) {
     if json {
-        println!(
+        emit!(
             "{}",
             json!({
                 "log": log.display().to_string(), "ok": false,
@@ -368,6 +378,6 @@ fn print_bad(log: &Path, bad: &BadRecord, json: bool) {
             })
         );
     } else {
-        println!("BAD {}: {bad}", log.display());
+        emit!("BAD {}: {bad}", log.display());
     }
 }

@@ -321,7 +321,8 @@ pub struct LogRounds {
     current_run: u32,
     /// Head value → position it stands before (the head after `q` readings).
     heads: HashMap<Hash32, u32>,
-    by_responder: HashMap<u16, Vec<u32>>,
+    /// Positions of each responder's readings (indexed by member).
+    by_responder: Vec<Vec<u32>>,
     duplicates: Vec<(Signed<Reading>, Signed<Reading>)>,
 }
 
@@ -354,10 +355,11 @@ impl LogRounds {
         }
         for (i, d) in decoded.into_iter().enumerate() {
             let pos = base + i as u32;
-            self.by_responder
-                .entry(d.0.responder.0)
-                .or_default()
-                .push(pos);
+            let who = usize::from(d.0.responder.0);
+            if self.by_responder.len() <= who {
+                self.by_responder.resize(who + 1, Vec::new());
+            }
+            self.by_responder[who].push(pos);
             self.before.push(heads[i]);
             self.nonce_at.push(base + u32::from(r.nonce_from[i]));
             self.salt.push(r.salt);
@@ -416,7 +418,7 @@ impl LogRounds {
 
     /// The last reading from `responder` before position `q`, in `run`.
     fn last_before(&self, responder: u16, q: u32, run: u32) -> Option<u32> {
-        let list = self.by_responder.get(&responder)?;
+        let list = self.by_responder.get(usize::from(responder))?;
         let i = list.partition_point(|&p| p < q);
         let p = *list.get(i.checked_sub(1)?)?;
         (self.run[p as usize] == run).then_some(p)
@@ -425,7 +427,7 @@ impl LogRounds {
     /// The first reading from `responder` whose request was sent after position `m`
     /// was accepted, in `run`.
     fn first_chained_after(&self, responder: u16, m: u32, run: u32) -> Option<u32> {
-        let list = self.by_responder.get(&responder)?;
+        let list = self.by_responder.get(usize::from(responder))?;
         let i = list.partition_point(|&p| p <= m);
         list[i..]
             .iter()
@@ -451,6 +453,17 @@ impl Best {
         strength > e.0
     }
 
+    fn merge(&mut self, other: Best) {
+        for (k, (strength, n, p)) in other.0 {
+            let e = self.0.entry(k).or_insert((i64::MIN, 0, None));
+            e.1 += n;
+            if strength > e.0 {
+                e.0 = strength;
+                e.2 = p;
+            }
+        }
+    }
+
     fn put(&mut self, strength: i64, p: Proof) {
         if let Some(e) = self.0.get_mut(&(p.accused_member, p.kind)) {
             e.0 = strength;
@@ -459,9 +472,60 @@ impl Best {
     }
 }
 
-/// Searches verified logs for proofs; keeps the strongest per (member, kind).
+/// Searches verified logs for proofs; keeps the strongest per (member, kind). The
+/// logs are searched in parallel, one share per core.
 pub fn find(c: &ClusterKeys, logs: &[LogRounds]) -> Vec<Proof> {
+    // Which log each head belongs to.
+    let mut owner: HashMap<Hash32, (usize, u32)> = HashMap::new();
+    for (li, log) in logs.iter().enumerate() {
+        for (h, q) in &log.heads {
+            owner.insert(*h, (li, *q));
+        }
+    }
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let share = logs.len().div_ceil(threads).max(1);
+    let owner = &owner;
+    let found: Vec<Best> = std::thread::scope(|scope| {
+        let handles: Vec<_> = logs
+            .chunks(share)
+            .map(|part| {
+                scope.spawn(move || {
+                    let mut best = Best::default();
+                    for log in part {
+                        search(c, logs, owner, log, &mut best);
+                    }
+                    best
+                })
+            })
+            .collect();
+        handles.into_iter().filter_map(|h| h.join().ok()).collect()
+    });
     let mut best = Best::default();
+    for b in found {
+        best.merge(b);
+    }
+    let mut out: Vec<Proof> = best
+        .0
+        .into_values()
+        .filter_map(|(_, n, p)| {
+            p.map(|p| Proof {
+                occurrences: n,
+                ..p
+            })
+        })
+        .collect();
+    out.sort_by_key(|p| (p.accused_member, p.kind));
+    out
+}
+
+/// Proofs with one log as the last requester (B's).
+fn search(
+    c: &ClusterKeys,
+    logs: &[LogRounds],
+    owner: &HashMap<Hash32, (usize, u32)>,
+    log: &LogRounds,
+    best: &mut Best,
+) {
     let proof = |kind,
                  a: &(Reading, Signed<Reading>, Hash32),
                  b: &(Reading, Signed<Reading>, Hash32),
@@ -482,101 +546,80 @@ pub fn find(c: &ClusterKeys, logs: &[LogRounds]) -> Vec<Proof> {
         links,
         occurrences: 0,
     };
-    // Which log each head belongs to.
-    let mut owner: HashMap<Hash32, (usize, u32)> = HashMap::new();
-    for (li, log) in logs.iter().enumerate() {
-        for (h, q) in &log.heads {
-            owner.insert(*h, (li, *q));
+    for (x, y) in &log.duplicates {
+        if let Ok(xr) = x.decode_unverified()
+            && best.offer(xr.responder.0, ProofKind::DoubleSigned, 0)
+        {
+            best.put(
+                0,
+                Proof {
+                    kind: ProofKind::DoubleSigned,
+                    accused: c.name(xr.responder),
+                    accused_member: xr.responder.0,
+                    summary: format!(
+                        "{} signed two readings for one request",
+                        c.name(xr.responder)
+                    ),
+                    first: SignedHex::of(x),
+                    second: SignedHex::of(y),
+                    links: Vec::new(),
+                    occurrences: 0,
+                },
+            );
         }
     }
-    for log in logs {
-        for (x, y) in &log.duplicates {
-            if let Ok(xr) = x.decode_unverified()
-                && best.offer(xr.responder.0, ProofKind::DoubleSigned, 0)
+    for k in 0..log.readings.len() as u32 {
+        let b = &log.readings[k as usize];
+        let run = log.run[k as usize];
+        // One hop: A accepted here before the request for B left.
+        let nf = log.nonce_at[k as usize];
+        if let Some(pa) = log.last_before(b.0.responder.0, nf, run) {
+            let a = &log.readings[pa as usize];
+            if let Some(back) = backwards_by(c, &a.0, &b.0)
+                && best.offer(a.0.responder.0, ProofKind::Backwards, back)
             {
-                best.put(
-                    0,
-                    Proof {
-                        kind: ProofKind::DoubleSigned,
-                        accused: c.name(xr.responder),
-                        accused_member: xr.responder.0,
-                        summary: format!(
-                            "{} signed two readings for one request",
-                            c.name(xr.responder)
-                        ),
-                        first: SignedHex::of(x),
-                        second: SignedHex::of(y),
-                        links: Vec::new(),
-                        occurrences: 0,
-                    },
-                );
-            }
-        }
-        for k in 0..log.readings.len() as u32 {
-            let b = &log.readings[k as usize];
-            let run = log.run[k as usize];
-            // One hop: A accepted here before the request for B left.
-            let nf = log.nonce_at[k as usize];
-            if let Some(pa) = log.last_before(b.0.responder.0, nf, run) {
-                let a = &log.readings[pa as usize];
-                if let Some(back) = backwards_by(c, &a.0, &b.0)
-                    && best.offer(a.0.responder.0, ProofKind::Backwards, back)
-                {
-                    let links = vec![log.link(pa, nf, Via::Nonce, None, Some(k))];
-                    best.put(back, proof(ProofKind::Backwards, a, b, links, back));
-                }
-            }
-        }
-        // Two hops: A accepted by X before X signed M (M carries X's head), M accepted
-        // here before the request for B left.
-        for m in 0..log.readings.len() as u32 {
-            let mr = &log.readings[m as usize];
-            let run = log.run[m as usize];
-            let Some(&(xl, q)) = owner.get(&mr.0.head) else {
-                continue;
-            };
-            let xlog = &logs[xl];
-            let Some(xrun) = xlog.run.get(q.saturating_sub(1) as usize).copied() else {
-                continue;
-            };
-            for (&p, _) in xlog.by_responder.iter() {
-                let Some(pa) = xlog.last_before(p, q, xrun) else {
-                    continue;
-                };
-                let Some(kb) = log.first_chained_after(p, m, run) else {
-                    continue;
-                };
-                let a = &xlog.readings[pa as usize];
-                let b = &log.readings[kb as usize];
-                if a.0.requester == b.0.requester {
-                    continue;
-                }
-                let Some(back) = backwards_by(c, &a.0, &b.0) else {
-                    continue;
-                };
-                // Build the (large) proof only when it beats the best one so far.
-                if !best.offer(a.0.responder.0, ProofKind::TwoFaced, back) {
-                    continue;
-                }
-                let nf = log.nonce_at[kb as usize];
-                let links = vec![
-                    xlog.link(pa, q, Via::Head, Some(SignedHex::of(&mr.1)), None),
-                    log.link(m, nf, Via::Nonce, None, Some(kb)),
-                ];
-                best.put(back, proof(ProofKind::TwoFaced, a, b, links, back));
+                let links = vec![log.link(pa, nf, Via::Nonce, None, Some(k))];
+                best.put(back, proof(ProofKind::Backwards, a, b, links, back));
             }
         }
     }
-    let mut out: Vec<Proof> = best
-        .0
-        .into_values()
-        .filter_map(|(_, n, p)| {
-            p.map(|p| Proof {
-                occurrences: n,
-                ..p
-            })
-        })
-        .collect();
-    out.sort_by_key(|p| (p.accused_member, p.kind));
-    out
+    // Two hops: A accepted by X before X signed M (M carries X's head), M accepted
+    // here before the request for B left.
+    for m in 0..log.readings.len() as u32 {
+        let mr = &log.readings[m as usize];
+        let run = log.run[m as usize];
+        let Some(&(xl, q)) = owner.get(&mr.0.head) else {
+            continue;
+        };
+        let xlog = &logs[xl];
+        let Some(xrun) = xlog.run.get(q.saturating_sub(1) as usize).copied() else {
+            continue;
+        };
+        for p in (0..xlog.by_responder.len() as u16).filter(|&p| p != mr.0.requester.0) {
+            let Some(pa) = xlog.last_before(p, q, xrun) else {
+                continue;
+            };
+            let Some(kb) = log.first_chained_after(p, m, run) else {
+                continue;
+            };
+            let a = &xlog.readings[pa as usize];
+            let b = &log.readings[kb as usize];
+            if a.0.requester == b.0.requester {
+                continue;
+            }
+            let Some(back) = backwards_by(c, &a.0, &b.0) else {
+                continue;
+            };
+            // Build the (large) proof only when it beats the best one so far.
+            if !best.offer(a.0.responder.0, ProofKind::TwoFaced, back) {
+                continue;
+            }
+            let nf = log.nonce_at[kb as usize];
+            let links = vec![
+                xlog.link(pa, q, Via::Head, Some(SignedHex::of(&mr.1)), None),
+                log.link(m, nf, Via::Nonce, None, Some(kb)),
+            ];
+            best.put(back, proof(ProofKind::TwoFaced, a, b, links, back));
+        }
+    }
 }
