@@ -161,8 +161,6 @@ struct PeerState {
 struct PeerCold {
     rejected: RejectCounts,
     left: Option<String>,
-    /// Readings accepted this round (detailed summaries only: duplicate evidence).
-    accepted_readings: Vec<Signed<Reading>>,
     /// Nonces answered for this peer in our current round: an honest responder signs
     /// at most one reading per (epoch, round, requester, nonce) (spec §2.6).
     answered: Vec<Nonce>,
@@ -582,8 +580,9 @@ impl Core {
             NonceState::Pending => {}
             NonceState::Answered => {
                 // Keep a differing second signature as evidence of double signing.
+                // (An answered nonce is this round's, so the first answer is in the log.)
                 if self.cfg.detailed_summaries && self.duplicates.len() < 8 {
-                    let first = peer.cold.accepted_readings.iter().find(|r| {
+                    let first = self.accepted_log.iter().find(|r| {
                         r.decode_unverified()
                             .is_ok_and(|o| o.nonce == reading.nonce)
                     });
@@ -630,9 +629,6 @@ impl Core {
         };
         if keep {
             peer.best = Some(sample);
-        }
-        if self.cfg.detailed_summaries {
-            peer.cold.accepted_readings.push(signed.clone());
         }
         // Every accepted reading advances the head (spec §2.3).
         self.head = advance_head(
@@ -890,13 +886,10 @@ impl Core {
         self.round_accepted = 0;
         self.last_answered = usable.saturating_sub(1);
         for (i, peer) in self.peers.iter_mut().enumerate() {
-            if detailed {
-                if let Some(s) = peer.best {
-                    summary
-                        .intervals
-                        .push((MemberId(i as u16), interval_of(&s)));
-                }
-                peer.cold.accepted_readings.clear();
+            if detailed && let Some(s) = peer.best {
+                summary
+                    .intervals
+                    .push((MemberId(i as u16), interval_of(&s)));
             }
             // Unanswered requests become stale; answered and older ones are forgotten.
             peer.nonces.retain_mut(|i| {
