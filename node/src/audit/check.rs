@@ -10,14 +10,21 @@ use bftime_crypto::chain::GENESIS as GENESIS_HASH;
 use bftime_crypto::{BatchItem, Domain, Ed25519Suite, Hash32, PublicKey, Signed, SignedError};
 use bftime_protocol::message::{derive_nonce, head_chain};
 use bftime_protocol::{MemberId, Reading};
-use sha2::Digest as _;
 
 use super::frame::{Frame, FrameError, Frames, chain_hash};
 use super::record::{Identity, Kind, Payload, Record};
 use crate::config::{ConfigError, Member, load_cluster};
 
 /// Largest request `seq` tried when matching a nonce (requests per peer and round).
-pub const MAX_SEQ: u16 = 16;
+const MAX_SEQ: u16 = 16;
+
+/// The `seq` under which `reading` answers a nonce chained from `head` with `salt`
+/// (spec §2.3), if any.
+pub fn nonce_seq(head: &Hash32, salt: &[u8; 16], reading: &Reading) -> Option<u16> {
+    (0..MAX_SEQ).find(|&seq| {
+        derive_nonce(&Ed25519Suite, head, salt, reading.responder, seq) == reading.nonce
+    })
+}
 
 /// The cluster's keys, for checking who signed what.
 #[derive(Debug, Clone)]
@@ -25,7 +32,6 @@ pub struct ClusterKeys {
     pub members: Vec<Member>,
     pub tag: u64,
     pub cluster_id: String,
-    pub file_sha256: Hash32,
     pub precision_ns: i64,
     pub round_period_ns: i64,
 }
@@ -33,12 +39,10 @@ pub struct ClusterKeys {
 impl ClusterKeys {
     pub fn load(path: &Path) -> Result<ClusterKeys, ConfigError> {
         let (file, members, params, tag) = load_cluster(path)?;
-        let bytes = std::fs::read(path).unwrap_or_default();
         Ok(ClusterKeys {
             members,
             tag,
             cluster_id: file.cluster_id.clone(),
-            file_sha256: sha2::Sha256::digest(&bytes).into(),
             precision_ns: params.precision.0,
             round_period_ns: params.round_period.0,
         })
@@ -330,12 +334,7 @@ impl<'a> Checker<'a> {
                 let body = s
                     .decode_unverified()
                     .map_err(|e| chain_err(format!("reading {i}: {e}")))?;
-                if from > i
-                    || !(0..MAX_SEQ).any(|seq| {
-                        derive_nonce(&suite, &heads[from], &r.salt, body.responder, seq)
-                            == body.nonce
-                    })
-                {
+                if from > i || nonce_seq(&heads[from], &r.salt, &body).is_none() {
                     return Err(chain_err(format!(
                         "reading {i}'s nonce does not derive from the node's head"
                     )));
@@ -461,7 +460,7 @@ pub fn segment_path(path: &Path, n: u32) -> PathBuf {
 }
 
 /// Reads and checks every record of `files` in order, calling `each` for each good one.
-/// Stops at the first bad record.
+/// Stops at the first bad record; a log without any record is bad too.
 pub fn check_files(
     files: &[PathBuf],
     checker: &mut Checker<'_>,
@@ -500,6 +499,16 @@ pub fn check_files(
             })?;
             each(file, &checked);
         }
+    }
+    if checker.records == 0 {
+        // Every log begins with a start record: an empty one (or none) lost it all.
+        return Err(BadRecord {
+            file: files.last().cloned().unwrap_or_default(),
+            index: 0,
+            seq: None,
+            offset: 0,
+            reason: BadReason::TruncatedTail("the log is empty".into()),
+        });
     }
     Ok(bytes_total)
 }

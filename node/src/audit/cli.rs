@@ -7,8 +7,8 @@ use std::time::Instant;
 use anyhow::Context as _;
 use serde_json::json;
 
-use super::check::{BadReason, BadRecord, Checker, ClusterKeys, check_files, parse_kind, segments};
-use super::evidence::{self, LogRounds, ProofFile};
+use super::check::{BadRecord, Checker, ClusterKeys, check_files, parse_kind, segments};
+use super::evidence::{self, ProofFile};
 use super::show::{self, Filter};
 use crate::exit;
 
@@ -126,20 +126,7 @@ pub fn run(cmd: AuditCommand) -> anyhow::Result<i32> {
                 }
                 let mut checker = Checker::new(cluster.as_ref());
                 let started = Instant::now();
-                let result = check_files(&files, &mut checker, |_, _| {}).and_then(|bytes| {
-                    if checker.records == 0 {
-                        // Every log begins with a start record: an empty one lost it all.
-                        Err(BadRecord {
-                            file: log.clone(),
-                            index: 0,
-                            seq: None,
-                            offset: 0,
-                            reason: BadReason::TruncatedTail("the log is empty".into()),
-                        })
-                    } else {
-                        Ok(bytes)
-                    }
-                });
+                let result = check_files(&files, &mut checker, |_, _| {});
                 let secs = started.elapsed().as_secs_f64();
                 match result {
                     Ok(bytes) => {
@@ -216,18 +203,16 @@ pub fn run(cmd: AuditCommand) -> anyhow::Result<i32> {
             let c = ClusterKeys::load(&cluster).map_err(|e| anyhow::anyhow!("{e}"))?;
             let mut all = Vec::new();
             for log in &logs {
-                let mut rounds = LogRounds::default();
-                let mut checker = Checker::new(Some(&c));
-                if let Err(bad) = check_files(&files_of(log), &mut checker, |_, rec| {
-                    rounds.push(&rec.payload)
-                }) {
-                    eprintln!(
-                        "error: {} does not verify, so it cannot serve as evidence: {bad}",
-                        log.display()
-                    );
-                    return Ok(exit::BAD_DATA);
+                match evidence::read_log(&c, &files_of(log), |_| {}) {
+                    Ok((rounds, _)) => all.push(rounds),
+                    Err(bad) => {
+                        eprintln!(
+                            "error: {} does not verify, so it cannot serve as evidence: {bad}",
+                            log.display()
+                        );
+                        return Ok(exit::BAD_DATA);
+                    }
                 }
-                all.push(rounds);
             }
             let proofs = evidence::find(&c, &all);
             for p in &proofs {

@@ -22,12 +22,12 @@ use bftime_protocol::message::{derive_nonce, head_chain};
 use bftime_protocol::{MemberId, Reading, SyncState};
 use serde::{Deserialize, Serialize};
 
-use super::check::ClusterKeys;
+use super::check::{BadRecord, Checked, Checker, ClusterKeys, check_files};
 use super::record::{Payload, RoundPayload};
 
 /// Slack added to Π for integer rounding of timestamps (1 ms).
 const SLACK_NS: i64 = 1_000_000;
-use super::check::MAX_SEQ;
+use super::check::nonce_seq;
 
 /// A signed reading in a proof file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -384,7 +384,7 @@ impl LogRounds {
                 let head = self.head_before(to);
                 (
                     Some(hex::encode(self.salt[k as usize])),
-                    seq_for(&head, &self.salt[k as usize], b),
+                    nonce_seq(&head, &self.salt[k as usize], b),
                 )
             }
             None => (None, None),
@@ -437,8 +437,20 @@ impl LogRounds {
     }
 }
 
-fn seq_for(head: &Hash32, salt: &[u8; 16], b: &Reading) -> Option<u16> {
-    (0..MAX_SEQ).find(|&s| derive_nonce(&Ed25519Suite, head, salt, b.responder, s) == b.nonce)
+/// Verifies one log (all its files) against the cluster and gathers what the search
+/// needs; `each` sees every record too. A log that does not verify is no evidence.
+pub fn read_log<'c>(
+    c: &'c ClusterKeys,
+    files: &[std::path::PathBuf],
+    mut each: impl FnMut(&Checked),
+) -> Result<(LogRounds, Checker<'c>), BadRecord> {
+    let mut rounds = LogRounds::default();
+    let mut checker = Checker::new(Some(c));
+    check_files(files, &mut checker, |_, rec| {
+        rounds.push(&rec.payload);
+        each(rec);
+    })?;
+    Ok((rounds, checker))
 }
 
 /// The strongest proof per (member, kind), and how many violations were seen.

@@ -24,6 +24,7 @@ use crate::config::NodeConfig;
 use record::{Identity, Payload, StartPayload};
 use writer::{AuditHandle, AuditWriter, WriterOptions};
 
+/// SHA-256 of a file's bytes (all zeros if it cannot be read).
 fn sha256_of(p: &std::path::Path) -> [u8; 32] {
     std::fs::read(p)
         .map(|b| sha2::Sha256::digest(&b).into())

@@ -4,8 +4,8 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use bftime_node::audit::check::{Checker, ClusterKeys, check_files, segments};
-use bftime_node::audit::evidence::{self, LogRounds};
+use bftime_node::audit::check::{ClusterKeys, segments};
+use bftime_node::audit::evidence;
 use bftime_node::audit::record::Kind;
 use serde::{Deserialize, Serialize};
 
@@ -47,19 +47,16 @@ pub fn audit_run(
     let started = Instant::now();
     let mut all = Vec::with_capacity(logs.len());
     for log in logs {
-        let mut rounds = LogRounds::default();
-        let mut checker = Checker::new(Some(&cluster));
         let mut round_bytes = 0u64;
         let mut round_records = 0u64;
-        let result = check_files(&segments(log), &mut checker, |_, c| {
+        let result = evidence::read_log(&cluster, &segments(log), |c| {
             if c.record.kind == Kind::Round {
                 round_bytes += c.frame_len;
                 round_records += 1;
             }
-            rounds.push(&c.payload);
         });
         match result {
-            Ok(_) => {
+            Ok((rounds, checker)) => {
                 s.logs_verified += 1;
                 s.records += checker.records;
                 s.round_records += round_records;
