@@ -527,3 +527,32 @@ fn rotation_keeps_one_chain_across_files_and_survives_a_crash_mid_rotation() {
     let c = verify_all(&f, &path);
     assert_eq!(c.records, records + 2, "a segment record and the new start");
 }
+
+#[test]
+fn double_signing_is_proven_only_by_two_different_answers_to_one_request() {
+    use bftime_node::audit::evidence::{Proof, ProofKind, SignedHex, check_proof};
+    let f = fixture();
+    let first = reading(&f, 1, 0, 100, 5_000_000_000, &[0; 32]);
+    let proof = |a: &Signed<Reading>, b: &Signed<Reading>| Proof {
+        kind: ProofKind::DoubleSigned,
+        accused: "node-2".into(),
+        accused_member: 1,
+        summary: String::new(),
+        first: SignedHex::of(a),
+        second: SignedHex::of(b),
+        links: vec![],
+        occurrences: 1,
+    };
+    // Same request, another answer (a different clock): proven.
+    let second = reading(&f, 1, 0, 100, 7_000_000_000, &[0; 32]);
+    let ok = check_proof(&f.cluster, &proof(&first, &second)).unwrap();
+    assert!(ok.contains("node-2"), "{ok}");
+    // The same reading twice proves nothing.
+    assert!(check_proof(&f.cluster, &proof(&first, &first)).is_err());
+    // Answers to two different requests prove nothing.
+    let other = reading(&f, 1, 0, 100, 7_000_000_000, &[1; 32]);
+    assert!(check_proof(&f.cluster, &proof(&first, &other)).is_err());
+    // Nor does one the accused did not sign.
+    let by_node_3 = reading(&f, 2, 0, 100, 7_000_000_000, &[0; 32]);
+    assert!(check_proof(&f.cluster, &proof(&first, &by_node_3)).is_err());
+}
