@@ -190,6 +190,20 @@ fn kill9(c: &mut Cluster, k: usize) {
     }
 }
 
+/// Waits (at most 20 s) until node `k`'s current run has opened its audit log.
+fn wait_for_log_open(c: &Cluster, k: usize) {
+    let start = std::time::Instant::now();
+    while !c.log(k).contains("audit log open") {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "node-{} never opened its audit log:\n{}",
+            k + 1,
+            common::tail(&c.log(k), 20)
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// `verify` accepts the log, or finds only a torn tail (the record being written).
 fn verifies_up_to_the_cut(log: &Path, cluster: &str) -> bool {
     let out = audit(
@@ -211,10 +225,10 @@ fn verifies_up_to_the_cut(log: &Path, cluster: &str) -> bool {
 fn kill_9_in_a_loop_leaves_a_log_that_verifies_and_continues() {
     let n = 4;
     let mut c = Cluster::new(n, 500);
-    // Node 1's disk is slow: each record goes out in two writes 40 ms apart, so kills
+    // Node 1's disk is slow: each record goes out in two writes 80 ms apart, so kills
     // land inside records (a real torn write, not a simulated one).
     let mut slow = honest();
-    slow.audit_write_pause_ms = Some(40.0);
+    slow.audit_write_pause_ms = Some(80.0);
     c.testing(0, slow);
     c.start_all();
     let cluster = cluster_file(&c);
@@ -222,7 +236,11 @@ fn kill_9_in_a_loop_leaves_a_log_that_verifies_and_continues() {
     let mut torn = 0;
     let iterations = 20;
     for i in 0..iterations {
-        // Vary the moment: 0.3 .. 1.5 s after start, so kills land in every phase.
+        // Kill only once this run's `start` record is on disk (the node logs "audit log
+        // open" after writing it): then every run adds exactly one start record and every
+        // torn tail is a round's record that the next start cuts and records. Vary the
+        // moment: 0.3 .. 1.5 s after that, so kills land in every phase of a round.
+        wait_for_log_open(&c, 0);
         std::thread::sleep(Duration::from_millis(300 + (i * 263) % 1200));
         kill9(&mut c, 0);
         if verifies_up_to_the_cut(&log, &cluster) {
