@@ -9,7 +9,8 @@ use std::fmt;
 use std::marker::PhantomData;
 
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use smallvec::SmallVec;
 
 use crate::key::PublicKey;
 use crate::suite::{CryptoSuite, Signature, Signer};
@@ -18,6 +19,27 @@ use crate::suite::{CryptoSuite, Signature, Signer};
 /// so a signature over one kind can never verify as another (Roughtime's habit).
 pub trait Domain: Serialize + DeserializeOwned {
     const DOMAIN: &'static [u8];
+
+    /// Appends the postcard encoding of `self` to `out`. A kind on a hot path (readings:
+    /// every exchange, every audited reading) may override this with a hand-written
+    /// encoder, but only one that a test proves byte-identical to postcard: the bytes
+    /// are what gets signed, logged and re-verified.
+    fn encode_body(&self, out: &mut SignedBody) -> Result<(), SignedError> {
+        let mut buf = [0u8; 512];
+        match postcard::to_slice(self, &mut buf) {
+            Ok(used) => out.extend_from_slice(used),
+            Err(_) => out.extend_from_slice(
+                &postcard::to_allocvec(self).map_err(|e| SignedError::Malformed(e.to_string()))?,
+            ),
+        }
+        Ok(())
+    }
+
+    /// Decodes a body strictly (no trailing bytes). An override must accept exactly the
+    /// inputs postcard accepts and decode them to the same value.
+    fn decode_body(bytes: &[u8]) -> Result<Self, SignedError> {
+        decode_exact(bytes)
+    }
 }
 
 /// Why a signed message was refused.
@@ -33,13 +55,55 @@ pub enum SignedError {
     BadSignature,
 }
 
+/// Bodies up to this size live inside the [`Signed`] value. A reading (at most 143
+/// bytes) fits, so the per-exchange message needs no allocation of its own.
+pub const INLINE_BODY_BYTES: usize = 160;
+
+/// The signed bytes of a message.
+pub type SignedBody = SmallVec<[u8; INLINE_BODY_BYTES]>;
+
 /// A `T` signed by one node. Construct with [`Signed::sign`]; read with [`Signed::verify`].
-#[derive(Serialize, Deserialize)]
+///
+/// Serialised as postcard of `(body: seq of u8, signature)`, the same bytes as a
+/// `Vec<u8>` body would give.
 pub struct Signed<T> {
+    body: SignedBody,
+    signature: Signature,
+    kind: PhantomData<fn() -> T>,
+}
+
+#[derive(Serialize)]
+struct SignedRef<'a> {
+    body: &'a [u8],
+    signature: &'a Signature,
+}
+
+#[derive(Deserialize)]
+struct SignedOwned {
+    // Through `Vec`: serde caps its pre-allocation whatever length the input claims.
     body: Vec<u8>,
     signature: Signature,
-    #[serde(skip)]
-    kind: PhantomData<fn() -> T>,
+}
+
+impl<T> Serialize for Signed<T> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        SignedRef {
+            body: &self.body,
+            signature: &self.signature,
+        }
+        .serialize(serializer)
+    }
+}
+
+impl<'de, T> Deserialize<'de> for Signed<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let SignedOwned { body, signature } = SignedOwned::deserialize(deserializer)?;
+        Ok(Signed {
+            body: SmallVec::from_vec(body),
+            signature,
+            kind: PhantomData,
+        })
+    }
 }
 
 impl<T> Clone for Signed<T> {
@@ -69,7 +133,8 @@ impl<T> fmt::Debug for Signed<T> {
     }
 }
 
-fn decode_exact<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, SignedError> {
+/// Strict postcard decoding: the whole input must be one `T`.
+pub fn decode_exact<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, SignedError> {
     let (value, rest) =
         postcard::take_from_bytes::<T>(bytes).map_err(|e| SignedError::Malformed(e.to_string()))?;
     if rest.is_empty() {
@@ -82,14 +147,8 @@ fn decode_exact<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, SignedError> {
 impl<T: Domain> Signed<T> {
     /// Encodes `value` with postcard and signs `T::DOMAIN || bytes`.
     pub fn sign(value: &T, signer: &dyn Signer) -> Result<Self, SignedError> {
-        // Encode on the stack first: one exact allocation instead of a growing Vec.
-        let mut buf = [0u8; 512];
-        let body = match postcard::to_slice(value, &mut buf) {
-            Ok(used) => used.to_vec(),
-            Err(_) => {
-                postcard::to_allocvec(value).map_err(|e| SignedError::Malformed(e.to_string()))?
-            }
-        };
+        let mut body = SignedBody::new();
+        value.encode_body(&mut body)?;
         let signature = signer.sign(T::DOMAIN, &body);
         Ok(Signed {
             body,
@@ -103,13 +162,13 @@ impl<T: Domain> Signed<T> {
         suite
             .verify(signer, T::DOMAIN, &self.body, &self.signature)
             .map_err(|_| SignedError::BadSignature)?;
-        decode_exact(&self.body)
+        T::decode_body(&self.body)
     }
 
     /// Decodes the body WITHOUT checking the signature: only to learn who claims to
     /// have signed it, so the right key can be looked up. Never act on the result.
     pub fn decode_unverified(&self) -> Result<T, SignedError> {
-        decode_exact(&self.body)
+        T::decode_body(&self.body)
     }
 
     /// The exact signed bytes (what the audit log stores and proofs re-verify).
@@ -124,7 +183,7 @@ impl<T: Domain> Signed<T> {
     /// Reassembles a signed message from stored parts (e.g. an audit record).
     pub fn from_parts(body: Vec<u8>, signature: Signature) -> Self {
         Signed {
-            body,
+            body: SmallVec::from_vec(body),
             signature,
             kind: PhantomData,
         }
@@ -132,10 +191,19 @@ impl<T: Domain> Signed<T> {
 
     /// A digest identifying this exact signed message (used to chain request nonces).
     pub fn digest(&self, suite: &dyn CryptoSuite) -> [u8; 32] {
-        let mut buf = Vec::with_capacity(self.body.len() + 64);
+        const DOMAIN: &[u8] = b"bftime v1 signed message digest\0";
+        // Readings (the per-exchange case) fit on the stack.
+        let mut stack = [0u8; 512 + 64];
+        let len = self.body.len() + self.signature.0.len();
+        if let Some(buf) = stack.get_mut(..len) {
+            buf[..self.body.len()].copy_from_slice(&self.body);
+            buf[self.body.len()..].copy_from_slice(&self.signature.0);
+            return suite.digest(DOMAIN, buf);
+        }
+        let mut buf = Vec::with_capacity(len);
         buf.extend_from_slice(&self.body);
         buf.extend_from_slice(&self.signature.0);
-        suite.digest(b"bftime v1 signed message digest\0", &buf)
+        suite.digest(DOMAIN, &buf)
     }
 
     /// The wire form: postcard of (body, signature).

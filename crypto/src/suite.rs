@@ -213,22 +213,40 @@ impl FastSigner {
 
 const MIX: u64 = 0x9E37_79B9_7F4A_7C15;
 
+/// Four independent multiply-rotate lanes over 32-byte blocks, so the multiplies
+/// overlap instead of forming one long dependency chain (this runs several times per
+/// simulated exchange).
 fn fast_hash(seed: u64, parts: [&[u8]; 3]) -> u64 {
-    let mut h = seed ^ MIX;
-    for part in parts {
-        let mut chunks = part.chunks_exact(8);
-        for c in &mut chunks {
-            let mut w = [0u8; 8];
-            w.copy_from_slice(c);
-            h = (h ^ u64::from_le_bytes(w))
-                .wrapping_mul(MIX)
-                .rotate_left(31);
-        }
+    let mut lanes = [
+        seed ^ MIX,
+        seed.rotate_left(16) ^ MIX.rotate_left(8),
+        seed.rotate_left(32) ^ MIX.rotate_left(16),
+        seed.rotate_left(48) ^ MIX.rotate_left(24),
+    ];
+    let word = |c: &[u8]| {
         let mut w = [0u8; 8];
-        w[..chunks.remainder().len()].copy_from_slice(chunks.remainder());
-        h = (h ^ u64::from_le_bytes(w) ^ part.len() as u64)
+        w[..c.len()].copy_from_slice(c);
+        u64::from_le_bytes(w)
+    };
+    let mix = |h: u64, w: u64| (h ^ w).wrapping_mul(MIX).rotate_left(31);
+    for part in parts {
+        let mut blocks = part.chunks_exact(32);
+        for b in &mut blocks {
+            for (lane, c) in lanes.iter_mut().zip(b.chunks_exact(8)) {
+                *lane = mix(*lane, word(c));
+            }
+        }
+        let mut words = blocks.remainder().chunks(8);
+        for (lane, c) in lanes.iter_mut().zip(&mut words) {
+            *lane = mix(*lane, word(c));
+        }
+        lanes[0] = (lanes[0] ^ part.len() as u64)
             .wrapping_mul(MIX)
             .rotate_left(27);
+    }
+    let mut h = lanes[0];
+    for l in &lanes[1..] {
+        h = (h ^ *l).wrapping_mul(MIX).rotate_left(27);
     }
     h ^ (h >> 29)
 }

@@ -383,7 +383,7 @@ impl Driver {
             } => {
                 let outcome = self
                     .core
-                    .handle_response(from, reading, sent_at, received_at);
+                    .handle_response(from, &reading, sent_at, received_at);
                 if let ResponseOutcome::Rejected(reason) = outcome {
                     self.log_reject(from, reason, "reading rejected");
                 }

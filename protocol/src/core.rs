@@ -5,6 +5,8 @@
 
 use std::sync::Arc;
 
+use smallvec::SmallVec;
+
 use bftime_crypto::{CryptoSuite, PublicKey, Signed, Signer};
 use rand_core::Rng;
 use serde::{Deserialize, Serialize};
@@ -140,20 +142,34 @@ struct Inflight {
     chained_after: u16,
 }
 
-/// Per-peer state touched by every exchange. Kept small: a simulator holds n² of these.
+/// What we asked one peer and what its answers told us. Touched on every exchange we
+/// make, so kept small and free of heap pointers: a simulator holds n² of these, and at
+/// n = 250 a pointer chase per exchange costs more than the exchange itself.
 #[derive(Debug, Clone, Default)]
 struct PeerState {
-    /// This round's requests and last round's unanswered ones.
-    nonces: Vec<Inflight>,
+    /// This round's requests and last round's unanswered ones (at most
+    /// 3 × exchanges_per_round; inline for the usual one or two).
+    nonces: SmallVec<[Inflight; 2]>,
     best: Option<Sample>,
     suspects_me: bool,
     misbehaved: bool,
-    requests_seen: u32,
-    requests_round: u64,
     judge: PeerJudge,
     last: Option<(Sample, SyncState)>,
     accepted: u64,
     cold: Box<PeerCold>,
+}
+
+/// What we answered one peer in our current round: touched on every request it makes,
+/// kept apart from [`PeerState`] so a request touches one small record.
+#[derive(Debug, Clone, Default)]
+struct Answering {
+    round: u64,
+    seen: u32,
+    /// `judge.far_off()` of the peer as of our last round (copied at round end).
+    far_off: bool,
+    /// Nonces answered in `round`: an honest responder signs at most one reading per
+    /// (epoch, round, requester, nonce) (spec §2.6).
+    answered: SmallVec<[Nonce; 1]>,
 }
 
 /// Per-peer state read only on rare paths (rejections, leaving, detailed summaries).
@@ -161,9 +177,6 @@ struct PeerState {
 struct PeerCold {
     rejected: RejectCounts,
     left: Option<String>,
-    /// Nonces answered for this peer in our current round: an honest responder signs
-    /// at most one reading per (epoch, round, requester, nonce) (spec §2.6).
-    answered: Vec<Nonce>,
 }
 
 /// One node's protocol state.
@@ -177,6 +190,7 @@ pub struct Core {
     round_start: ClusterTime,
     next_slot: u32,
     peers: Vec<PeerState>,
+    answering: Vec<Answering>,
     last_local: LocalTime,
     error: Option<Nanos>,
     last_update: LocalTime,
@@ -278,6 +292,7 @@ impl Core {
             round_start: ClusterTime(0),
             next_slot: 0,
             peers: vec![PeerState::default(); n],
+            answering: vec![Answering::default(); n],
             last_local: now,
             error: None,
             last_update: now,
@@ -494,22 +509,22 @@ impl Core {
         let limit = 2 * self.cfg.params.exchanges_per_round + 2;
         let round = self.round;
         let error = self.current_error(now);
-        let peer = &mut self.peers[from.index()];
-        if peer.requests_round != round {
-            peer.requests_round = round;
-            peer.requests_seen = 0;
-            peer.cold.answered.clear();
+        let peer = &mut self.answering[from.index()];
+        if peer.round != round {
+            peer.round = round;
+            peer.seen = 0;
+            peer.answered.clear();
         }
-        peer.requests_seen += 1;
-        if peer.requests_seen > limit {
+        peer.seen += 1;
+        if peer.seen > limit {
             return Err(RejectReason::TooMany);
         }
         // Never sign two readings for one nonce in one round: a second one would be
         // indistinguishable from double signing (spec §2.6).
-        if peer.cold.answered.contains(&request.nonce) {
+        if peer.answered.contains(&request.nonce) {
             return Err(RejectReason::Duplicate);
         }
-        peer.cold.answered.push(request.nonce);
+        peer.answered.push(request.nonce);
         let reading = Reading {
             cluster: self.cfg.cluster,
             responder: self.cfg.me,
@@ -520,7 +535,7 @@ impl Core {
             transmit: self.clock.protocol_time(now),
             error,
             state: self.health.state(),
-            suspects_requester: peer.judge.far_off(),
+            suspects_requester: peer.far_off,
             responder_round: round,
             epoch: self.epoch,
             head: self.head,
@@ -545,7 +560,7 @@ impl Core {
     pub fn handle_response(
         &mut self,
         from: MemberId,
-        signed: Signed<Reading>,
+        signed: &Signed<Reading>,
         sent_at: LocalTime,
         received_at: LocalTime,
     ) -> ResponseOutcome {
@@ -587,9 +602,9 @@ impl Core {
                             .is_ok_and(|o| o.nonce == reading.nonce)
                     });
                     if let Some(first) = first
-                        && *first != signed
+                        && first != signed
                     {
-                        self.duplicates.push((first.clone(), signed));
+                        self.duplicates.push((first.clone(), signed.clone()));
                     }
                 }
                 return self.reject(from, RejectReason::Duplicate);
@@ -638,7 +653,7 @@ impl Core {
         );
         self.round_accepted = self.round_accepted.saturating_add(1);
         if self.cfg.detailed_summaries {
-            self.accepted_log.push(signed);
+            self.accepted_log.push(signed.clone());
             self.nonce_from.push(inflight.chained_after);
         }
         self.accepted += 1;
@@ -809,6 +824,7 @@ impl Core {
                 Observation::Missing
             };
             peer.judge.observe(obs, params.suspect_after);
+            self.answering[i].far_off = peer.judge.far_off();
         }
 
         // 5. State transition, then apply the correction: slew only if serving before and after.

@@ -39,6 +39,7 @@
 //! - [`time`]: `Nanos`, `LocalTime`, `ClusterTime`, `Ppm`.
 //! - [`offset`]: offset and delay from four timestamps; sample quality; intervals.
 //! - [`midpoint`]: the Welch–Lynch fault-tolerant midpoint (and baselines).
+//! - [`reading_codec`]: postcard's encoding of a reading, written out by hand for speed.
 //! - [`clock`]: the protocol clock and the slewed, never-backwards served clock.
 //! - [`quarantine`]: health verdicts and the starting/synced/quarantined machine.
 //! - [`suspect`]: judging peers.
@@ -55,6 +56,7 @@ pub mod midpoint;
 pub mod offset;
 pub mod params;
 pub mod quarantine;
+pub mod reading_codec;
 pub mod reject;
 pub mod snapshot;
 pub mod suspect;

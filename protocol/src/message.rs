@@ -153,6 +153,20 @@ pub struct Reading {
 
 impl Domain for Reading {
     const DOMAIN: &'static [u8] = b"bftime v1 reading\0";
+
+    fn encode_body(
+        &self,
+        out: &mut bftime_crypto::SignedBody,
+    ) -> Result<(), bftime_crypto::SignedError> {
+        let mut buf = [0u8; crate::reading_codec::MAX_READING_BODY_BYTES];
+        let len = crate::reading_codec::encode_into(self, &mut buf);
+        out.extend_from_slice(&buf[..len]);
+        Ok(())
+    }
+
+    fn decode_body(bytes: &[u8]) -> Result<Self, bftime_crypto::SignedError> {
+        crate::reading_codec::decode(bytes)
+    }
 }
 
 /// A signed notice that a node leaves service (quarantine or shutdown).

@@ -86,7 +86,7 @@ impl Net {
                             .handle_request(from, &request, now, now)
                             .expect("honest request answered");
                         self.signed.push((to, reading.clone()));
-                        let _ = self.cores[i].handle_response(to, reading, now, now);
+                        let _ = self.cores[i].handle_response(to, &reading, now, now);
                     }
                     Action::RoundCompleted(s) => self.summaries[i].push(*s),
                     Action::StateChanged(_) => {}

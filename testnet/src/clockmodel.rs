@@ -26,15 +26,39 @@ pub struct Oscillator {
     pub wander_period_ns: f64,
     pub wander_phase: f64,
     pub fault: Option<ClockFault>,
+    /// cos(wander_phase) and the wander's angular frequency, computed once: `local` runs
+    /// on every simulated event.
+    cos_phase: f64,
+    omega: f64,
 }
 
 impl Oscillator {
+    pub fn new(
+        start_ns: i64,
+        drift: f64,
+        wander: f64,
+        wander_period_ns: f64,
+        wander_phase: f64,
+        fault: Option<ClockFault>,
+    ) -> Oscillator {
+        Oscillator {
+            start_ns,
+            drift,
+            wander,
+            wander_period_ns,
+            wander_phase,
+            fault,
+            cos_phase: wander_phase.cos(),
+            omega: std::f64::consts::TAU / wander_period_ns,
+        }
+    }
+
     fn wander_integral(&self, t: f64) -> f64 {
         if self.wander == 0.0 {
             return 0.0;
         }
-        let w = std::f64::consts::TAU / self.wander_period_ns;
-        self.wander / w * ((self.wander_phase).cos() - (w * t + self.wander_phase).cos())
+        let w = self.omega;
+        self.wander / w * (self.cos_phase - (w * t + self.wander_phase).cos())
     }
 
     /// L(t).
@@ -82,14 +106,7 @@ mod tests {
     use super::*;
 
     fn osc(fault: Option<ClockFault>) -> Oscillator {
-        Oscillator {
-            start_ns: 1_000,
-            drift: 100e-6,
-            wander: 1e-6,
-            wander_period_ns: 600e9,
-            wander_phase: 0.3,
-            fault,
-        }
+        Oscillator::new(1_000, 100e-6, 1e-6, 600e9, 0.3, fault)
     }
 
     #[test]

@@ -210,6 +210,10 @@ struct SimArgs {
     /// Algorithm: wl (bftime) or a baseline
     #[arg(long, value_enum, default_value_t = AlgorithmArg::Wl)]
     algorithm: AlgorithmArg,
+    /// Threads for busy stretches of the run. The report is identical for any value;
+    /// only wall_ms changes
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
+    threads: u16,
     #[command(flatten)]
     scenario: ScenarioArgs,
 }
@@ -291,7 +295,7 @@ fn main() -> ExitCode {
                 a.algorithm.into(),
             );
             let sim = match Simulation::new(sc) {
-                Ok(s) => s,
+                Ok(s) => s.with_threads(usize::from(a.threads)),
                 Err(e) => {
                     eprintln!("error: {e}");
                     return ExitCode::from(2);

@@ -1,9 +1,24 @@
-//! The deterministic discrete-event simulator (design §8). Single-threaded, seeded,
-//! virtual time in nanoseconds; drives the real `bftime-protocol` core through the same
-//! calls the node makes. Same scenario and seed ⇒ the same run, event for event.
+//! The deterministic discrete-event simulator (design §8). Seeded, virtual time in
+//! nanoseconds; drives the real `bftime-protocol` core through the same calls the node
+//! makes. Same scenario and seed ⇒ the same run, event for event, on any number of
+//! threads.
+//!
+//! # How time advances
+//! No message arrives sooner than the network's minimum one-way delay L after it was
+//! sent. So from the earliest pending event at T, every node's events before T + L
+//! depend only on that node's own state: nothing another node does in the window can
+//! reach it before the window ends. The simulator therefore runs in windows [T, T + L).
+//! With `threads = k` the nodes are cut into k contiguous ranges, each with its own
+//! event queue; a busy window runs the ranges in parallel (a quiet one runs them one
+//! after another, cheaper than waking a thread), and messages for another range wait
+//! for the window to close. Nothing in the run depends on the order ranges or nodes are
+//! visited in: each node draws its network randomness from its own stream, and events
+//! that fall on the same nanosecond are ordered by (creating node, creation count), not
+//! by delivery. So the report is the same for any `threads`, and only `wall_ms` changes
+//! (a test checks this). Ground-truth measurements cut windows, so they see every node
+//! at the same instant.
 
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -18,6 +33,7 @@ use rand::rngs::Xoshiro256PlusPlus;
 use rand::{RngExt, SeedableRng};
 
 use crate::clockmodel::{ClockFault, Oscillator};
+use crate::queue::EventQueue;
 use crate::report::{Ground, SimReport};
 use crate::scenario::Scenario;
 use crate::strategy::Strategy;
@@ -36,65 +52,104 @@ struct SimNode {
     osc: Oscillator,
     role: Role,
     signer: Box<dyn Signer>,
+    /// Randomness the core asks for (salts).
     rng: Xoshiro256PlusPlus,
+    /// The network's and the adversary's randomness for what this node sends: one
+    /// stream per node, so the run does not depend on the order nodes are visited in.
+    net_rng: Xoshiro256PlusPlus,
     timer_gen: u64,
     timer_target: LocalTime,
     replay_cache: HashMap<MemberId, Signed<Reading>>,
     ever_quarantined: bool,
+    /// Tie-break key of the next event this node creates (see [`SimNode::next_key`]).
+    created: u64,
+}
+
+impl SimNode {
+    /// A key ordering events that fall on the same nanosecond: by creating node, then
+    /// by creation order there. It depends only on what each node did, never on which
+    /// thread ran it or when its messages were delivered.
+    fn next_key(&mut self, me: usize) -> u64 {
+        self.created += 1;
+        ((me as u64) << 44) | (self.created & ((1 << 44) - 1))
+    }
 }
 
 enum Event {
     Timer {
-        node: usize,
         generation: u64,
     },
     Request {
-        to: usize,
-        from: usize,
+        from: u32,
         request: Request,
         sent_local: LocalTime,
     },
     Response {
-        to: usize,
-        from: usize,
+        from: u32,
         reading: Signed<Reading>,
         sent_local: LocalTime,
     },
-    Measure {
-        index: u64,
-    },
 }
 
-/// The event queue: a binary heap of packed (time, seq, slot) keys over a slab of events.
-#[derive(Default)]
-struct Queue {
-    heap: BinaryHeap<Reverse<(i64, u64, u32)>>,
-    slab: Vec<Option<Event>>,
-    free: Vec<u32>,
-    seq: u64,
+/// A message sent in the current window.
+struct Message {
+    at: i64,
+    key: u64,
+    to: u32,
+    event: Event,
 }
 
-impl Queue {
-    fn push(&mut self, at: i64, ev: Event) {
-        let slot = match self.free.pop() {
-            Some(s) => {
-                self.slab[s as usize] = Some(ev);
-                s
-            }
-            None => {
-                self.slab.push(Some(ev));
-                (self.slab.len() - 1) as u32
-            }
-        };
-        self.seq += 1;
-        self.heap.push(Reverse((at, self.seq, slot)));
+/// What every node reads during a window (nothing in it changes within one).
+struct Shared<'a> {
+    sc: &'a Scenario,
+    ns: &'a ScenarioNs,
+    period_ns: i64,
+    /// The `boundary` adversary's view: the highest correct protocol clock.
+    oracle_top: i64,
+    trace: bool,
+    /// Nodes per range (range `d` is nodes `d * chunk..`).
+    chunk: usize,
+}
+
+/// A contiguous range of nodes, their pending events (one queue for the range, so the
+/// thread running it works on one hot queue) and what they sent in the current window.
+struct Range {
+    first: usize,
+    len: usize,
+    queue: EventQueue<(u32, Event)>,
+    /// Messages from each range for this one, delivered when the next window opens.
+    inbox: Vec<Vec<Message>>,
+    /// Messages for other ranges, by destination range, until the window closes.
+    outbox: Vec<Vec<Message>>,
+    exchanges: u64,
+    rejected: HashMap<&'static str, u64>,
+}
+
+impl Range {
+    /// Sends `m`: nothing sent in a window arrives before it ends, so a message within
+    /// the range goes straight into its queue; one for another range waits for the
+    /// window to close.
+    fn send(&mut self, shared: &Shared<'_>, m: Message) {
+        let to = m.to as usize;
+        if (self.first..self.first + self.len).contains(&to) {
+            self.queue.push(m.at, m.key, (m.to, m.event));
+        } else {
+            self.outbox[to / shared.chunk].push(m);
+        }
     }
 
-    fn pop(&mut self) -> Option<(i64, Event)> {
-        let Reverse((at, _, slot)) = self.heap.pop()?;
-        let ev = self.slab[slot as usize].take()?;
-        self.free.push(slot);
-        Some((at, ev))
+    /// The earliest pending event, delivered or not.
+    fn next_time(&mut self) -> Option<i64> {
+        let mailed = self.inbox.iter().flatten().map(|m| m.at).min();
+        match (self.queue.peek_time(), mailed) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Roughly how many events are due before `t` (at least as many as are).
+    fn due_before(&self, t: i64) -> usize {
+        self.queue.due_before_bound(t) + self.inbox.iter().flatten().filter(|m| m.at < t).count()
     }
 }
 
@@ -106,18 +161,31 @@ impl Queue {
 pub struct Simulation {
     sc: Scenario,
     nodes: Vec<SimNode>,
-    queue: Queue,
-    now: i64,
-    net_rng: Xoshiro256PlusPlus,
+    /// Every node's first timer, queued when the run starts.
+    initial: Vec<Message>,
     period_ns: i64,
     oracle: (i64, i64),
     ground: Ground,
     exchanges: u64,
     rejected: HashMap<&'static str, u64>,
     suite: Arc<dyn CryptoSuite>,
+    /// The scenario's network and lie figures in nanoseconds, converted once.
+    ns: ScenarioNs,
+    /// Worker threads for busy windows (1: everything on the calling thread).
+    threads: usize,
     /// `BFTIME_SIM_TRACE` set: print per-round ground truth, state changes and the first
     /// two nodes' round summaries to stderr.
     trace: bool,
+}
+
+/// Scenario figures used on every message, in nanoseconds.
+struct ScenarioNs {
+    delay: i64,
+    asymmetry_half: i64,
+    jitter: i64,
+    lie: i64,
+    /// The shortest one-way delay any message can have (at least 1 ns): the window length.
+    lookahead: i64,
 }
 
 /// Node `i`'s key in a run with this seed (deterministic, so runs are reproducible).
@@ -161,7 +229,7 @@ impl Simulation {
         let clock_fault_start = byz_start - sc.clock_faults;
         let run_ns = period_ns * sc.rounds as i64;
         let mut nodes = Vec::with_capacity(n);
-        let mut queue = Queue::default();
+        let mut initial = Vec::with_capacity(n);
         for (i, key) in keys.into_iter().enumerate() {
             let role = if i >= byz_start {
                 Role::Byzantine(sc.strategy.for_faulty(i - byz_start))
@@ -184,15 +252,11 @@ impl Simulation {
                     }
                 }
             });
-            let osc = Oscillator {
-                start_ns: 1_000_000_000_000
-                    + rng.random_range(-ms(sc.initial_offset_ms)..=ms(sc.initial_offset_ms)),
-                drift: rng.random_range(-sc.drift_ppm..=sc.drift_ppm) * 1e-6,
-                wander: sc.wander_ppm * 1e-6,
-                wander_period_ns: 600e9,
-                wander_phase: rng.random_range(0.0..std::f64::consts::TAU),
-                fault,
-            };
+            let start_ns = 1_000_000_000_000
+                + rng.random_range(-ms(sc.initial_offset_ms)..=ms(sc.initial_offset_ms));
+            let drift = rng.random_range(-sc.drift_ppm..=sc.drift_ppm) * 1e-6;
+            let phase = rng.random_range(0.0..std::f64::consts::TAU);
+            let osc = Oscillator::new(start_ns, drift, sc.wander_ppm * 1e-6, 600e9, phase, fault);
             let cfg = CoreConfig {
                 me: MemberId(i as u16),
                 members: members.clone(),
@@ -219,73 +283,131 @@ impl Simulation {
                 rng: Xoshiro256PlusPlus::seed_from_u64(
                     sc.seed ^ (i as u64).wrapping_mul(0x9E37_79B9),
                 ),
+                net_rng: Xoshiro256PlusPlus::seed_from_u64(
+                    sc.seed.wrapping_add(0x5EED) ^ (i as u64).wrapping_mul(0xA24B_AED4_963E_E407),
+                ),
                 timer_gen: 0,
                 timer_target: LocalTime(0),
                 replay_cache: HashMap::new(),
                 ever_quarantined: false,
+                created: 0,
             };
             for a in actions {
                 if let Action::SetTimer { at } = a {
                     node.timer_gen += 1;
                     node.timer_target = at;
-                    queue.push(
-                        node.osc.true_time_for(at, 0),
-                        Event::Timer {
-                            node: i,
-                            generation: node.timer_gen,
-                        },
-                    );
+                    let generation = node.timer_gen;
+                    initial.push(Message {
+                        at: node.osc.true_time_for(at, 0),
+                        key: node.next_key(i),
+                        to: i as u32,
+                        event: Event::Timer { generation },
+                    });
                 }
             }
             nodes.push(node);
         }
-        for k in 0..sc.rounds {
-            queue.push(
-                k as i64 * period_ns + period_ns / 2,
-                Event::Measure { index: k },
-            );
-        }
-        let net_rng = Xoshiro256PlusPlus::seed_from_u64(sc.seed.wrapping_add(0x5EED));
+        let min_delay = ms(sc.delay_ms) - ms(sc.asymmetry_ms) / 2;
         Ok(Simulation {
             ground: Ground::new(sc.rounds as usize),
-            sc,
             nodes,
-            queue,
-            now: 0,
-            net_rng,
+            initial,
             period_ns,
             oracle: (i64::MIN / 2, 0),
             exchanges: 0,
             rejected: HashMap::new(),
             suite,
+            threads: 1,
             trace: std::env::var_os("BFTIME_SIM_TRACE").is_some(),
+            ns: ScenarioNs {
+                delay: ms(sc.delay_ms),
+                asymmetry_half: ms(sc.asymmetry_ms) / 2,
+                jitter: ms(sc.jitter_ms),
+                lie: ms(sc.lie_ms),
+                lookahead: min_delay.max(1),
+            },
+            sc,
         })
+    }
+
+    /// Runs busy windows on up to `threads` threads (1, the default, uses only the
+    /// calling thread). The report does not depend on it, only `wall_ms` does.
+    pub fn with_threads(mut self, threads: usize) -> Simulation {
+        self.threads = threads.max(1);
+        self
     }
 
     /// Runs to the end and reports.
     pub fn run(mut self) -> SimReport {
         let started = Instant::now();
         let end = self.period_ns * self.sc.rounds as i64;
-        while let Some((at, ev)) = self.queue.pop() {
-            if at > end {
+        let period_ns = self.period_ns;
+        let measure_at = move |k: u64| k as i64 * period_ns + period_ns / 2;
+        let mut next_measure = 0u64;
+        let n = self.nodes.len();
+        let ranges = self.threads.clamp(1, n.max(1));
+        let chunk = n.div_ceil(ranges).max(1);
+        let mut state: Vec<Range> = (0..ranges)
+            .map(|d| Range {
+                first: d * chunk,
+                len: chunk.min(n.saturating_sub(d * chunk)),
+                queue: EventQueue::default(),
+                inbox: (0..ranges).map(|_| Vec::new()).collect(),
+                outbox: (0..ranges).map(|_| Vec::new()).collect(),
+                exchanges: 0,
+                rejected: HashMap::new(),
+            })
+            .collect();
+        for m in std::mem::take(&mut self.initial) {
+            state[m.to as usize / chunk]
+                .queue
+                .push(m.at, m.key, (m.to, m.event));
+        }
+        loop {
+            let start = state
+                .iter_mut()
+                .filter_map(Range::next_time)
+                .min()
+                .unwrap_or(i64::MAX);
+            while next_measure < self.sc.rounds && measure_at(next_measure) <= start {
+                self.measure(next_measure, measure_at(next_measure));
+                next_measure += 1;
+            }
+            if start > end {
                 break;
             }
-            self.now = at;
-            match ev {
-                Event::Timer { node, generation } => self.on_timer(node, generation),
-                Event::Request {
-                    to,
-                    from,
-                    request,
-                    sent_local,
-                } => self.on_request(to, from, request, sent_local),
-                Event::Response {
-                    to,
-                    from,
-                    reading,
-                    sent_local,
-                } => self.on_response(to, from, reading, sent_local),
-                Event::Measure { index } => self.measure(index),
+            let mut window_end = (start + self.ns.lookahead).min(end + 1);
+            if next_measure < self.sc.rounds {
+                window_end = window_end.min(measure_at(next_measure));
+            }
+            let due: usize = state.iter().map(|r| r.due_before(window_end)).sum();
+            self.refresh_oracle(start);
+            let shared = Shared {
+                sc: &self.sc,
+                ns: &self.ns,
+                period_ns: self.period_ns,
+                oracle_top: self.oracle.1,
+                trace: self.trace,
+                chunk,
+            };
+            let parallel = ranges > 1 && due >= PARALLEL_MIN_EVENTS;
+            run_window(&mut self.nodes, &mut state, window_end, &shared, parallel);
+            for s in 0..ranges {
+                let (exchanges, rejected) = {
+                    let st = &mut state[s];
+                    (
+                        std::mem::take(&mut st.exchanges),
+                        std::mem::take(&mut st.rejected),
+                    )
+                };
+                self.exchanges += exchanges;
+                for (reason, count) in rejected {
+                    *self.rejected.entry(reason).or_default() += count;
+                }
+                for d in 0..ranges {
+                    let msgs = std::mem::take(&mut state[s].outbox[d]);
+                    state[d].inbox[s] = msgs;
+                }
             }
         }
         let wall_ms = started.elapsed().as_secs_f64() * 1e3;
@@ -300,263 +422,26 @@ impl Simulation {
         )
     }
 
-    fn crashed(&self, i: usize) -> bool {
-        self.nodes[i].role == Role::Byzantine(Strategy::Crash)
-            && self.now >= self.period_ns * self.sc.rounds as i64 / 2
-    }
-
-    fn partitioned(&self, i: usize) -> bool {
-        if self.sc.partition_nodes == 0 {
-            return false;
-        }
-        let first = self.sc.nodes - self.sc.faulty - self.sc.clock_faults - self.sc.partition_nodes;
-        let start = self.period_ns * (self.sc.rounds / 3) as i64;
-        let stop = start + self.period_ns * self.sc.partition_rounds as i64;
-        (first..first + self.sc.partition_nodes).contains(&i) && (start..stop).contains(&self.now)
-    }
-
-    /// One-way delay from `from` to `to`, or `None` if the message is lost.
-    fn path_delay(&mut self, from: usize, to: usize) -> Option<i64> {
-        if self.partitioned(from) || self.partitioned(to) {
-            return None;
-        }
-        if self.sc.loss > 0.0 && self.net_rng.random::<f64>() < self.sc.loss {
-            return None;
-        }
-        let asym = ms(self.sc.asymmetry_ms) / 2;
-        let base = ms(self.sc.delay_ms) + if from < to { asym } else { -asym };
-        let jitter = ms(self.sc.jitter_ms);
-        let extra = if jitter > 0 {
-            self.net_rng.random_range(0..=jitter)
-        } else {
-            0
-        };
-        Some((base + extra).max(0))
-    }
-
-    fn on_timer(&mut self, i: usize, generation: u64) {
-        if self.nodes[i].timer_gen != generation || self.crashed(i) {
-            return;
-        }
-        let node = &mut self.nodes[i];
-        let local = node.osc.local(self.now);
-        if local < node.timer_target {
-            let at = node.osc.true_time_for(node.timer_target, self.now);
-            self.queue.push(
-                at.max(self.now + 1),
-                Event::Timer {
-                    node: i,
-                    generation,
-                },
-            );
-            return;
-        }
-        let actions = node.core.handle_timer(local, &mut node.rng);
-        self.execute(i, local, actions);
-    }
-
-    fn execute(&mut self, i: usize, local: LocalTime, actions: Vec<Action>) {
-        for action in actions {
-            match action {
-                Action::SendRequest { to, request } => {
-                    let to = to.index();
-                    if let Some(d) = self.path_delay(i, to) {
-                        self.queue.push(
-                            self.now + d,
-                            Event::Request {
-                                to,
-                                from: i,
-                                request,
-                                sent_local: local,
-                            },
-                        );
-                    }
-                }
-                Action::SetTimer { at } => {
-                    let node = &mut self.nodes[i];
-                    node.timer_gen += 1;
-                    node.timer_target = at;
-                    let t = node.osc.true_time_for(at, self.now).max(self.now + 1);
-                    self.queue.push(
-                        t,
-                        Event::Timer {
-                            node: i,
-                            generation: node.timer_gen,
-                        },
-                    );
-                }
-                Action::StateChanged(tr) => {
-                    if self.trace {
-                        eprintln!(
-                            "t={} node {i}: {:?} -> {:?} {}",
-                            Nanos(self.now),
-                            tr.from,
-                            tr.to,
-                            tr.reason.map(|r| r.to_string()).unwrap_or_default()
-                        );
-                    }
-                    if tr.to == SyncState::Quarantined {
-                        self.nodes[i].ever_quarantined = true;
-                    }
-                }
-                Action::RoundCompleted(r) => {
-                    if i < 2 && self.trace {
-                        eprintln!(
-                            "  node {i} round {} {:?} c={} applied={} stepped={} err={:?} rate={} used={} {}",
-                            r.round,
-                            r.state,
-                            r.correction,
-                            r.applied,
-                            r.stepped,
-                            r.error.map(|e| e.to_string()),
-                            r.rate,
-                            r.readings_used,
-                            r.verdict
-                        );
-                    }
-                }
-            }
-        }
-    }
-
-    /// Highest protocol clock among correct nodes at the current instant (the
-    /// `boundary` adversary is omniscient); cached for 1/32 of a round.
-    fn oracle_top(&mut self) -> i64 {
-        if self.now.saturating_sub(self.oracle.0) > self.period_ns / 32 {
-            let now = self.now;
-            let top = self
-                .nodes
-                .iter()
-                .filter(|n| n.role == Role::Correct)
-                .map(|n| n.core.clock().protocol_time(n.osc.local(now)).0)
-                .max()
-                .unwrap_or(0);
-            self.oracle = (now, top);
-        }
-        self.oracle.1
-    }
-
-    fn on_request(&mut self, to: usize, from: usize, request: Request, sent_local: LocalTime) {
-        if self.crashed(to) {
-            return;
-        }
-        let role = self.nodes[to].role;
-        if role == Role::Byzantine(Strategy::Mute) {
-            return;
-        }
-        let local = self.nodes[to].osc.local(self.now);
-        let honest =
-            match self.nodes[to]
-                .core
-                .handle_request(MemberId(from as u16), &request, local, local)
-            {
-                Ok(r) => r,
-                Err(reason) => {
-                    *self.rejected.entry(reason.as_str()).or_default() += 1;
-                    return;
-                }
-            };
-        let mut extra_delay = 0;
-        let reading = match role {
-            Role::Byzantine(s) => match self.lie(to, from, s, honest) {
-                Some((r, d)) => {
-                    extra_delay = d;
-                    r
-                }
-                None => return,
-            },
-            _ => honest,
-        };
-        if let Some(d) = self.path_delay(to, from) {
-            self.queue.push(
-                self.now + d + extra_delay,
-                Event::Response {
-                    to: from,
-                    from: to,
-                    reading,
-                    sent_local,
-                },
-            );
-        }
-    }
-
-    /// What a Byzantine responder sends instead of the honest reading (and extra delay).
-    fn lie(
-        &mut self,
-        me: usize,
-        requester: usize,
-        s: Strategy,
-        honest: Signed<Reading>,
-    ) -> Option<(Signed<Reading>, i64)> {
-        let lie = ms(self.sc.lie_ms);
-        let shift = match s {
-            Strategy::None | Strategy::Crash => return Some((honest, 0)),
-            Strategy::Mute | Strategy::Mixed => return None,
-            Strategy::Slow => {
-                let d = self.net_rng.random_range(0..=self.period_ns * 8 / 10);
-                return Some((honest, d));
-            }
-            Strategy::Replay => {
-                let node = &mut self.nodes[me];
-                return match node.replay_cache.get(&MemberId(requester as u16)) {
-                    Some(old) => Some((old.clone(), 0)),
-                    None => {
-                        node.replay_cache
-                            .insert(MemberId(requester as u16), honest.clone());
-                        Some((honest, 0))
-                    }
-                };
-            }
-            Strategy::Liar => lie,
-            Strategy::TwoFaced => {
-                if requester.is_multiple_of(2) {
-                    lie
-                } else {
-                    -lie
-                }
-            }
-            Strategy::Random => self.net_rng.random_range(-lie..=lie),
-            Strategy::Boundary => {
-                let top = self.oracle_top();
-                let node = &self.nodes[me];
-                let mine = node.core.clock().protocol_time(node.osc.local(self.now)).0;
-                top - mine + ms(self.sc.delay_ms) * 9 / 10
-            }
-        };
-        let mut r = honest.decode_unverified().ok()?;
-        r.receive += Nanos(shift);
-        r.transmit += Nanos(shift);
-        r.error = Some(Nanos::ZERO);
-        let signed = Signed::sign(&r, self.nodes[me].signer.as_ref()).ok()?;
-        Some((signed, 0))
-    }
-
-    fn on_response(
-        &mut self,
-        to: usize,
-        from: usize,
-        reading: Signed<Reading>,
-        sent_local: LocalTime,
-    ) {
-        if self.crashed(to) {
-            return;
-        }
-        let node = &mut self.nodes[to];
-        let local = node.osc.local(self.now);
-        match node
-            .core
-            .handle_response(MemberId(from as u16), reading, sent_local, local)
+    /// The `boundary` adversary is omniscient: it knows the highest protocol clock among
+    /// correct nodes. Recomputed at a window's start once 1/32 of a round has passed.
+    fn refresh_oracle(&mut self, now: i64) {
+        if !self.sc.strategy.uses_boundary()
+            || now.saturating_sub(self.oracle.0) <= self.period_ns / 32
         {
-            ResponseOutcome::Accepted => self.exchanges += 1,
-            ResponseOutcome::Rejected(reason) => {
-                *self.rejected.entry(reason.as_str()).or_default() += 1
-            }
+            return;
         }
+        let top = self
+            .nodes
+            .iter()
+            .filter(|n| n.role == Role::Correct)
+            .map(|n| n.core.clock().protocol_time(n.osc.local(now)).0)
+            .max()
+            .unwrap_or(0);
+        self.oracle = (now, top);
     }
 
     /// Ground truth: every correct node's served clock at this one true instant.
-    fn measure(&mut self, index: u64) {
-        let now = self.now;
+    fn measure(&mut self, index: u64, now: i64) {
         let (mut min, mut max) = (i64::MAX, i64::MIN);
         let (mut serving_min, mut serving_max) = (i64::MAX, i64::MIN);
         let mut serving = 0;
@@ -655,5 +540,341 @@ impl Simulation {
             observed_quarantines: observed,
             synced_correct_at_end: synced_at_end,
         }
+    }
+}
+
+/// A window with fewer events due stays on one thread: starting a thread costs more
+/// than a quiet window's work.
+const PARALLEL_MIN_EVENTS: usize = 200;
+
+/// Runs one window over every node range, in parallel or one range after another;
+/// the run is the same either way.
+fn run_window(
+    nodes: &mut [SimNode],
+    state: &mut [Range],
+    window_end: i64,
+    shared: &Shared<'_>,
+    parallel: bool,
+) {
+    let work = nodes.chunks_mut(shared.chunk).zip(state.iter_mut());
+    if !parallel {
+        for (range, st) in work {
+            run_range(range, st, window_end, shared);
+        }
+        return;
+    }
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = work
+            .map(|(range, st)| scope.spawn(move || run_range(range, st, window_end, shared)))
+            .collect();
+        for h in handles {
+            if let Err(panic) = h.join() {
+                std::panic::resume_unwind(panic);
+            }
+        }
+    });
+}
+
+/// Delivers the range's mail, then runs its events before `window_end` in time order.
+fn run_range(range: &mut [SimNode], st: &mut Range, window_end: i64, shared: &Shared<'_>) {
+    let first = st.first;
+    for k in 0..st.inbox.len() {
+        for m in std::mem::take(&mut st.inbox[k]) {
+            st.queue.push(m.at, m.key, (m.to, m.event));
+        }
+    }
+    while st.queue.peek_time().is_some_and(|t| t < window_end) {
+        let Some((now, (to, ev))) = st.queue.pop() else {
+            break;
+        };
+        let i = to as usize;
+        let node = &mut range[i - first];
+        match ev {
+            Event::Timer { generation } => on_timer(node, i, now, generation, shared, st),
+            Event::Request {
+                from,
+                request,
+                sent_local,
+            } => on_request(node, i, from as usize, now, request, sent_local, shared, st),
+            Event::Response {
+                from,
+                reading,
+                sent_local,
+            } => on_response(node, from as usize, now, &reading, sent_local, shared, st),
+        }
+    }
+}
+
+fn crashed(node: &SimNode, now: i64, shared: &Shared<'_>) -> bool {
+    node.role == Role::Byzantine(Strategy::Crash)
+        && now >= shared.period_ns * shared.sc.rounds as i64 / 2
+}
+
+fn partitioned(i: usize, now: i64, shared: &Shared<'_>) -> bool {
+    let sc = shared.sc;
+    if sc.partition_nodes == 0 {
+        return false;
+    }
+    let first = sc.nodes - sc.faulty - sc.clock_faults - sc.partition_nodes;
+    let start = shared.period_ns * (sc.rounds / 3) as i64;
+    let stop = start + shared.period_ns * sc.partition_rounds as i64;
+    (first..first + sc.partition_nodes).contains(&i) && (start..stop).contains(&now)
+}
+
+/// One-way delay from `from` to `to` sent at `now`, or `None` if the message is lost.
+/// Drawn from the sender's network stream; never below the window length.
+fn path_delay(
+    sender: &mut SimNode,
+    from: usize,
+    to: usize,
+    now: i64,
+    shared: &Shared<'_>,
+) -> Option<i64> {
+    if partitioned(from, now, shared) || partitioned(to, now, shared) {
+        return None;
+    }
+    let sc = shared.sc;
+    if sc.loss > 0.0 && sender.net_rng.random::<f64>() < sc.loss {
+        return None;
+    }
+    let ns = shared.ns;
+    let asym = ns.asymmetry_half;
+    let base = ns.delay + if from < to { asym } else { -asym };
+    let extra = if ns.jitter > 0 {
+        sender.net_rng.random_range(0..=ns.jitter)
+    } else {
+        0
+    };
+    Some((base + extra).max(ns.lookahead))
+}
+
+fn on_timer(
+    node: &mut SimNode,
+    i: usize,
+    now: i64,
+    generation: u64,
+    shared: &Shared<'_>,
+    out: &mut Range,
+) {
+    if node.timer_gen != generation || crashed(node, now, shared) {
+        return;
+    }
+    let local = node.osc.local(now);
+    if local < node.timer_target {
+        let at = node.osc.true_time_for(node.timer_target, now);
+        let key = node.next_key(i);
+        out.send(
+            shared,
+            Message {
+                at: at.max(now + 1),
+                key,
+                to: i as u32,
+                event: Event::Timer { generation },
+            },
+        );
+        return;
+    }
+    let actions = node.core.handle_timer(local, &mut node.rng);
+    execute(node, i, now, local, actions, shared, out);
+}
+
+fn execute(
+    node: &mut SimNode,
+    i: usize,
+    now: i64,
+    local: LocalTime,
+    actions: Vec<Action>,
+    shared: &Shared<'_>,
+    out: &mut Range,
+) {
+    for action in actions {
+        match action {
+            Action::SendRequest { to, request } => {
+                let to = to.index();
+                if let Some(d) = path_delay(node, i, to, now, shared) {
+                    let key = node.next_key(i);
+                    out.send(
+                        shared,
+                        Message {
+                            at: now + d,
+                            key,
+                            to: to as u32,
+                            event: Event::Request {
+                                from: i as u32,
+                                request,
+                                sent_local: local,
+                            },
+                        },
+                    );
+                }
+            }
+            Action::SetTimer { at } => {
+                node.timer_gen += 1;
+                node.timer_target = at;
+                let t = node.osc.true_time_for(at, now).max(now + 1);
+                let generation = node.timer_gen;
+                let key = node.next_key(i);
+                out.send(
+                    shared,
+                    Message {
+                        at: t,
+                        key,
+                        to: i as u32,
+                        event: Event::Timer { generation },
+                    },
+                );
+            }
+            Action::StateChanged(tr) => {
+                if shared.trace {
+                    eprintln!(
+                        "t={} node {i}: {:?} -> {:?} {}",
+                        Nanos(now),
+                        tr.from,
+                        tr.to,
+                        tr.reason.map(|r| r.to_string()).unwrap_or_default()
+                    );
+                }
+                if tr.to == SyncState::Quarantined {
+                    node.ever_quarantined = true;
+                }
+            }
+            Action::RoundCompleted(r) => {
+                if i < 2 && shared.trace {
+                    eprintln!(
+                        "  node {i} round {} {:?} c={} applied={} stepped={} err={:?} rate={} used={} {}",
+                        r.round,
+                        r.state,
+                        r.correction,
+                        r.applied,
+                        r.stepped,
+                        r.error.map(|e| e.to_string()),
+                        r.rate,
+                        r.readings_used,
+                        r.verdict
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn on_request(
+    node: &mut SimNode,
+    i: usize,
+    from: usize,
+    now: i64,
+    request: Request,
+    sent_local: LocalTime,
+    shared: &Shared<'_>,
+    out: &mut Range,
+) {
+    if crashed(node, now, shared) || node.role == Role::Byzantine(Strategy::Mute) {
+        return;
+    }
+    let local = node.osc.local(now);
+    let honest = match node
+        .core
+        .handle_request(MemberId(from as u16), &request, local, local)
+    {
+        Ok(r) => r,
+        Err(reason) => {
+            *out.rejected.entry(reason.as_str()).or_default() += 1;
+            return;
+        }
+    };
+    let (reading, extra_delay) = match node.role {
+        Role::Byzantine(s) => match lie(node, from, now, s, honest, shared) {
+            Some(lied) => lied,
+            None => return,
+        },
+        _ => (honest, 0),
+    };
+    if let Some(d) = path_delay(node, i, from, now, shared) {
+        let key = node.next_key(i);
+        out.send(
+            shared,
+            Message {
+                at: now + d + extra_delay,
+                key,
+                to: from as u32,
+                event: Event::Response {
+                    from: i as u32,
+                    reading,
+                    sent_local,
+                },
+            },
+        );
+    }
+}
+
+/// What a Byzantine responder sends instead of the honest reading (and extra delay).
+fn lie(
+    node: &mut SimNode,
+    requester: usize,
+    now: i64,
+    s: Strategy,
+    honest: Signed<Reading>,
+    shared: &Shared<'_>,
+) -> Option<(Signed<Reading>, i64)> {
+    let lie = shared.ns.lie;
+    let shift = match s {
+        Strategy::None | Strategy::Crash => return Some((honest, 0)),
+        Strategy::Mute | Strategy::Mixed => return None,
+        Strategy::Slow => {
+            let d = node.net_rng.random_range(0..=shared.period_ns * 8 / 10);
+            return Some((honest, d));
+        }
+        Strategy::Replay => {
+            return match node.replay_cache.get(&MemberId(requester as u16)) {
+                Some(old) => Some((old.clone(), 0)),
+                None => {
+                    node.replay_cache
+                        .insert(MemberId(requester as u16), honest.clone());
+                    Some((honest, 0))
+                }
+            };
+        }
+        Strategy::Liar => lie,
+        Strategy::TwoFaced => {
+            if requester.is_multiple_of(2) {
+                lie
+            } else {
+                -lie
+            }
+        }
+        Strategy::Random => node.net_rng.random_range(-lie..=lie),
+        Strategy::Boundary => {
+            let mine = node.core.clock().protocol_time(node.osc.local(now)).0;
+            shared.oracle_top - mine + shared.ns.delay * 9 / 10
+        }
+    };
+    let mut r = honest.decode_unverified().ok()?;
+    r.receive += Nanos(shift);
+    r.transmit += Nanos(shift);
+    r.error = Some(Nanos::ZERO);
+    let signed = Signed::sign(&r, node.signer.as_ref()).ok()?;
+    Some((signed, 0))
+}
+
+fn on_response(
+    node: &mut SimNode,
+    from: usize,
+    now: i64,
+    reading: &Signed<Reading>,
+    sent_local: LocalTime,
+    shared: &Shared<'_>,
+    out: &mut Range,
+) {
+    if crashed(node, now, shared) {
+        return;
+    }
+    let local = node.osc.local(now);
+    match node
+        .core
+        .handle_response(MemberId(from as u16), reading, sent_local, local)
+    {
+        ResponseOutcome::Accepted => out.exchanges += 1,
+        ResponseOutcome::Rejected(reason) => *out.rejected.entry(reason.as_str()).or_default() += 1,
     }
 }
