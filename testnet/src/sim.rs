@@ -9,9 +9,10 @@
 //! depend only on that node's own state: nothing another node does in the window can
 //! reach it before the window ends. The simulator therefore runs in windows [T, T + L).
 //! With `threads = k` the nodes are cut into k contiguous ranges, each with its own
-//! event queue; a busy window runs the ranges in parallel (a quiet one runs them one
-//! after another, cheaper than waking a thread), and messages for another range wait
-//! for the window to close. Nothing in the run depends on the order ranges or nodes are
+//! event queue; a busy window runs the ranges in parallel, on the calling thread and
+//! k − 1 workers that live for the whole run (a quiet window runs them one after
+//! another, cheaper than waking a worker), and messages for another range wait for the
+//! window to close. Nothing in the run depends on the order ranges or nodes are
 //! visited in: each node draws its network randomness from its own stream, and events
 //! that fall on the same nanosecond are ordered by (creating node, creation count), not
 //! by delivery. So the report is the same for any `threads`, and only `wall_ms` changes
@@ -19,7 +20,8 @@
 //! at the same instant.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
 use bftime_crypto::{
@@ -111,9 +113,17 @@ struct Shared<'a> {
     chunk: usize,
 }
 
-/// A contiguous range of nodes, their pending events (one queue for the range, so the
-/// thread running it works on one hot queue) and what they sent in the current window.
+/// A contiguous range of nodes and their traffic. Aligned so two ranges' hot fields
+/// never share a cache line between threads.
+#[repr(align(128))]
 struct Range {
+    nodes: Vec<SimNode>,
+    traffic: Traffic,
+}
+
+/// A range's pending events (one queue for the whole range, so the thread running it
+/// works on one hot queue) and what its nodes sent in the current window.
+struct Traffic {
     first: usize,
     len: usize,
     queue: EventQueue<(u32, Event)>,
@@ -125,7 +135,7 @@ struct Range {
     rejected: HashMap<&'static str, u64>,
 }
 
-impl Range {
+impl Traffic {
     /// Sends `m`: nothing sent in a window arrives before it ends, so a message within
     /// the range goes straight into its queue; one for another range waits for the
     /// window to close.
@@ -179,6 +189,7 @@ pub struct Simulation {
 }
 
 /// Scenario figures used on every message, in nanoseconds.
+#[derive(Clone, Copy)]
 struct ScenarioNs {
     delay: i64,
     asymmetry_half: i64,
@@ -347,68 +358,116 @@ impl Simulation {
         let n = self.nodes.len();
         let ranges = self.threads.clamp(1, n.max(1));
         let chunk = n.div_ceil(ranges).max(1);
-        let mut state: Vec<Range> = (0..ranges)
-            .map(|d| Range {
-                first: d * chunk,
-                len: chunk.min(n.saturating_sub(d * chunk)),
-                queue: EventQueue::default(),
-                inbox: (0..ranges).map(|_| Vec::new()).collect(),
-                outbox: (0..ranges).map(|_| Vec::new()).collect(),
-                exchanges: 0,
-                rejected: HashMap::new(),
-            })
-            .collect();
+        // The nodes move into their ranges for the run and come back for the report.
+        let mut rest = std::mem::take(&mut self.nodes);
+        let mut work: Vec<Mutex<Range>> = Vec::with_capacity(ranges);
+        for d in 0..ranges {
+            let tail = rest.split_off(chunk.min(rest.len()));
+            let nodes = std::mem::replace(&mut rest, tail);
+            work.push(Mutex::new(Range {
+                traffic: Traffic {
+                    first: d * chunk,
+                    len: nodes.len(),
+                    queue: EventQueue::default(),
+                    inbox: (0..ranges).map(|_| Vec::new()).collect(),
+                    outbox: (0..ranges).map(|_| Vec::new()).collect(),
+                    exchanges: 0,
+                    rejected: HashMap::new(),
+                },
+                nodes,
+            }));
+        }
         for m in std::mem::take(&mut self.initial) {
-            state[m.to as usize / chunk]
+            lock(&work[m.to as usize / chunk])
+                .traffic
                 .queue
                 .push(m.at, m.key, (m.to, m.event));
         }
-        loop {
-            let start = state
-                .iter_mut()
-                .filter_map(Range::next_time)
-                .min()
-                .unwrap_or(i64::MAX);
-            while next_measure < self.sc.rounds && measure_at(next_measure) <= start {
-                self.measure(next_measure, measure_at(next_measure));
-                next_measure += 1;
-            }
-            if start > end {
-                break;
-            }
-            let mut window_end = (start + self.ns.lookahead).min(end + 1);
-            if next_measure < self.sc.rounds {
-                window_end = window_end.min(measure_at(next_measure));
-            }
-            let due: usize = state.iter().map(|r| r.due_before(window_end)).sum();
-            self.refresh_oracle(start);
-            let shared = Shared {
-                sc: &self.sc,
-                ns: &self.ns,
-                period_ns: self.period_ns,
-                oracle_top: self.oracle.1,
-                trace: self.trace,
-                chunk,
-            };
-            let parallel = ranges > 1 && due >= PARALLEL_MIN_EVENTS;
-            run_window(&mut self.nodes, &mut state, window_end, &shared, parallel);
-            for s in 0..ranges {
-                let (exchanges, rejected) = {
-                    let st = &mut state[s];
-                    (
-                        std::mem::take(&mut st.exchanges),
-                        std::mem::take(&mut st.rejected),
-                    )
+        let sc = self.sc.clone();
+        let ns = self.ns;
+        let trace = self.trace;
+        let pool = Pool::default();
+        std::thread::scope(|scope| {
+            let main = std::thread::current();
+            let workers: Vec<std::thread::Thread> = (1..ranges)
+                .map(|k| {
+                    let (work, pool, sc, ns, main) = (&work, &pool, &sc, &ns, main.clone());
+                    scope
+                        .spawn(move || pool.serve(k, work, sc, ns, period_ns, trace, chunk, &main))
+                        .thread()
+                        .clone()
+                })
+                .collect();
+            loop {
+                let start = work
+                    .iter()
+                    .filter_map(|r| lock(r).traffic.next_time())
+                    .min()
+                    .unwrap_or(i64::MAX);
+                while next_measure < self.sc.rounds && measure_at(next_measure) <= start {
+                    let guards: Vec<_> = work.iter().map(lock).collect();
+                    let nodes = guards.iter().flat_map(|g| g.nodes.iter());
+                    self.measure(next_measure, measure_at(next_measure), nodes);
+                    next_measure += 1;
+                }
+                if start > end {
+                    break;
+                }
+                let mut window_end = (start + self.ns.lookahead).min(end + 1);
+                if next_measure < self.sc.rounds {
+                    window_end = window_end.min(measure_at(next_measure));
+                }
+                {
+                    let guards: Vec<_> = work.iter().map(lock).collect();
+                    let nodes = guards.iter().flat_map(|g| g.nodes.iter());
+                    self.refresh_oracle(start, nodes);
+                }
+                let due: usize = work
+                    .iter()
+                    .map(|r| lock(r).traffic.due_before(window_end))
+                    .sum();
+                let shared = Shared {
+                    sc: &sc,
+                    ns: &ns,
+                    period_ns,
+                    oracle_top: self.oracle.1,
+                    trace,
+                    chunk,
                 };
-                self.exchanges += exchanges;
-                for (reason, count) in rejected {
-                    *self.rejected.entry(reason).or_default() += count;
+                if ranges > 1 && due >= PARALLEL_MIN_EVENTS {
+                    pool.dispatch(window_end, self.oracle.1, &workers);
+                    run_range(&mut lock(&work[0]), window_end, &shared);
+                    pool.wait_done(ranges - 1);
+                } else {
+                    for r in &work {
+                        run_range(&mut lock(r), window_end, &shared);
+                    }
                 }
-                for d in 0..ranges {
-                    let msgs = std::mem::take(&mut state[s].outbox[d]);
-                    state[d].inbox[s] = msgs;
+                // Counters, and mail for the next window.
+                for s in 0..ranges {
+                    let mut guard = lock(&work[s]);
+                    let from = &mut guard.traffic;
+                    self.exchanges += std::mem::take(&mut from.exchanges);
+                    for (reason, count) in std::mem::take(&mut from.rejected) {
+                        *self.rejected.entry(reason).or_default() += count;
+                    }
+                    let outbox: Vec<Vec<Message>> =
+                        from.outbox.iter_mut().map(std::mem::take).collect();
+                    drop(guard);
+                    for (d, msgs) in outbox.into_iter().enumerate() {
+                        if !msgs.is_empty() {
+                            lock(&work[d]).traffic.inbox[s] = msgs;
+                        }
+                    }
                 }
             }
+            pool.stop(&workers);
+        });
+        for r in work {
+            let range = r
+                .into_inner()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            self.nodes.extend(range.nodes);
         }
         let wall_ms = started.elapsed().as_secs_f64() * 1e3;
         crate::report::build(
@@ -424,15 +483,13 @@ impl Simulation {
 
     /// The `boundary` adversary is omniscient: it knows the highest protocol clock among
     /// correct nodes. Recomputed at a window's start once 1/32 of a round has passed.
-    fn refresh_oracle(&mut self, now: i64) {
+    fn refresh_oracle<'a>(&mut self, now: i64, nodes: impl Iterator<Item = &'a SimNode>) {
         if !self.sc.strategy.uses_boundary()
             || now.saturating_sub(self.oracle.0) <= self.period_ns / 32
         {
             return;
         }
-        let top = self
-            .nodes
-            .iter()
+        let top = nodes
             .filter(|n| n.role == Role::Correct)
             .map(|n| n.core.clock().protocol_time(n.osc.local(now)).0)
             .max()
@@ -441,13 +498,18 @@ impl Simulation {
     }
 
     /// Ground truth: every correct node's served clock at this one true instant.
-    fn measure(&mut self, index: u64, now: i64) {
+    fn measure<'a>(
+        &mut self,
+        index: u64,
+        now: i64,
+        nodes: impl Iterator<Item = &'a SimNode> + Clone,
+    ) {
         let (mut min, mut max) = (i64::MAX, i64::MIN);
         let (mut serving_min, mut serving_max) = (i64::MAX, i64::MIN);
         let mut serving = 0;
         let mut quarantined = 0;
-        let mut clocks: Vec<(i64, i64)> = Vec::with_capacity(self.nodes.len());
-        for n in self.nodes.iter().filter(|n| n.role == Role::Correct) {
+        let mut clocks: Vec<(i64, i64)> = Vec::new();
+        for n in nodes.clone().filter(|n| n.role == Role::Correct) {
             let c = n.core.clock().served_time(n.osc.local(now)).0;
             clocks.push((now, c));
             min = min.min(c);
@@ -469,16 +531,13 @@ impl Simulation {
         };
         self.ground.record_serving_skew(serving_skew);
         if self.trace {
-            let a: Vec<i64> = self
-                .nodes
-                .iter()
+            let a: Vec<i64> = nodes
+                .clone()
                 .filter(|n| n.role == Role::Correct)
                 .map(|n| n.core.clock().protocol_time(n.osc.local(now)).0)
                 .collect();
             let a_skew = a.iter().max().unwrap_or(&0) - a.iter().min().unwrap_or(&0);
-            let rates: Vec<f64> = self
-                .nodes
-                .iter()
+            let rates: Vec<f64> = nodes
                 .filter(|n| n.role == Role::Correct)
                 .map(|n| n.core.clock().rate().0 + n.osc.drift * 1e6)
                 .collect();
@@ -547,37 +606,119 @@ impl Simulation {
 /// than a quiet window's work.
 const PARALLEL_MIN_EVENTS: usize = 200;
 
-/// Runs one window over every node range, in parallel or one range after another;
-/// the run is the same either way.
-fn run_window(
-    nodes: &mut [SimNode],
-    state: &mut [Range],
-    window_end: i64,
-    shared: &Shared<'_>,
-    parallel: bool,
-) {
-    let work = nodes.chunks_mut(shared.chunk).zip(state.iter_mut());
-    if !parallel {
-        for (range, st) in work {
-            run_range(range, st, window_end, shared);
+/// Locks a range. A poisoned lock means a worker panicked; its panic is re-raised on
+/// the main thread by [`Pool::wait_done`], so the data is only read on the way out.
+fn lock(r: &Mutex<Range>) -> MutexGuard<'_, Range> {
+    r.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// How the main thread hands busy windows to the worker threads (one per range but the
+/// first, which the main thread runs itself). Workers spin briefly, then park: windows
+/// come in bursts a few microseconds apart, and waking a parked thread costs more.
+#[derive(Default)]
+struct Pool {
+    /// Bumped once per dispatched window (and once to stop).
+    epoch: AtomicU64,
+    window_end: AtomicI64,
+    oracle_top: AtomicI64,
+    stop: AtomicBool,
+    done: AtomicUsize,
+    panic: Mutex<Option<Box<dyn std::any::Any + Send>>>,
+}
+
+/// Spin iterations before a waiting thread parks (about 50 µs).
+const SPINS: u32 = 20_000;
+
+fn wait_until(cond: impl Fn() -> bool) {
+    for _ in 0..SPINS {
+        if cond() {
+            return;
         }
-        return;
+        std::hint::spin_loop();
     }
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = work
-            .map(|(range, st)| scope.spawn(move || run_range(range, st, window_end, shared)))
-            .collect();
-        for h in handles {
-            if let Err(panic) = h.join() {
-                std::panic::resume_unwind(panic);
-            }
+    while !cond() {
+        std::thread::park_timeout(std::time::Duration::from_millis(1));
+    }
+}
+
+impl Pool {
+    fn dispatch(&self, window_end: i64, oracle_top: i64, workers: &[std::thread::Thread]) {
+        self.window_end.store(window_end, Ordering::SeqCst);
+        self.oracle_top.store(oracle_top, Ordering::SeqCst);
+        self.done.store(0, Ordering::SeqCst);
+        self.epoch.fetch_add(1, Ordering::SeqCst);
+        for w in workers {
+            w.unpark();
         }
-    });
+    }
+
+    fn wait_done(&self, workers: usize) {
+        wait_until(|| self.done.load(Ordering::SeqCst) >= workers);
+        let panic = self
+            .panic
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .take();
+        if let Some(payload) = panic {
+            std::panic::resume_unwind(payload);
+        }
+    }
+
+    fn stop(&self, workers: &[std::thread::Thread]) {
+        self.stop.store(true, Ordering::SeqCst);
+        self.epoch.fetch_add(1, Ordering::SeqCst);
+        for w in workers {
+            w.unpark();
+        }
+    }
+
+    /// A worker: runs range `k` for every dispatched window until told to stop.
+    #[allow(clippy::too_many_arguments)]
+    fn serve(
+        &self,
+        k: usize,
+        work: &[Mutex<Range>],
+        sc: &Scenario,
+        ns: &ScenarioNs,
+        period_ns: i64,
+        trace: bool,
+        chunk: usize,
+        main: &std::thread::Thread,
+    ) {
+        let mut seen = 0;
+        loop {
+            wait_until(|| self.epoch.load(Ordering::SeqCst) != seen);
+            seen = self.epoch.load(Ordering::SeqCst);
+            if self.stop.load(Ordering::SeqCst) {
+                return;
+            }
+            let shared = Shared {
+                sc,
+                ns,
+                period_ns,
+                oracle_top: self.oracle_top.load(Ordering::SeqCst),
+                trace,
+                chunk,
+            };
+            let window_end = self.window_end.load(Ordering::SeqCst);
+            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                run_range(&mut lock(&work[k]), window_end, &shared);
+            }));
+            if let Err(payload) = outcome {
+                *self
+                    .panic
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(payload);
+            }
+            self.done.fetch_add(1, Ordering::SeqCst);
+            main.unpark();
+        }
+    }
 }
 
 /// Delivers the range's mail, then runs its events before `window_end` in time order.
-fn run_range(range: &mut [SimNode], st: &mut Range, window_end: i64, shared: &Shared<'_>) {
-    let first = st.first;
+fn run_range(range: &mut Range, window_end: i64, shared: &Shared<'_>) {
+    let Range { nodes, traffic: st } = range;
     for k in 0..st.inbox.len() {
         for m in std::mem::take(&mut st.inbox[k]) {
             st.queue.push(m.at, m.key, (m.to, m.event));
@@ -588,7 +729,7 @@ fn run_range(range: &mut [SimNode], st: &mut Range, window_end: i64, shared: &Sh
             break;
         };
         let i = to as usize;
-        let node = &mut range[i - first];
+        let node = &mut nodes[i - st.first];
         match ev {
             Event::Timer { generation } => on_timer(node, i, now, generation, shared, st),
             Event::Request {
@@ -654,7 +795,7 @@ fn on_timer(
     now: i64,
     generation: u64,
     shared: &Shared<'_>,
-    out: &mut Range,
+    out: &mut Traffic,
 ) {
     if node.timer_gen != generation || crashed(node, now, shared) {
         return;
@@ -685,7 +826,7 @@ fn execute(
     local: LocalTime,
     actions: Vec<Action>,
     shared: &Shared<'_>,
-    out: &mut Range,
+    out: &mut Traffic,
 ) {
     for action in actions {
         match action {
@@ -767,7 +908,7 @@ fn on_request(
     request: Request,
     sent_local: LocalTime,
     shared: &Shared<'_>,
-    out: &mut Range,
+    out: &mut Traffic,
 ) {
     if crashed(node, now, shared) || node.role == Role::Byzantine(Strategy::Mute) {
         return;
@@ -864,7 +1005,7 @@ fn on_response(
     reading: &Signed<Reading>,
     sent_local: LocalTime,
     shared: &Shared<'_>,
-    out: &mut Range,
+    out: &mut Traffic,
 ) {
     if crashed(node, now, shared) {
         return;
