@@ -23,7 +23,7 @@ fn n250(strategy: Strategy) -> Scenario {
 /// rounds are P/4), stays within Π, no correct node quarantines, every correct node
 /// serves, and the skew ends at the sub-millisecond level. After convergence the skew is
 /// within the Welch–Lynch bound for every strategy except two: `two-faced` (the split
-/// only halves each round) and `boundary` (held at seeds 1 and 7, a 10 ms transient at
+/// only halves each round) and `boundary` (held at seeds 1 and 7, a 25 ms transient at
 /// seed 2; spec §5.3).
 #[test]
 fn n250_f83_strategies_hold_precision_without_false_quarantines() {
