@@ -398,6 +398,9 @@ impl Simulation {
                         .clone()
                 })
                 .collect();
+            // Stops the workers however the main thread leaves the scope (a panic too:
+            // the scope would otherwise wait for them forever).
+            let _stop = StopWorkers(&pool, &workers);
             loop {
                 let start = work
                     .iter()
@@ -461,7 +464,6 @@ impl Simulation {
                     }
                 }
             }
-            pool.stop(&workers);
         });
         for r in work {
             let range = r
@@ -624,6 +626,15 @@ struct Pool {
     stop: AtomicBool,
     done: AtomicUsize,
     panic: Mutex<Option<Box<dyn std::any::Any + Send>>>,
+}
+
+/// Signals the workers to stop when dropped.
+struct StopWorkers<'a>(&'a Pool, &'a [std::thread::Thread]);
+
+impl Drop for StopWorkers<'_> {
+    fn drop(&mut self) {
+        self.0.stop(self.1);
+    }
 }
 
 /// Spin iterations before a waiting thread parks (about 50 µs).
