@@ -420,7 +420,7 @@ impl Simulation {
                 if next_measure < self.sc.rounds {
                     window_end = window_end.min(measure_at(next_measure));
                 }
-                {
+                if self.oracle_stale(start) {
                     let guards: Vec<_> = work.iter().map(lock).collect();
                     let nodes = guards.iter().flat_map(|g| g.nodes.iter());
                     self.refresh_oracle(start, nodes);
@@ -483,14 +483,16 @@ impl Simulation {
         )
     }
 
+    /// Whether the `boundary` adversary's view needs recomputing at `now`: only if some
+    /// node plays `boundary`, once 1/32 of a round has passed (checked before the ranges
+    /// are locked to read every node).
+    fn oracle_stale(&self, now: i64) -> bool {
+        self.sc.strategy.uses_boundary() && now.saturating_sub(self.oracle.0) > self.period_ns / 32
+    }
+
     /// The `boundary` adversary is omniscient: it knows the highest protocol clock among
-    /// correct nodes. Recomputed at a window's start once 1/32 of a round has passed.
+    /// correct nodes. Recomputed at a window's start when [`Self::oracle_stale`].
     fn refresh_oracle<'a>(&mut self, now: i64, nodes: impl Iterator<Item = &'a SimNode>) {
-        if !self.sc.strategy.uses_boundary()
-            || now.saturating_sub(self.oracle.0) <= self.period_ns / 32
-        {
-            return;
-        }
         let top = nodes
             .filter(|n| n.role == Role::Correct)
             .map(|n| n.core.clock().protocol_time(n.osc.local(now)).0)
