@@ -469,13 +469,13 @@ impl Driver {
                     host_monotonic_ns: self.clock.is_simulated().then_some(host),
                 });
             }
-            ApiRequest::Status(tx) => {
-                let _ = tx.send(self.status_view());
+            ApiRequest::Status { brief, reply } => {
+                let _ = reply.send(self.status_view(brief));
             }
         }
     }
 
-    fn status_view(&self) -> StatusView {
+    fn status_view(&self, brief: bool) -> StatusView {
         use std::sync::atomic::Ordering::Relaxed;
         let (host, local) = self.clock.sample();
         let s = &self.net.stats;
@@ -483,7 +483,11 @@ impl Driver {
             node: self.cfg.name().to_owned(),
             version: env!("CARGO_PKG_VERSION").to_owned(),
             cluster_id: self.cfg.cluster.cluster_id.clone(),
-            member_names: self.cfg.members.iter().map(|m| m.name.clone()).collect(),
+            member_names: if brief {
+                Vec::new()
+            } else {
+                self.cfg.members.iter().map(|m| m.name.clone()).collect()
+            },
             round_period_ms: self.cfg.cluster.round_period_ms,
             precision_ms: self.cfg.cluster.precision_ms,
             testing: self.cfg.testing.is_some(),
@@ -519,7 +523,11 @@ impl Driver {
                     error: st.error(),
                 }
             }),
-            snapshot: self.core.snapshot(local),
+            snapshot: if brief {
+                self.core.snapshot_summary(local)
+            } else {
+                self.core.snapshot(local)
+            },
         }
     }
 }

@@ -73,6 +73,12 @@ fn all_synced_test(n: usize) {
         assert_eq!(s["members"], n);
         assert!(s["quarantine_reason"].is_null());
         assert_eq!(s["member_names"].as_array().unwrap().len(), n);
+        // The summary the testnet polls: same state, no rows, no names.
+        let b = c.status_brief(k).expect("/status?brief=1 answers");
+        assert_eq!(b["state"], s["state"]);
+        assert_eq!(b["members"], n);
+        assert_eq!(b["peers"].as_array().map(Vec::len), Some(0));
+        assert_eq!(b["member_names"].as_array().map(Vec::len), Some(0));
         let (code, now) = c.now(k);
         assert_eq!(code, 0, "now on a synced node exits 0");
         let now = now.unwrap();

@@ -1051,9 +1051,21 @@ impl Core {
 
     /// The observable state (for `/status`, `bftime status`, metrics and tests).
     pub fn snapshot(&self, local: LocalTime) -> NodeSnapshot {
-        let peers = self
+        self.snapshot_with(local, true)
+    }
+
+    /// [`Core::snapshot`] without the per-peer rows (empty `peers`): what a poller that
+    /// wants only the summary asks for, every second, without paying for n rows.
+    pub fn snapshot_summary(&self, local: LocalTime) -> NodeSnapshot {
+        self.snapshot_with(local, false)
+    }
+
+    fn snapshot_with(&self, local: LocalTime, with_peers: bool) -> NodeSnapshot {
+        let rows = self
             .peers
             .iter()
+            .take(if with_peers { self.peers.len() } else { 0 });
+        let peers = rows
             .enumerate()
             .filter(|(i, _)| *i != self.cfg.me.index())
             .map(|(i, p)| PeerRow {

@@ -184,3 +184,18 @@ fn a_responder_signs_one_reading_per_nonce_and_round() {
     let second = net.cores[1].handle_request(MemberId(0), &request, t, t);
     assert_eq!(second.err(), Some(RejectReason::Duplicate));
 }
+
+#[test]
+fn the_summary_snapshot_is_the_full_one_without_peer_rows() {
+    let mut net = net(4);
+    net.run(2);
+    let now = LocalTime(1_000_000_000_000 + 10_000_000_000);
+    for core in &net.cores {
+        let full = core.snapshot(now);
+        let mut summary = core.snapshot_summary(now);
+        assert_eq!(full.peers.len(), 3);
+        assert!(summary.peers.is_empty());
+        summary.peers = full.peers.clone();
+        assert_eq!(summary, full);
+    }
+}

@@ -120,6 +120,25 @@ impl Cluster {
         serde_json::from_slice(&out.stdout).ok()
     }
 
+    /// `GET /status?brief=1` on node k's API (plain HTTP/1.0 over std), or None.
+    pub fn status_brief(&self, k: usize) -> Option<Value> {
+        use std::io::{Read, Write};
+        let text = std::fs::read_to_string(self.config(k)).ok()?;
+        let addr = text
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("api_listen"))?
+            .trim_start_matches([' ', '='])
+            .trim()
+            .trim_matches('"')
+            .to_owned();
+        let mut s = std::net::TcpStream::connect(addr).ok()?;
+        s.write_all(b"GET /status?brief=1 HTTP/1.0\r\n\r\n").ok()?;
+        let mut reply = Vec::new();
+        s.read_to_end(&mut reply).ok()?;
+        let at = reply.windows(4).position(|w| w == b"\r\n\r\n")?;
+        serde_json::from_slice(&reply[at + 4..]).ok()
+    }
+
     /// `bftime now --json`: (exit code, JSON body).
     pub fn now(&self, k: usize) -> (i32, Option<Value>) {
         let out = Command::new(BIN)
