@@ -77,7 +77,9 @@ impl SimNode {
     }
 }
 
-enum Event {
+/// Something that happens to a node. `R` is how a response carries its reading: inline
+/// in a message, by slot once queued (see [`Queued`]).
+enum Event<R = Signed<Reading>> {
     Timer {
         generation: u64,
     },
@@ -88,31 +90,43 @@ enum Event {
     },
     Response {
         from: u32,
-        reading: Signed<Reading>,
+        reading: R,
         sent_local: LocalTime,
     },
 }
 
-/// What a range's queue holds: an [`Event`] whose reading waits in
-/// [`Traffic::readings`]. A queue slot is as large as its largest event, and a reading is
-/// 240 bytes against about 60 for a request or a timer, so inline readings made every
-/// request and timer drag four extra cache lines through the queue.
-enum Queued {
-    Timer {
-        generation: u64,
-    },
-    Request {
-        from: u32,
-        request: Request,
-        sent_local: LocalTime,
-    },
-    Response {
-        from: u32,
-        /// Index into [`Traffic::readings`].
-        reading: u32,
-        sent_local: LocalTime,
-    },
+impl<R> Event<R> {
+    /// The same event with its reading (if any) replaced by `f(reading)`.
+    fn map_reading<S>(self, f: impl FnOnce(R) -> S) -> Event<S> {
+        match self {
+            Event::Timer { generation } => Event::Timer { generation },
+            Event::Request {
+                from,
+                request,
+                sent_local,
+            } => Event::Request {
+                from,
+                request,
+                sent_local,
+            },
+            Event::Response {
+                from,
+                reading,
+                sent_local,
+            } => Event::Response {
+                from,
+                reading: f(reading),
+                sent_local,
+            },
+        }
+    }
 }
+
+/// What a range's queue holds: an event whose reading waits in [`Traffic::readings`],
+/// named by its index there. A queue slot is as large as its largest event, and a
+/// reading is 240 bytes against about 60 for a request or a timer, so inline readings
+/// made every request and timer drag four extra cache lines through the queue.
+type Queued = Event<u32>;
 
 /// A message sent in the current window.
 struct Message {
@@ -174,39 +188,17 @@ impl Traffic {
 
     /// Queues `m` for its node (in this range), its reading in a slot of its own.
     fn enqueue(&mut self, m: Message) {
-        let queued = match m.event {
-            Event::Timer { generation } => Queued::Timer { generation },
-            Event::Request {
-                from,
-                request,
-                sent_local,
-            } => Queued::Request {
-                from,
-                request,
-                sent_local,
-            },
-            Event::Response {
-                from,
-                reading,
-                sent_local,
-            } => {
-                let slot = match self.free_readings.pop() {
-                    Some(slot) => {
-                        self.readings[slot as usize] = Some(reading);
-                        slot
-                    }
-                    None => {
-                        self.readings.push(Some(reading));
-                        (self.readings.len() - 1) as u32
-                    }
-                };
-                Queued::Response {
-                    from,
-                    reading: slot,
-                    sent_local,
-                }
+        let (readings, free) = (&mut self.readings, &mut self.free_readings);
+        let queued = m.event.map_reading(|reading| match free.pop() {
+            Some(slot) => {
+                readings[slot as usize] = Some(reading);
+                slot
             }
-        };
+            None => {
+                readings.push(Some(reading));
+                (readings.len() - 1) as u32
+            }
+        });
         self.queue.push(m.at, m.key, (m.to, queued));
     }
 
@@ -812,13 +804,13 @@ fn run_range(range: &mut Range, window_end: i64, shared: &Shared<'_>) {
         let i = to as usize;
         let node = &mut nodes[i - st.first];
         match ev {
-            Queued::Timer { generation } => on_timer(node, i, now, generation, shared, st),
-            Queued::Request {
+            Event::Timer { generation } => on_timer(node, i, now, generation, shared, st),
+            Event::Request {
                 from,
                 request,
                 sent_local,
             } => on_request(node, i, from as usize, now, request, sent_local, shared, st),
-            Queued::Response {
+            Event::Response {
                 from,
                 reading,
                 sent_local,
