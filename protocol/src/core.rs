@@ -801,22 +801,38 @@ impl Core {
         let outlier_margin = error.unwrap_or(Nanos::ZERO);
         let far_limit = params.precision.half();
         let detailed = self.cfg.detailed_summaries;
+        let me = self.cfg.me.index();
         let mut round_intervals = Vec::new();
-        for (i, peer) in self.peers.iter_mut().enumerate() {
+        for (i, (peer, answering)) in self.peers.iter_mut().zip(&mut self.answering).enumerate() {
             if detailed && let Some(s) = peer.best {
                 round_intervals.push((MemberId(i as u16), interval_of(&s)));
             }
-            if i != self.cfg.me.index() {
-                Self::judge_peer(
-                    peer,
-                    &mut self.answering[i],
-                    serving_before,
-                    range,
-                    outlier_margin,
-                    far_limit,
-                    &interval_of,
-                    params.suspect_after,
-                );
+            if i != me {
+                // Only a serving node judges outliers, and only peers that claim to
+                // serve: while clocks converge, everyone is far from everyone. An outlier
+                // misses the agreed range by more than our own error: correct clocks that
+                // are still contracting (e.g. pulled apart by a two-faced minority) miss
+                // it by less. Only one beyond Π/2 is *far off*, which is what we tell the
+                // peer itself (spec §6: suspects).
+                let obs = if peer.misbehaved {
+                    Observation::Misbehaved
+                } else if let Some(s) = peer.best {
+                    let gap = match range {
+                        Some(r) if serving_before && s.peer_synced => interval_of(&s).gap(&r),
+                        _ => Nanos::ZERO,
+                    };
+                    if gap > far_limit {
+                        Observation::FarOff
+                    } else if gap > outlier_margin {
+                        Observation::Outlier
+                    } else {
+                        Observation::Good
+                    }
+                } else {
+                    Observation::Missing
+                };
+                peer.judge.observe(obs, params.suspect_after);
+                answering.far_off = peer.judge.far_off();
             }
             // Unanswered requests become stale; answered and older ones are forgotten.
             peer.nonces.retain_mut(|i| {
@@ -912,44 +928,6 @@ impl Core {
             self.round_start = self.round_end();
             self.next_slot = 0;
         }
-    }
-
-    /// One peer's observation for this round (spec §6: suspects).
-    #[allow(clippy::too_many_arguments)]
-    fn judge_peer(
-        peer: &mut PeerState,
-        answering: &mut Answering,
-        serving_before: bool,
-        range: Option<Interval>,
-        outlier_margin: Nanos,
-        far_limit: Nanos,
-        interval_of: &impl Fn(&Sample) -> Interval,
-        suspect_after: u32,
-    ) {
-        // Only a serving node judges outliers, and only peers that claim to serve:
-        // while clocks converge, everyone is far from everyone. An outlier misses the
-        // agreed range by more than our own error: correct clocks that are still
-        // contracting (e.g. pulled apart by a two-faced minority) miss it by less.
-        // Only one beyond Π/2 is *far off*, which is what we tell the peer itself.
-        let obs = if peer.misbehaved {
-            Observation::Misbehaved
-        } else if let Some(s) = peer.best {
-            let gap = match range {
-                Some(r) if serving_before && s.peer_synced => interval_of(&s).gap(&r),
-                _ => Nanos::ZERO,
-            };
-            if gap > far_limit {
-                Observation::FarOff
-            } else if gap > outlier_margin {
-                Observation::Outlier
-            } else {
-                Observation::Good
-            }
-        } else {
-            Observation::Missing
-        };
-        peer.judge.observe(obs, suspect_after);
-        answering.far_off = peer.judge.far_off();
     }
 
     #[allow(clippy::too_many_arguments)]
