@@ -191,19 +191,11 @@ impl<T: Domain> Signed<T> {
 
     /// A digest identifying this exact signed message (used to chain request nonces).
     pub fn digest(&self, suite: &dyn CryptoSuite) -> [u8; 32] {
-        const DOMAIN: &[u8] = b"bftime v1 signed message digest\0";
-        // Readings (the per-exchange case) fit on the stack.
-        let mut stack = [0u8; 512 + 64];
-        let len = self.body.len() + self.signature.0.len();
-        if let Some(buf) = stack.get_mut(..len) {
-            buf[..self.body.len()].copy_from_slice(&self.body);
-            buf[self.body.len()..].copy_from_slice(&self.signature.0);
-            return suite.digest(DOMAIN, buf);
-        }
-        let mut buf = Vec::with_capacity(len);
+        // Readings (the per-exchange case) fit on the stack; larger bodies spill.
+        let mut buf = SmallVec::<[u8; INLINE_BODY_BYTES + 64]>::new();
         buf.extend_from_slice(&self.body);
         buf.extend_from_slice(&self.signature.0);
-        suite.digest(DOMAIN, &buf)
+        suite.digest(b"bftime v1 signed message digest\0", &buf)
     }
 
     /// The wire form: postcard of (body, signature).
