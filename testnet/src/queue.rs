@@ -10,6 +10,53 @@
 //! the same nanosecond come out by their tie-break key, not by when they were pushed,
 //! so the order does not depend on which thread delivered what first.
 
+/// Values stored by index: a freed slot is reused first, so the slots in use stay few
+/// and warm. What the queue's buckets move is an index, never the value.
+pub struct Slab<T> {
+    slots: Vec<Option<T>>,
+    free: Vec<u32>,
+}
+
+impl<T> std::fmt::Debug for Slab<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Slab")
+            .field("in_use", &(self.slots.len() - self.free.len()))
+            .finish()
+    }
+}
+
+impl<T> Default for Slab<T> {
+    fn default() -> Self {
+        Slab {
+            slots: Vec::new(),
+            free: Vec::new(),
+        }
+    }
+}
+
+impl<T> Slab<T> {
+    /// Stores `value`; returns its slot.
+    pub fn insert(&mut self, value: T) -> u32 {
+        match self.free.pop() {
+            Some(slot) => {
+                self.slots[slot as usize] = Some(value);
+                slot
+            }
+            None => {
+                self.slots.push(Some(value));
+                (self.slots.len() - 1) as u32
+            }
+        }
+    }
+
+    /// Takes the value out of `slot` (None if the slot is empty or unknown).
+    pub fn take(&mut self, slot: u32) -> Option<T> {
+        let value = self.slots.get_mut(slot as usize)?.take()?;
+        self.free.push(slot);
+        Some(value)
+    }
+}
+
 /// One bucket per bit of a 64-bit time.
 const BUCKETS: usize = 64;
 
@@ -22,8 +69,7 @@ pub struct EventQueue<E> {
     buckets: Vec<Vec<(u64, u64, u32)>>,
     /// Bit `b` set: `buckets[b]` is not empty.
     occupied: u64,
-    slab: Vec<Option<E>>,
-    free: Vec<u32>,
+    slab: Slab<E>,
     /// The time of the last event taken out: every bucket is relative to it.
     last: u64,
     /// The earliest pending time, when known. Peeking must not re-bucket: an event may
@@ -46,8 +92,7 @@ impl<E> Default for EventQueue<E> {
             current: Vec::new(),
             buckets: (0..BUCKETS).map(|_| Vec::new()).collect(),
             occupied: 0,
-            slab: Vec::new(),
-            free: Vec::new(),
+            slab: Slab::default(),
             last: 0,
             earliest: None,
             len: 0,
@@ -75,16 +120,7 @@ impl<E> EventQueue<E> {
     /// be pushed before the earliest pending one.
     pub fn push(&mut self, at_ns: i64, key: u64, event: E) {
         let time = u64::try_from(at_ns).unwrap_or(0).max(self.last);
-        let slot = match self.free.pop() {
-            Some(s) => {
-                self.slab[s as usize] = Some(event);
-                s
-            }
-            None => {
-                self.slab.push(Some(event));
-                (self.slab.len() - 1) as u32
-            }
-        };
+        let slot = self.slab.insert(event);
         self.file(time, key, slot);
         self.len += 1;
         if let Some(e) = self.earliest {
@@ -145,8 +181,7 @@ impl<E> EventQueue<E> {
         }
         let (_, slot) = self.current.pop()?;
         self.earliest = (!self.current.is_empty()).then_some(self.last);
-        let event = self.slab[slot as usize].take()?;
-        self.free.push(slot);
+        let event = self.slab.take(slot)?;
         self.len -= 1;
         Some((self.last as i64, event))
     }

@@ -35,7 +35,7 @@ use rand::rngs::Xoshiro256PlusPlus;
 use rand::{RngExt, SeedableRng};
 
 use crate::clockmodel::{ClockFault, Oscillator};
-use crate::queue::EventQueue;
+use crate::queue::{EventQueue, Slab};
 use crate::report::{Ground, SimReport};
 use crate::scenario::Scenario;
 use crate::strategy::Strategy;
@@ -162,9 +162,8 @@ struct Traffic {
     first: usize,
     len: usize,
     queue: EventQueue<(u32, Queued)>,
-    /// The readings of queued responses, and the free slots among them.
-    readings: Vec<Option<Signed<Reading>>>,
-    free_readings: Vec<u32>,
+    /// The readings of queued responses.
+    readings: Slab<Signed<Reading>>,
     /// Messages from each range for this one, delivered when the next window opens.
     inbox: Vec<Vec<Message>>,
     /// Messages for other ranges, by destination range, until the window closes.
@@ -188,25 +187,8 @@ impl Traffic {
 
     /// Queues `m` for its node (in this range), its reading in a slot of its own.
     fn enqueue(&mut self, m: Message) {
-        let (readings, free) = (&mut self.readings, &mut self.free_readings);
-        let queued = m.event.map_reading(|reading| match free.pop() {
-            Some(slot) => {
-                readings[slot as usize] = Some(reading);
-                slot
-            }
-            None => {
-                readings.push(Some(reading));
-                (readings.len() - 1) as u32
-            }
-        });
+        let queued = m.event.map_reading(|reading| self.readings.insert(reading));
         self.queue.push(m.at, m.key, (m.to, queued));
-    }
-
-    /// Takes a queued response's reading out of its slot.
-    fn take_reading(&mut self, slot: u32) -> Option<Signed<Reading>> {
-        let reading = self.readings.get_mut(slot as usize)?.take()?;
-        self.free_readings.push(slot);
-        Some(reading)
     }
 
     /// The earliest pending event, delivered or not.
@@ -430,8 +412,7 @@ impl Simulation {
                     first: d * chunk,
                     len: nodes.len(),
                     queue: EventQueue::default(),
-                    readings: Vec::new(),
-                    free_readings: Vec::new(),
+                    readings: Slab::default(),
                     inbox: (0..ranges).map(|_| Vec::new()).collect(),
                     outbox: (0..ranges).map(|_| Vec::new()).collect(),
                     exchanges: 0,
@@ -815,7 +796,7 @@ fn run_range(range: &mut Range, window_end: i64, shared: &Shared<'_>) {
                 reading,
                 sent_local,
             } => {
-                if let Some(reading) = st.take_reading(reading) {
+                if let Some(reading) = st.readings.take(reading) {
                     on_response(node, from as usize, now, &reading, sent_local, shared, st);
                 }
             }
