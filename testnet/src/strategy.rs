@@ -74,13 +74,13 @@ impl Strategy {
         }
     }
 
-    /// The concrete behaviour of the `k`-th faulty node.
     /// Whether some faulty node plays `boundary` (which needs the omniscient view).
     pub fn uses_boundary(self) -> bool {
         self == Strategy::Boundary
             || (self == Strategy::Mixed && Strategy::MIXED.contains(&Strategy::Boundary))
     }
 
+    /// The concrete behaviour of the `k`-th faulty node.
     pub fn for_faulty(self, k: usize) -> Strategy {
         match self {
             Strategy::Mixed => Strategy::MIXED[k % Strategy::MIXED.len()],
