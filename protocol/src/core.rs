@@ -410,7 +410,13 @@ impl Core {
     #[must_use]
     pub fn handle_timer(&mut self, now: LocalTime, rng: &mut dyn Rng) -> Vec<Action> {
         self.note_local(now);
-        let mut actions = Vec::new();
+        // Usually one slot's requests and the next timer: sized so the vector is not
+        // regrown request by request.
+        let due = self
+            .slot_peers
+            .get(self.next_slot as usize)
+            .map_or(0, Vec::len);
+        let mut actions = Vec::with_capacity(due + 3);
         // Bounded: at most one round end and all slots of the next round per call.
         for _ in 0..=(2 * self.cfg.params.request_slots + 2) {
             let a = self.clock.protocol_time(now);

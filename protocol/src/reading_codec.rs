@@ -109,6 +109,9 @@ impl Cursor<'_> {
     /// (postcard's rule: non-minimal encodings are accepted, overflow is not).
     #[inline]
     fn varint(&mut self, max_len: usize, max_last: u8) -> Result<u64, SignedError> {
+        if let Some(v) = self.short_varint(max_len, max_last) {
+            return Ok(v);
+        }
         // The varint ends at the first byte without the continuation bit.
         let window = &self.bytes[..self.bytes.len().min(max_len)];
         let Some(end) = window.iter().position(|b| b & 0x80 == 0) else {
@@ -127,6 +130,47 @@ impl Cursor<'_> {
         }
         self.bytes = &self.bytes[end + 1..];
         Ok(out)
+    }
+
+    /// A varint decoded without a byte loop: one 64-bit load for its first eight bytes
+    /// (plus at most two single bytes for a long u64, as nanosecond times are). `None`
+    /// for anything unusual (too short, too long, overflowing), which leaves the cursor
+    /// alone for the general path to decode or reject.
+    #[inline]
+    fn short_varint(&mut self, max_len: usize, max_last: u8) -> Option<u64> {
+        let word = u64::from_le_bytes(*self.bytes.first_chunk::<8>()?);
+        let stops = !word & 0x8080_8080_8080_8080;
+        let (len, low, last) = if stops != 0 {
+            let len = (stops.trailing_zeros() / 8 + 1) as usize;
+            let kept = if len == 8 {
+                word
+            } else {
+                word & ((1u64 << (8 * len)) - 1)
+            };
+            (len, kept, (kept >> (8 * (len - 1))) as u8)
+        } else {
+            match self.bytes.get(8..10) {
+                Some(&[b8, _]) if b8 & 0x80 == 0 => (9, word, b8),
+                Some(&[_, b9]) if b9 & 0x80 == 0 => (10, word, b9),
+                _ => return None,
+            }
+        };
+        if len > max_len || (len == max_len && last > max_last) {
+            return None;
+        }
+        // Squeeze the first eight 7-bit groups together: pairs, then quads, then all.
+        let x = low & 0x7f7f_7f7f_7f7f_7f7f;
+        let x = (x & 0x007f_007f_007f_007f) | ((x & 0x7f00_7f00_7f00_7f00) >> 1);
+        let x = (x & 0x0000_3fff_0000_3fff) | ((x & 0x3fff_0000_3fff_0000) >> 2);
+        let mut x = (x & 0x0000_0000_0fff_ffff) | ((x & 0x0fff_ffff_0000_0000) >> 4);
+        if len >= 9 {
+            x |= u64::from(self.bytes[8] & 0x7f) << 56;
+        }
+        if len == 10 {
+            x |= u64::from(self.bytes[9]) << 63;
+        }
+        self.bytes = &self.bytes[len..];
+        Some(x)
     }
 
     fn u64(&mut self) -> Result<u64, SignedError> {

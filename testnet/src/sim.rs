@@ -192,7 +192,7 @@ impl Traffic {
     }
 
     /// The earliest pending event, delivered or not.
-    fn next_time(&mut self) -> Option<i64> {
+    fn next_time(&self) -> Option<i64> {
         let mailed = self.inbox.iter().flatten().map(|m| m.at).min();
         match (self.queue.peek_time(), mailed) {
             (Some(a), Some(b)) => Some(a.min(b)),
@@ -200,9 +200,10 @@ impl Traffic {
         }
     }
 
-    /// Roughly how many events are due before `t` (at least as many as are).
-    fn due_before(&self, t: i64) -> usize {
-        self.queue.due_before_bound(t) + self.inbox.iter().flatten().filter(|m| m.at < t).count()
+    /// How many events are due before `t`, counting no further than `cap`.
+    fn due_before(&self, t: i64, cap: usize) -> usize {
+        let mailed = self.inbox.iter().flatten().filter(|m| m.at < t).count();
+        (self.queue.due_before_capped(t, cap) + mailed).min(cap)
     }
 }
 
@@ -466,10 +467,15 @@ impl Simulation {
                     let nodes = guards.iter().flat_map(|g| g.nodes.iter());
                     self.refresh_oracle(start, nodes);
                 }
-                let due: usize = work
-                    .iter()
-                    .map(|r| lock(r).traffic.due_before(window_end))
-                    .sum();
+                // Each range's count stops at the threshold: the sum reaches it exactly
+                // when the true total does.
+                let due: usize = if ranges > 1 {
+                    work.iter()
+                        .map(|r| lock(r).traffic.due_before(window_end, PARALLEL_MIN_EVENTS))
+                        .sum()
+                } else {
+                    0
+                };
                 let shared = Shared {
                     sc: &sc,
                     ns: &ns,
