@@ -76,13 +76,39 @@ impl Writer<'_> {
         }
     }
 
-    fn varint(&mut self, mut v: u64) {
-        while v >= 0x80 {
-            self.byte((v as u8) | 0x80);
-            v >>= 7;
+    fn varint(&mut self, v: u64) {
+        if v < 0x80 {
+            // Most fields (ids, rounds, flags) fit in one byte.
+            self.byte(v as u8);
+            return;
         }
-        self.byte(v as u8);
+        // Bytes needed: one per started 7 bits (at least one).
+        let len = (64 - (v | 1).leading_zeros()).div_ceil(7) as usize;
+        let groups = u128::from(spread7(v))
+            | (u128::from((v >> 56) & 0x7f) << 64)
+            | (u128::from(v >> 63) << 72);
+        // Continuation bits on every byte but the last.
+        let more = 0x8080_8080_8080_8080_8080_u128 & ((1u128 << (8 * (len - 1))) - 1);
+        let out = (groups | more).to_le_bytes();
+        // A whole 16-byte store where it fits (bytes past `len` are overwritten by the
+        // next field or cut off); byte-exact near the end of the buffer.
+        match self.buf.get_mut(self.len..self.len + out.len()) {
+            Some(dst) => {
+                dst.copy_from_slice(&out);
+                self.len += len;
+            }
+            None => self.bytes(&out[..len]),
+        }
     }
+}
+
+/// The low 56 bits of `v` as eight 7-bit groups, one per byte (little-endian), high
+/// bits clear: the inverse of the squeeze in [`Cursor::short_varint`].
+fn spread7(v: u64) -> u64 {
+    let x = v & 0x00ff_ffff_ffff_ffff;
+    let x = (x & 0x0000_0000_0fff_ffff) | ((x & 0x00ff_ffff_f000_0000) << 4);
+    let x = (x & 0x0000_3fff_0000_3fff) | ((x & 0x0fff_c000_0fff_c000) << 2);
+    (x & 0x007f_007f_007f_007f) | ((x & 0x3f80_3f80_3f80_3f80) << 1)
 }
 
 fn malformed(what: &str) -> SignedError {
@@ -107,11 +133,18 @@ impl Cursor<'_> {
 
     /// A varint of at most `max_len` bytes whose last byte may be at most `max_last`
     /// (postcard's rule: non-minimal encodings are accepted, overflow is not).
-    #[inline]
+    #[inline(always)]
     fn varint(&mut self, max_len: usize, max_last: u8) -> Result<u64, SignedError> {
-        if let Some(v) = self.short_varint(max_len, max_last) {
-            return Ok(v);
+        match self.short_varint(max_len, max_last) {
+            Some(v) => Ok(v),
+            None => self.varint_general(max_len, max_last),
         }
+    }
+
+    /// Any varint, byte by byte, with postcard's errors (see [`Cursor::varint`]).
+    #[cold]
+    #[inline(never)]
+    fn varint_general(&mut self, max_len: usize, max_last: u8) -> Result<u64, SignedError> {
         // The varint ends at the first byte without the continuation bit.
         let window = &self.bytes[..self.bytes.len().min(max_len)];
         let Some(end) = window.iter().position(|b| b & 0x80 == 0) else {
@@ -136,17 +169,15 @@ impl Cursor<'_> {
     /// (plus at most two single bytes for a long u64, as nanosecond times are). `None`
     /// for anything unusual (too short, too long, overflowing), which leaves the cursor
     /// alone for the general path to decode or reject.
-    #[inline]
+    #[inline(always)]
     fn short_varint(&mut self, max_len: usize, max_last: u8) -> Option<u64> {
         let word = u64::from_le_bytes(*self.bytes.first_chunk::<8>()?);
         let stops = !word & 0x8080_8080_8080_8080;
         let (len, low, last) = if stops != 0 {
             let len = (stops.trailing_zeros() / 8 + 1) as usize;
-            let kept = if len == 8 {
-                word
-            } else {
-                word & ((1u64 << (8 * len)) - 1)
-            };
+            // Only the varint's own bytes (shift 0..=56: no overflow).
+            let beyond = 64 - 8 * len as u32;
+            let kept = (word << beyond) >> beyond;
             (len, kept, (kept >> (8 * (len - 1))) as u8)
         } else {
             match self.bytes.get(8..10) {
@@ -173,14 +204,17 @@ impl Cursor<'_> {
         Some(x)
     }
 
+    #[inline(always)]
     fn u64(&mut self) -> Result<u64, SignedError> {
         self.varint(10, 0x01)
     }
 
+    #[inline(always)]
     fn i64(&mut self) -> Result<i64, SignedError> {
         self.u64().map(unzigzag)
     }
 
+    #[inline(always)]
     fn u16(&mut self) -> Result<u16, SignedError> {
         // Three bytes carry up to 21 bits; a last byte above 0x03 would overflow 16.
         Ok(self.varint(3, 0x03)? as u16)

@@ -178,6 +178,22 @@ mod tests {
     }
 
     #[test]
+    fn events_at_one_time_come_out_by_key_even_when_pushed_meanwhile() {
+        let mut q = EventQueue::default();
+        q.push(10, 5, 'a');
+        q.push(10, 1, 'b');
+        q.push(10, 3, 'c');
+        q.push(11, 0, 'e');
+        assert_eq!(q.pop(), Some((10, 'b')));
+        // Pushed at (moved up to) the current time while two others wait there.
+        q.push(4, 2, 'd');
+        assert_eq!(q.peek_time(), Some(10));
+        assert_eq!(q.due_before_capped(11, usize::MAX), 3);
+        let rest: Vec<_> = std::iter::from_fn(|| q.pop()).collect();
+        assert_eq!(rest, vec![(10, 'd'), (10, 'c'), (10, 'a'), (11, 'e')]);
+    }
+
+    #[test]
     fn a_time_in_the_past_is_moved_up() {
         let mut q = EventQueue::default();
         q.push(10, 0, 'a');
