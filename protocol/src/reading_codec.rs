@@ -84,12 +84,17 @@ impl Writer<'_> {
         }
         // Bytes needed: one per started 7 bits (at least one).
         let len = (64 - (v | 1).leading_zeros()).div_ceil(7) as usize;
-        let groups = u128::from(spread7(v))
-            | (u128::from((v >> 56) & 0x7f) << 64)
-            | (u128::from(v >> 63) << 72);
-        // Continuation bits on every byte but the last.
-        let more = 0x8080_8080_8080_8080_8080_u128 & ((1u128 << (8 * (len - 1))) - 1);
-        let out = (groups | more).to_le_bytes();
+        // Continuation bits on every byte but the last (bytes 8 and 9 only for u64s
+        // above 2^56).
+        let more = if len > 8 {
+            0x8080_8080_8080_8080
+        } else {
+            0x8080_8080_8080_8080 & ((1u64 << (8 * (len - 1))) - 1)
+        };
+        let mut out = [0u8; 16];
+        out[..8].copy_from_slice(&(spread7(v) | more).to_le_bytes());
+        out[8] = ((v >> 56) as u8 & 0x7f) | if len == 10 { 0x80 } else { 0 };
+        out[9] = (v >> 63) as u8;
         // A whole 16-byte store where it fits (bytes past `len` are overwritten by the
         // next field or cut off); byte-exact near the end of the buffer.
         match self.buf.get_mut(self.len..self.len + out.len()) {
@@ -171,6 +176,13 @@ impl Cursor<'_> {
     /// alone for the general path to decode or reject.
     #[inline(always)]
     fn short_varint(&mut self, max_len: usize, max_last: u8) -> Option<u64> {
+        if let Some((&first, rest)) = self.bytes.split_first()
+            && first < 0x80
+        {
+            // One byte: ids, rounds, small counts.
+            self.bytes = rest;
+            return Some(u64::from(first));
+        }
         let word = u64::from_le_bytes(*self.bytes.first_chunk::<8>()?);
         let stops = !word & 0x8080_8080_8080_8080;
         let (len, low, last) = if stops != 0 {
