@@ -196,7 +196,7 @@ impl CryptoSuite for Ed25519Suite {
     }
 }
 
-/// The simulator-only stand-in: a keyed 64-bit mixing hash. NOT SECURE (see module docs).
+/// The simulator-only stand-in: a keyed 64-bit hash (foldhash). NOT SECURE (see module docs).
 #[derive(Debug, Default, Clone, Copy)]
 pub struct FastSuite;
 
