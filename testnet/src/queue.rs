@@ -13,7 +13,7 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
 /// Values stored by index: a freed slot is reused first, so the slots in use stay few
-/// and warm. What the queue's buckets move is an index, never the value.
+/// and warm. What the queue's heap moves is an index, never the value.
 pub struct Slab<T> {
     slots: Vec<Option<T>>,
     free: Vec<u32>,

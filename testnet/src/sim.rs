@@ -469,13 +469,12 @@ impl Simulation {
                 }
                 // Each range's count stops at the threshold: the sum reaches it exactly
                 // when the true total does.
-                let due: usize = if ranges > 1 {
-                    work.iter()
+                let parallel = ranges > 1
+                    && work
+                        .iter()
                         .map(|r| lock(r).traffic.due_before(window_end, PARALLEL_MIN_EVENTS))
-                        .sum()
-                } else {
-                    0
-                };
+                        .sum::<usize>()
+                        >= PARALLEL_MIN_EVENTS;
                 let shared = Shared {
                     sc: &sc,
                     ns: &ns,
@@ -484,7 +483,7 @@ impl Simulation {
                     trace,
                     chunk,
                 };
-                if ranges > 1 && due >= PARALLEL_MIN_EVENTS {
+                if parallel {
                     pool.dispatch(window_end, self.oracle.1, &workers);
                     run_range(&mut lock(&work[0]), window_end, &shared);
                     pool.wait_done(ranges - 1);

@@ -120,23 +120,17 @@ impl Cluster {
         serde_json::from_slice(&out.stdout).ok()
     }
 
-    /// `GET /status?brief=1` on node k's API (plain HTTP/1.0 over std), or None.
+    /// `GET /status?brief=1` on node k's API (the address from its config), or None.
     pub fn status_brief(&self, k: usize) -> Option<Value> {
-        use std::io::{Read, Write};
-        let text = std::fs::read_to_string(self.config(k)).ok()?;
-        let addr = text
-            .lines()
-            .find_map(|l| l.trim().strip_prefix("api_listen"))?
-            .trim_start_matches([' ', '='])
-            .trim()
-            .trim_matches('"')
-            .to_owned();
-        let mut s = std::net::TcpStream::connect(addr).ok()?;
-        s.write_all(b"GET /status?brief=1 HTTP/1.0\r\n\r\n").ok()?;
-        let mut reply = Vec::new();
-        s.read_to_end(&mut reply).ok()?;
-        let at = reply.windows(4).position(|w| w == b"\r\n\r\n")?;
-        serde_json::from_slice(&reply[at + 4..]).ok()
+        let api = bftime_node::config::load(self.config(k)).ok()?.api_listen;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .ok()?;
+        let (code, body) = rt
+            .block_on(bftime_node::client::get(api, "/status?brief=1"))
+            .ok()?;
+        (code == 200).then(|| serde_json::from_slice(&body).ok())?
     }
 
     /// `bftime now --json`: (exit code, JSON body).
