@@ -124,7 +124,7 @@ impl<R> Event<R> {
 
 /// What a range's queue holds: an event whose reading waits in [`Traffic::readings`],
 /// named by its index there. A queue slot is as large as its largest event, and a
-/// reading is 240 bytes against about 60 for a request or a timer, so inline readings
+/// reading is 232 bytes against about 60 for a request or a timer, so inline readings
 /// made every request and timer drag four extra cache lines through the queue.
 type Queued = Event<u32>;
 
