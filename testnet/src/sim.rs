@@ -7,7 +7,9 @@
 //! No message arrives sooner than the network's minimum one-way delay L after it was
 //! sent. So from the earliest pending event at T, every node's events before T + L
 //! depend only on that node's own state: nothing another node does in the window can
-//! reach it before the window ends. The simulator therefore runs in windows [T, T + L).
+//! reach it before the window ends. The simulator therefore runs in windows [T, T + L),
+//! and runs a window node by node, each node's events in (time, key) order: the same run
+//! as one global time order, with each node's state kept hot while its events run.
 //! With `threads = k` the nodes are cut into k contiguous ranges, each with its own
 //! event queue; a busy window runs the ranges in parallel, on the calling thread and
 //! k − 1 workers that live for the whole run (a quiet window runs them one after
@@ -35,7 +37,7 @@ use rand::rngs::Xoshiro256PlusPlus;
 use rand::{RngExt, SeedableRng};
 
 use crate::clockmodel::{ClockFault, Oscillator};
-use crate::queue::{EventQueue, Slab};
+use crate::queue::{Entry, EventQueue, Slab, WindowSorter};
 use crate::report::{Ground, SimReport};
 use crate::scenario::Scenario;
 use crate::strategy::Strategy;
@@ -161,9 +163,16 @@ struct Range {
 struct Traffic {
     first: usize,
     len: usize,
-    queue: EventQueue<(u32, Queued)>,
+    queue: EventQueue<Queued>,
     /// The readings of queued responses.
     readings: Slab<Signed<Reading>>,
+    /// The window being run: its end, its events in run order (kept for their
+    /// capacity), and the events a node schedules for itself inside it (a timer due
+    /// before the window ends; rare).
+    window_end: i64,
+    window: Vec<Entry>,
+    sorter: WindowSorter,
+    local: Vec<Message>,
     /// Messages from each range for this one, delivered when the next window opens.
     inbox: Vec<Vec<Message>>,
     /// Messages for other ranges, by destination range, until the window closes.
@@ -173,22 +182,30 @@ struct Traffic {
 }
 
 impl Traffic {
-    /// Sends `m`: nothing sent in a window arrives before it ends, so a message within
-    /// the range goes straight into its queue; one for another range waits for the
-    /// window to close.
+    /// Sends `m`. Nothing another node sends in a window arrives before it ends, so a
+    /// message within the range goes straight into its queue, and one for another range
+    /// waits for the window to close. Only a node's own timer can fall inside the
+    /// window: it runs before the window ends, in order with the node's other events.
     fn send(&mut self, shared: &Shared<'_>, m: Message) {
         let to = m.to as usize;
-        if (self.first..self.first + self.len).contains(&to) {
-            self.enqueue(m);
-        } else {
+        if !(self.first..self.first + self.len).contains(&to) {
             self.outbox[to / shared.chunk].push(m);
+        } else if m.at < self.window_end {
+            self.local.push(m);
+        } else {
+            self.enqueue(m);
         }
     }
 
     /// Queues `m` for its node (in this range), its reading in a slot of its own.
     fn enqueue(&mut self, m: Message) {
-        let queued = m.event.map_reading(|reading| self.readings.insert(reading));
-        self.queue.push(m.at, m.key, (m.to, queued));
+        let queued = self.stow(m.event);
+        self.queue.push(m.at, m.key, m.to, queued);
+    }
+
+    /// `ev` with its reading (if any) moved to a slot of its own.
+    fn stow(&mut self, ev: Event) -> Queued {
+        ev.map_reading(|reading| self.readings.insert(reading))
     }
 
     /// The earliest pending event, delivered or not.
@@ -412,8 +429,14 @@ impl Simulation {
                 traffic: Traffic {
                     first: d * chunk,
                     len: nodes.len(),
-                    queue: EventQueue::default(),
+                    // Buckets a quarter of a window long: a window takes a few whole
+                    // buckets and filters at most one.
+                    queue: EventQueue::new((self.ns.lookahead / 4).max(1) as u64),
                     readings: Slab::default(),
+                    window_end: 0,
+                    window: Vec::new(),
+                    sorter: WindowSorter::default(),
+                    local: Vec::new(),
                     inbox: (0..ranges).map(|_| Vec::new()).collect(),
                     outbox: (0..ranges).map(|_| Vec::new()).collect(),
                     exchanges: 0,
@@ -776,6 +799,8 @@ impl Pool {
 }
 
 /// Delivers the range's mail, then runs its events before `window_end` in time order.
+/// Runs every event of the range before `window_end`, node by node (see
+/// [`EventQueue`]): a node's state stays hot while its events run.
 fn run_range(range: &mut Range, window_end: i64, shared: &Shared<'_>) {
     let Range { nodes, traffic: st } = range;
     for k in 0..st.inbox.len() {
@@ -783,9 +808,38 @@ fn run_range(range: &mut Range, window_end: i64, shared: &Shared<'_>) {
             st.enqueue(m);
         }
     }
-    while st.queue.peek_time().is_some_and(|t| t < window_end) {
-        let Some((now, (to, ev))) = st.queue.pop() else {
-            break;
+    let mut window = std::mem::take(&mut st.window);
+    st.queue.take_window(window_end, &mut window);
+    st.sorter.sort(&mut window, st.first as u32, st.len);
+    st.window_end = window_end;
+    let mut next = 0;
+    loop {
+        // A node's own timer due inside the window runs in order with the node's
+        // queued events (`local` only ever holds the current node's).
+        let local = st
+            .local
+            .iter()
+            .enumerate()
+            .min_by_key(|(_, m)| (m.to, m.at, m.key))
+            .map(|(k, m)| (k, (m.to, m.at as u64, m.key)));
+        let queued = window.get(next);
+        let (to, now, ev) = match (queued, local) {
+            (Some(e), Some((k, order))) if order < e.window_order() => {
+                let m = st.local.swap_remove(k);
+                (m.to, m.at, st.stow(m.event))
+            }
+            (Some(e), _) => {
+                next += 1;
+                let Some(ev) = st.queue.take(e) else {
+                    continue;
+                };
+                (e.group, e.time as i64, ev)
+            }
+            (None, Some((k, _))) => {
+                let m = st.local.swap_remove(k);
+                (m.to, m.at, st.stow(m.event))
+            }
+            (None, None) => break,
         };
         let i = to as usize;
         let node = &mut nodes[i - st.first];
@@ -807,6 +861,8 @@ fn run_range(range: &mut Range, window_end: i64, shared: &Shared<'_>) {
             }
         }
     }
+    window.clear();
+    st.window = window;
 }
 
 fn crashed(node: &SimNode, now: i64, shared: &Shared<'_>) -> bool {
