@@ -189,6 +189,16 @@ impl<T: Domain> Signed<T> {
         }
     }
 
+    /// Reassembles a signed message from borrowed parts, with no allocation for a body
+    /// that fits inline (the simulator keeps readings in flight as plain bytes).
+    pub fn from_slices(body: &[u8], signature: Signature) -> Self {
+        Signed {
+            body: SmallVec::from_slice(body),
+            signature,
+            kind: PhantomData,
+        }
+    }
+
     /// A digest identifying this exact signed message (used to chain request nonces).
     pub fn digest(&self, suite: &dyn CryptoSuite) -> [u8; 32] {
         // Readings (the per-exchange case) fit on the stack; larger bodies spill.

@@ -12,6 +12,7 @@
 
 pub mod clockmodel;
 pub mod localnet;
+pub mod packed;
 pub mod queue;
 pub mod report;
 pub mod scenario;

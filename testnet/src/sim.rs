@@ -37,7 +37,8 @@ use rand::rngs::Xoshiro256PlusPlus;
 use rand::{RngExt, SeedableRng};
 
 use crate::clockmodel::{ClockFault, Oscillator};
-use crate::queue::{Entry, EventQueue, Slab, WindowSorter};
+use crate::packed::ReadingStore;
+use crate::queue::{Entry, EventQueue, WindowSorter};
 use crate::report::{Ground, SimReport};
 use crate::scenario::Scenario;
 use crate::strategy::Strategy;
@@ -124,10 +125,11 @@ impl<R> Event<R> {
     }
 }
 
-/// What a range's queue holds: an event whose reading waits in [`Traffic::readings`],
-/// named by its index there. A queue slot is as large as its largest event, and a
-/// reading is 232 bytes against about 60 for a request or a timer, so inline readings
-/// made every request and timer drag four extra cache lines through the queue.
+/// What a range's queue holds: an event whose reading waits in [`Traffic::readings`]
+/// (packed, see [`ReadingStore`]), named by its slot there. A queue slot is as large as
+/// its largest event, and a signed reading is 232 bytes against about 60 for a request
+/// or a timer, so inline readings made every request and timer drag four extra cache
+/// lines through the queue.
 type Queued = Event<u32>;
 
 /// A message sent in the current window.
@@ -165,7 +167,7 @@ struct Traffic {
     len: usize,
     queue: EventQueue<Queued>,
     /// The readings of queued responses.
-    readings: Slab<Signed<Reading>>,
+    readings: ReadingStore,
     /// The window being run: its end, its events in run order (kept for their
     /// capacity), and the events a node schedules for itself inside it (a timer due
     /// before the window ends; rare).
@@ -205,7 +207,7 @@ impl Traffic {
 
     /// `ev` with its reading (if any) moved to a slot of its own.
     fn stow(&mut self, ev: Event) -> Queued {
-        ev.map_reading(|reading| self.readings.insert(reading))
+        ev.map_reading(|reading| self.readings.insert(&reading))
     }
 
     /// The earliest pending event, delivered or not.
@@ -432,7 +434,7 @@ impl Simulation {
                     // Buckets a quarter of a window long: a window takes a few whole
                     // buckets and filters at most one.
                     queue: EventQueue::new((self.ns.lookahead / 4).max(1) as u64),
-                    readings: Slab::default(),
+                    readings: ReadingStore::default(),
                     window_end: 0,
                     window: Vec::new(),
                     sorter: WindowSorter::default(),
