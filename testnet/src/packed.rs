@@ -105,7 +105,7 @@ mod tests {
             error: Some(Nanos(123_456)),
             state: SyncState::Synced,
             suspects_requester: true,
-            responder_round: round + 1,
+            responder_round: round.saturating_add(1),
             epoch: 9,
             head: [0xab; 32],
         };

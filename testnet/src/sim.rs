@@ -800,9 +800,8 @@ impl Pool {
     }
 }
 
-/// Delivers the range's mail, then runs its events before `window_end` in time order.
-/// Runs every event of the range before `window_end`, node by node (see
-/// [`EventQueue`]): a node's state stays hot while its events run.
+/// Delivers the range's mail, then runs every event of the range before `window_end`,
+/// node by node (see [`EventQueue`]): a node's state stays hot while its events run.
 fn run_range(range: &mut Range, window_end: i64, shared: &Shared<'_>) {
     let Range { nodes, traffic: st } = range;
     for k in 0..st.inbox.len() {
