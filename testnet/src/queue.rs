@@ -147,10 +147,14 @@ impl<E> EventQueue<E> {
         time >> self.shift
     }
 
+    /// The first time in bucket `b` (saturating).
+    fn bucket_start(&self, b: u64) -> u64 {
+        u64::try_from(u128::from(b) << self.shift).unwrap_or(u64::MAX)
+    }
+
     /// The first time after bucket `b` (saturating).
     fn bucket_end(&self, b: u64) -> u64 {
-        let end = (u128::from(b) + 1) << self.shift;
-        u64::try_from(end).unwrap_or(u64::MAX)
+        self.bucket_start(b.saturating_add(1))
     }
 
     fn ring_slot(b: u64) -> usize {
@@ -236,7 +240,7 @@ impl<E> EventQueue<E> {
         self.pull_in(limit);
         while self.in_ring > 0 {
             let b = self.base;
-            if b.checked_shl(self.shift).is_none_or(|start| start >= end) {
+            if self.bucket_start(b) >= end {
                 break;
             }
             let whole = self.bucket_end(b) <= end;
@@ -276,7 +280,7 @@ impl<E> EventQueue<E> {
         let t = u64::try_from(t_ns).unwrap_or(0);
         let mut n = 0;
         for b in self.base..self.base + RING_BUCKETS {
-            if n >= cap || b.checked_shl(self.shift).is_none_or(|start| start >= t) {
+            if n >= cap || self.bucket_start(b) >= t {
                 break;
             }
             let bucket = &self.ring[Self::ring_slot(b)];
@@ -321,16 +325,20 @@ impl WindowSorter {
                 .map(|g| g as usize)
                 .filter(|&g| g < groups)
         };
-        if entries.len() < 32 || entries.iter().any(|e| index(e).is_none()) {
-            entries.sort_unstable_by_key(Entry::window_order);
-            return;
+        let plain_sort =
+            |entries: &mut Vec<Entry>| entries.sort_unstable_by_key(Entry::window_order);
+        if entries.len() < 32 {
+            return plain_sort(entries);
         }
         // counts[g] = where group g starts; then, while scattering, where its next entry
         // goes; afterwards, where it ends.
         self.counts.clear();
         self.counts.resize(groups + 1, 0);
         for e in entries.iter() {
-            self.counts[index(e).unwrap_or(0) + 1] += 1;
+            let Some(g) = index(e) else {
+                return plain_sort(entries);
+            };
+            self.counts[g + 1] += 1;
         }
         for g in 1..=groups {
             self.counts[g] += self.counts[g - 1];

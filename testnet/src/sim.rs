@@ -824,21 +824,20 @@ fn run_range(range: &mut Range, window_end: i64, shared: &Shared<'_>) {
             .min_by_key(|(_, m)| (m.to, m.at, m.key))
             .map(|(k, m)| (k, (m.to, m.at as u64, m.key)));
         let queued = window.get(next);
-        let (to, now, ev) = match (queued, local) {
-            (Some(e), Some((k, order))) if order < e.window_order() => {
+        let local_first = local
+            .filter(|(_, order)| queued.is_none_or(|e| *order < e.window_order()))
+            .map(|(k, _)| k);
+        let (to, now, ev) = match (local_first, queued) {
+            (Some(k), _) => {
                 let m = st.local.swap_remove(k);
                 (m.to, m.at, st.stow(m.event))
             }
-            (Some(e), _) => {
+            (None, Some(e)) => {
                 next += 1;
                 let Some(ev) = st.queue.take(e) else {
                     continue;
                 };
                 (e.group, e.time as i64, ev)
-            }
-            (None, Some((k, _))) => {
-                let m = st.local.swap_remove(k);
-                (m.to, m.at, st.stow(m.event))
             }
             (None, None) => break,
         };
