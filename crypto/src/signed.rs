@@ -59,6 +59,9 @@ pub enum SignedError {
 /// bytes) fits, so the per-exchange message needs no allocation of its own.
 pub const INLINE_BODY_BYTES: usize = 160;
 
+/// Domain of [`Signed::digest`] (spec §2.3).
+const SIGNED_DIGEST_DOMAIN: &[u8] = b"bftime v1 signed message digest\0";
+
 /// The signed bytes of a message.
 pub type SignedBody = SmallVec<[u8; INLINE_BODY_BYTES]>;
 
@@ -199,13 +202,10 @@ impl<T: Domain> Signed<T> {
         }
     }
 
-    /// A digest identifying this exact signed message (used to chain request nonces).
+    /// A digest identifying this exact signed message (used to chain request nonces):
+    /// `suite.digest(DOMAIN, body || signature)`.
     pub fn digest(&self, suite: &dyn CryptoSuite) -> [u8; 32] {
-        // Readings (the per-exchange case) fit on the stack; larger bodies spill.
-        let mut buf = SmallVec::<[u8; INLINE_BODY_BYTES + 64]>::new();
-        buf.extend_from_slice(&self.body);
-        buf.extend_from_slice(&self.signature.0);
-        suite.digest(b"bftime v1 signed message digest\0", &buf)
+        suite.digest_signed(SIGNED_DIGEST_DOMAIN, &self.body, &self.signature)
     }
 
     /// The wire form: postcard of (body, signature).

@@ -275,6 +275,12 @@ fn fmt_ms(ns: i64) -> String {
     format!("{:.3}", ns as f64 / 1e6)
 }
 
+/// mimalloc rather than the system allocator: the simulator allocates and frees small
+/// buffers on every event (action lists, round summaries), and a 250-node run is 17–19 %
+/// faster with it (README: simulator speed). The node binary keeps the system allocator.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(c) => c,
