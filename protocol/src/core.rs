@@ -247,6 +247,11 @@ pub enum CoreError {
     KeyMismatch { me: MemberId },
 }
 
+/// How many peers ahead the round end's passes over the per-peer records hint the
+/// cache (see [`crate::prefetch`]): at n = 250 a node's records are cold by the time its
+/// round ends, and perf put the simulator's samples on the passes' first loads of them.
+const ROUND_END_PREFETCH_AHEAD: usize = 4;
+
 /// Which peers each request slot asks (spec §4.1): each peer gets `exchanges_per_round`
 /// evenly spaced slots, offset by both indices so that load spreads over responders as
 /// well as over time.
@@ -450,6 +455,13 @@ impl Core {
     fn send_slot(&mut self, now: LocalTime, actions: &mut Vec<Action>) {
         let per_round = self.cfg.params.exchanges_per_round;
         let slot = self.next_slot as usize;
+        // Each request touches its peer's record, cold at n = 250 (see
+        // `crate::prefetch`): ask for them all before the first is needed.
+        for peer in &self.slot_peers[slot] {
+            if let Some(state) = self.peers.get(peer.index()) {
+                crate::prefetch::hint(&state.nonces);
+            }
+        }
         for k in 0..self.slot_peers[slot].len() {
             let peer = self.slot_peers[slot][k].index();
             let round = self.round;
@@ -503,6 +515,41 @@ impl Core {
     pub fn current_error(&self, now: LocalTime) -> Option<Nanos> {
         let aging = (now - self.last_update).scale(Ppm(2.0 * self.cfg.params.effective_drift().0));
         self.error.map(|e| e.sat_add(aging))
+    }
+
+    /// Hints the cache lines the next [`Self::handle_timer`] will touch if it sends
+    /// the next request slot: those peers' records (see [`crate::prefetch`]). No effect
+    /// on the protocol.
+    pub fn prefetch_timer(&self) {
+        for peer in self
+            .slot_peers
+            .get(self.next_slot as usize)
+            .into_iter()
+            .flatten()
+        {
+            if let Some(state) = self.peers.get(peer.index()) {
+                crate::prefetch::hint(&state.nonces);
+            }
+        }
+    }
+
+    /// Hints the cache lines [`Self::handle_request`] from `from` will touch (see
+    /// [`crate::prefetch`]). No effect on the protocol.
+    pub fn prefetch_request(&self, from: MemberId) {
+        if let Some(answering) = self.answering.get(from.index()) {
+            crate::prefetch::hint(answering);
+        }
+    }
+
+    /// Hints the cache lines [`Self::handle_response`] from `from` will touch (see
+    /// [`crate::prefetch`]): the peer's three-line record. No effect on the protocol.
+    pub fn prefetch_response(&self, from: MemberId) {
+        if let Some(peer) = self.peers.get(from.index()) {
+            crate::prefetch::hint(&peer.nonces);
+            crate::prefetch::hint(&peer.best);
+            crate::prefetch::hint(&peer.last);
+            crate::prefetch::hint(&peer.accepted);
+        }
     }
 
     /// A peer asks for a reading. Returns the signed reading to send back, or why not.
@@ -738,7 +785,11 @@ impl Core {
         self.intervals.push(Interval::point(Nanos::ZERO));
         self.offsets.push(Nanos::ZERO);
         let mut suspected_by = 0usize;
-        for peer in &self.peers {
+        for (i, peer) in self.peers.iter().enumerate() {
+            if let Some(ahead) = self.peers.get(i + ROUND_END_PREFETCH_AHEAD) {
+                crate::prefetch::hint(&ahead.best);
+                crate::prefetch::hint(&ahead.suspects_me);
+            }
             let Some(s) = peer.best else { continue };
             let iv = interval_of(&s);
             // An unbounded interval says nothing, and left in it would use up the fault
@@ -816,12 +867,25 @@ impl Core {
         let detailed = self.cfg.detailed_summaries;
         let me = self.cfg.me.index();
         let mut round_intervals = Vec::new();
-        let peers = self
-            .peers
-            .iter_mut()
-            .zip(&mut self.answering)
-            .zip(&mut self.judges);
-        for (i, ((peer, answering), judge)) in peers.enumerate() {
+        let (peers, answerings, judges) = (&mut self.peers, &mut self.answering, &mut self.judges);
+        for i in 0..peers.len() {
+            if let Some(ahead) = peers.get(i + ROUND_END_PREFETCH_AHEAD) {
+                crate::prefetch::hint(&ahead.nonces);
+                crate::prefetch::hint(&ahead.best);
+                crate::prefetch::hint(&ahead.last);
+                crate::prefetch::hint(&ahead.accepted);
+            }
+            if let Some(ahead) = answerings.get(i + ROUND_END_PREFETCH_AHEAD) {
+                crate::prefetch::hint(ahead);
+            }
+            if let Some(ahead) = judges.get(i + ROUND_END_PREFETCH_AHEAD) {
+                crate::prefetch::hint(ahead);
+            }
+            let (Some(peer), Some(answering), Some(judge)) =
+                (peers.get_mut(i), answerings.get_mut(i), judges.get_mut(i))
+            else {
+                break;
+            };
             if detailed && let Some(s) = peer.best {
                 round_intervals.push((MemberId(i as u16), interval_of(&s)));
             }
@@ -1113,5 +1177,53 @@ mod layout {
         assert_eq!(std::mem::align_of::<PeerState>(), 64);
         assert_eq!(std::mem::size_of::<Answering>(), 64);
         assert_eq!(std::mem::align_of::<Answering>(), 64);
+    }
+
+    /// The cache hints take any member id (a driver may pass what a message claims) and
+    /// change nothing: a core hinted at every step answers exactly like one never hinted.
+    #[test]
+    fn prefetch_hints_accept_any_member_and_change_nothing() {
+        use bftime_crypto::{Ed25519Suite, NodeKey};
+        let keys: Vec<NodeKey> = (0..4u8).map(|i| NodeKey::from_seed(&[i + 1; 32])).collect();
+        let members: Arc<[_]> = keys.iter().map(|k| k.public_key()).collect();
+        let core = |hinted: bool| {
+            let cfg = CoreConfig {
+                me: MemberId(0),
+                members: members.clone(),
+                cluster: 3,
+                params: Params::for_members(4),
+                detailed_summaries: false,
+                incarnation: 1,
+            };
+            let key = NodeKey::from_seed(&[1; 32]);
+            let (mut core, _) = Core::new(
+                cfg,
+                Box::new(key),
+                Arc::new(Ed25519Suite),
+                LocalTime(0),
+                Nanos::ZERO,
+            )
+            .expect("core");
+            let request = Request {
+                cluster: 3,
+                round: 1,
+                nonce: [7; 32],
+            };
+            let mut out = Vec::new();
+            for step in 0..4u16 {
+                if hinted {
+                    for m in [0, 1, 3, 4, 999, u16::MAX] {
+                        core.prefetch_request(MemberId(m));
+                        core.prefetch_response(MemberId(m));
+                    }
+                    core.prefetch_timer();
+                }
+                let now = LocalTime(i64::from(step) * 1_000_000);
+                let signed = core.handle_request(MemberId(1 + step % 3), &request, now, now);
+                out.push(signed.map(|s| s.body().to_vec()));
+            }
+            out
+        };
+        assert_eq!(core(true), core(false));
     }
 }

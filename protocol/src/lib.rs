@@ -44,6 +44,7 @@
 //! - [`quarantine`]: health verdicts and the starting/synced/quarantined machine.
 //! - [`suspect`]: judging peers.
 //! - [`core`]: the round state machine tying them together.
+//! - [`prefetch`]: a cache hint for drivers that know which peer's message comes next.
 //!
 //! The normative description is `spec/PROTOCOL.md`; section numbers cited in doc
 //! comments refer to it.
@@ -55,6 +56,7 @@ pub mod message;
 pub mod midpoint;
 pub mod offset;
 pub mod params;
+pub mod prefetch;
 pub mod quarantine;
 pub mod reading_codec;
 pub mod reject;
