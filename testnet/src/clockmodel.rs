@@ -86,8 +86,13 @@ impl Oscillator {
     /// A true time at which L reaches `target`, assuming no fault in between
     /// (the caller re-checks and re-arms if it came early).
     pub fn true_time_for(&self, target: LocalTime, now_ns: i64) -> i64 {
-        let now_l = self.local(now_ns);
-        let gap = (target - now_l).0;
+        self.true_time_from(target, now_ns, self.local(now_ns))
+    }
+
+    /// [`Self::true_time_for`] given `now_local = self.local(now_ns)`, for a caller
+    /// that has it already (`local` evaluates a cosine).
+    pub fn true_time_from(&self, target: LocalTime, now_ns: i64, now_local: LocalTime) -> i64 {
+        let gap = (target - now_local).0;
         if gap <= 0 {
             return now_ns;
         }
@@ -130,6 +135,18 @@ mod tests {
         }));
         assert_eq!(st.local(1_000), st.local(500_000));
         assert!(st.local(2_000_000) < osc(None).local(2_000_000));
+    }
+
+    #[test]
+    fn inverse_from_a_known_local_reading_is_the_same() {
+        let o = osc(None);
+        for now in [0, 7, 1_000_000_123] {
+            let target = LocalTime(o.local(now).0 + 3_000_000);
+            assert_eq!(
+                o.true_time_from(target, now, o.local(now)),
+                o.true_time_for(target, now)
+            );
+        }
     }
 
     #[test]

@@ -210,12 +210,12 @@ impl Traffic {
         key: u64,
         to: u32,
         from: u32,
-        reading: Signed<Reading>,
+        reading: &Signed<Reading>,
         sent_local: LocalTime,
     ) {
         let local = (self.first..self.first + self.len).contains(&(to as usize));
         if local && at >= self.window_end {
-            let slot = self.readings.insert(&reading);
+            let slot = self.readings.insert(reading);
             let event = Event::Response {
                 from,
                 reading: slot,
@@ -225,7 +225,7 @@ impl Traffic {
         } else {
             let event = Event::Response {
                 from,
-                reading,
+                reading: reading.clone(),
                 sent_local,
             };
             self.send(shared, Message { at, key, to, event });
@@ -990,7 +990,7 @@ fn on_timer(
     }
     let local = node.osc.local(now);
     if local < node.timer_target {
-        let at = node.osc.true_time_for(node.timer_target, now);
+        let at = node.osc.true_time_from(node.timer_target, now, local);
         let key = node.next_key(i);
         out.send(
             shared,
@@ -1040,7 +1040,7 @@ fn execute(
             Action::SetTimer { at } => {
                 node.timer_gen += 1;
                 node.timer_target = at;
-                let t = node.osc.true_time_for(at, now).max(now + 1);
+                let t = node.osc.true_time_from(at, now, local).max(now + 1);
                 let generation = node.timer_gen;
                 let key = node.next_key(i);
                 out.send(
@@ -1112,12 +1112,17 @@ fn on_request(
             return;
         }
     };
-    let (reading, extra_delay) = match node.role {
-        Role::Byzantine(s) => match lie(node, from, now, s, honest, shared) {
-            Some(lied) => lied,
+    // The honest reading is sent by reference: each move of it copies 232 bytes.
+    let (lied, extra_delay) = match node.role {
+        Role::Byzantine(s) => match lie(node, from, now, s, &honest, shared) {
+            Some(answer) => answer,
             None => return,
         },
-        _ => (honest, 0),
+        _ => (None, 0),
+    };
+    let reading = match &lied {
+        Some(lied) => lied,
+        None => &honest,
     };
     if let Some(d) = path_delay(node, i, from, now, shared) {
         let key = node.next_key(i);
@@ -1126,30 +1131,31 @@ fn on_request(
     }
 }
 
-/// What a Byzantine responder sends instead of the honest reading (and extra delay).
+/// What a Byzantine responder sends instead of the honest reading (`None`: the honest
+/// one), and how much later; `None` to send nothing.
 fn lie(
     node: &mut SimNode,
     requester: usize,
     now: i64,
     s: Strategy,
-    honest: Signed<Reading>,
+    honest: &Signed<Reading>,
     shared: &Shared<'_>,
-) -> Option<(Signed<Reading>, i64)> {
+) -> Option<(Option<Signed<Reading>>, i64)> {
     let lie = shared.ns.lie;
     let shift = match s {
-        Strategy::None | Strategy::Crash => return Some((honest, 0)),
+        Strategy::None | Strategy::Crash => return Some((None, 0)),
         Strategy::Mute | Strategy::Mixed => return None,
         Strategy::Slow => {
             let d = node.net_rng.random_range(0..=shared.period_ns * 8 / 10);
-            return Some((honest, d));
+            return Some((None, d));
         }
         Strategy::Replay => {
             return match node.replay_cache.get(&MemberId(requester as u16)) {
-                Some(old) => Some((old.clone(), 0)),
+                Some(old) => Some((Some(old.clone()), 0)),
                 None => {
                     node.replay_cache
                         .insert(MemberId(requester as u16), honest.clone());
-                    Some((honest, 0))
+                    Some((None, 0))
                 }
             };
         }
@@ -1172,7 +1178,7 @@ fn lie(
     r.transmit += Nanos(shift);
     r.error = Some(Nanos::ZERO);
     let signed = Signed::sign(&r, node.signer.as_ref()).ok()?;
-    Some((signed, 0))
+    Some((Some(signed), 0))
 }
 
 fn on_response(
