@@ -49,9 +49,8 @@ impl<T> Slab<T> {
             .len()
             .checked_sub(PREFETCH_FREE_AHEAD)
             .and_then(|k| self.free.get(k))
-            && let Some(value) = self.slots.get(soon as usize)
         {
-            bftime_protocol::prefetch::hint(value);
+            self.prefetch(soon);
         }
         match self.free.pop() {
             Some(slot) => {
