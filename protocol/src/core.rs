@@ -470,11 +470,7 @@ impl Core {
         let slot = self.next_slot as usize;
         // Each request touches its peer's record, cold at n = 250 (see
         // `crate::prefetch`): ask for them all before the first is needed.
-        for peer in &self.slot_peers[slot] {
-            if let Some(state) = self.peers.get(peer.index()) {
-                state.prefetch();
-            }
-        }
+        self.prefetch_timer();
         for k in 0..self.slot_peers[slot].len() {
             let peer = self.slot_peers[slot][k].index();
             let round = self.round;

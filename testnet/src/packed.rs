@@ -14,9 +14,6 @@ use bftime_protocol::Reading;
 /// [`bftime_protocol::reading_codec::MAX_READING_BODY_BYTES`] = 143).
 const BODY_CAP: usize = 176;
 
-/// How many inserts ahead [`ReadingStore::insert`] hints the free slot it will reuse.
-const PREFETCH_FREE_AHEAD: usize = 4;
-
 /// Slot numbers with this bit set name a reading kept whole in the overflow list (a body
 /// too long to pack; no reading the core signs is).
 const OVERFLOW: u32 = 1 << 31;
@@ -53,13 +50,7 @@ impl ReadingStore {
             self.overflow.push(Some(r.clone()));
             return OVERFLOW | (self.overflow.len() - 1) as u32;
         }
-        // The slot a few inserts from now: a store into a cold slot stalls the sender.
-        if let Some(&soon) = self
-            .free
-            .len()
-            .checked_sub(PREFETCH_FREE_AHEAD)
-            .and_then(|k| self.free.get(k))
-        {
+        if let Some(soon) = crate::queue::reused_soon(&self.free) {
             self.prefetch(soon);
         }
         let slot = match self.free.pop() {

@@ -10,8 +10,17 @@
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
-/// How many inserts ahead [`Slab::insert`] hints the free slot it will reuse.
+/// How many inserts ahead a free list's next reuse is hinted (see [`reused_soon`]).
 const PREFETCH_FREE_AHEAD: usize = 4;
+
+/// The slot that a free list popped from its end (as [`Slab`] and
+/// [`crate::packed::ReadingStore`] do) hands out a few inserts from now, for the insert
+/// to hint: a burst of inserts (a request slot's sends) reuses slots freed long ago, and
+/// a store into a cold line stalls the sender.
+pub(crate) fn reused_soon(free: &[u32]) -> Option<u32> {
+    let k = free.len().checked_sub(PREFETCH_FREE_AHEAD)?;
+    free.get(k).copied()
+}
 
 /// Values stored by index: a freed slot is reused first, so the slots in use stay few
 /// and warm. The queue's buckets and windows move indices, never the values (buckets of
@@ -42,14 +51,7 @@ impl<T> Default for Slab<T> {
 impl<T> Slab<T> {
     /// Stores `value`; returns its slot.
     pub fn insert(&mut self, value: T) -> u32 {
-        // The slot a few inserts from now: a burst of sends (a request slot's) reuses
-        // slots freed long ago, and a store to a cold line stalls the sender.
-        if let Some(&soon) = self
-            .free
-            .len()
-            .checked_sub(PREFETCH_FREE_AHEAD)
-            .and_then(|k| self.free.get(k))
-        {
+        if let Some(soon) = reused_soon(&self.free) {
             self.prefetch(soon);
         }
         match self.free.pop() {
