@@ -71,6 +71,31 @@ impl ReadingStore {
         slot
     }
 
+    /// Moves the reading in `other`'s `slot` into a slot of this store, packed bytes
+    /// as they are (no `Signed` is built on the way); `None` if `other` has no reading
+    /// there. How mail between ranges hands its readings over.
+    pub fn move_from(&mut self, other: &mut ReadingStore, slot: u32) -> Option<u32> {
+        if slot & OVERFLOW != 0 {
+            let r = other.take(slot)?;
+            return Some(self.insert(&r));
+        }
+        let p = *other.slots.get(slot as usize)?;
+        other.free.push(slot);
+        if let Some(soon) = crate::queue::reused_soon(&self.free) {
+            self.prefetch(soon);
+        }
+        Some(match self.free.pop() {
+            Some(mine) => {
+                self.slots[mine as usize] = p;
+                mine
+            }
+            None => {
+                self.slots.push(p);
+                (self.slots.len() - 1) as u32
+            }
+        })
+    }
+
     /// Hints the cache lines a usual reading in `slot` occupies (see
     /// [`bftime_protocol::prefetch`]).
     pub fn prefetch(&self, slot: u32) {
@@ -141,6 +166,23 @@ mod tests {
         assert_eq!(store.take(sb).as_ref(), Some(&b));
         assert_eq!(store.take(sa).as_ref(), Some(&c));
         assert_eq!(store.take(99), None);
+    }
+
+    #[test]
+    fn a_moved_reading_comes_back_from_its_new_store_only() {
+        let mut mail = ReadingStore::default();
+        let mut home = ReadingStore::default();
+        let long: Signed<Reading> = Signed::from_slices(&[5u8; 300], Signature([1; 64]));
+        let (a, b) = (reading(1), reading(2));
+        let _warm = home.insert(&b);
+        let (sa, sl) = (mail.insert(&a), mail.insert(&long));
+        let ha = home.move_from(&mut mail, sa).unwrap();
+        let hl = home.move_from(&mut mail, sl).unwrap();
+        assert_eq!(home.take(ha).as_ref(), Some(&a));
+        assert_eq!(home.take(hl).as_ref(), Some(&long));
+        // Gone from the mail, whose slot is free again.
+        assert_eq!(home.move_from(&mut mail, sl), None);
+        assert_eq!(mail.insert(&b), sa);
     }
 
     #[test]

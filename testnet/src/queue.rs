@@ -361,13 +361,15 @@ pub struct WindowSorter {
 }
 
 impl WindowSorter {
-    /// Sorts `entries`, whose groups should lie in `first_group..first_group + groups`
-    /// (any other falls back to a plain sort).
-    pub fn sort(&mut self, entries: &mut Vec<Entry>, first_group: u32, groups: usize) {
+    /// Sorts `entries`, whose groups should be `first_group + k × stride` for `k` below
+    /// `groups` (any other falls back to a plain sort).
+    pub fn sort(&mut self, entries: &mut Vec<Entry>, first_group: u32, stride: u32, groups: usize) {
+        let stride = stride.max(1);
         let index = |e: &Entry| {
             e.group
                 .checked_sub(first_group)
-                .map(|g| g as usize)
+                .filter(|g| g % stride == 0)
+                .map(|g| (g / stride) as usize)
                 .filter(|&g| g < groups)
         };
         let plain_sort =
@@ -531,21 +533,31 @@ mod tests {
         fn window_sorter_matches_a_plain_sort(
             raw in proptest::collection::vec((0u32..38, 0u64..50, any::<u64>()), 0..400),
             first in 0u32..3,
-            stray in any::<bool>(),
+            stride in 1u32..4,
+            stray in 0u8..3,
         ) {
             let mut entries: Vec<Entry> = raw
                 .iter()
                 .enumerate()
-                .map(|(i, &(g, time, key))| Entry { time, key, group: first + g, slot: i as u32 })
+                .map(|(i, &(g, time, key))| Entry {
+                    time,
+                    key,
+                    group: first + g * stride,
+                    slot: i as u32,
+                })
                 .collect();
-            if stray && let Some(e) = entries.first_mut() {
-                // A group outside the range takes the plain sort.
-                e.group = first + 38;
+            if let Some(e) = entries.first_mut() {
+                // A group outside the range, or between its strides, takes the plain sort.
+                match stray {
+                    1 => e.group = first + 38 * stride,
+                    2 if stride > 1 => e.group = first + 1,
+                    _ => {}
+                }
             }
             let mut want = entries.clone();
             want.sort_unstable_by_key(|e| (e.window_order(), e.slot));
             // Keys may repeat here (never in the simulator): compare up to the key.
-            WindowSorter::default().sort(&mut entries, first, 38);
+            WindowSorter::default().sort(&mut entries, first, stride, 38);
             let order = |v: &[Entry]| v.iter().map(Entry::window_order).collect::<Vec<_>>();
             prop_assert_eq!(order(&entries), order(&want));
         }
