@@ -10,7 +10,7 @@
 //! reach it before the window ends. The simulator therefore runs in windows [T, T + L),
 //! and runs a window node by node, each node's events in (time, key) order: the same run
 //! as one global time order, with each node's state kept hot while its events run.
-//! With `threads = k` the nodes are cut into k contiguous ranges, each with its own
+//! With `threads = k` the nodes are dealt round-robin into k ranges, each with its own
 //! event queue; a busy window runs the ranges in parallel, on the calling thread and
 //! k − 1 workers that live for the whole run (a quiet window runs them one after
 //! another, cheaper than waking a worker), and messages for another range wait for the
@@ -170,8 +170,8 @@ struct Shared<'a> {
     ranges: usize,
 }
 
-/// A contiguous range of nodes and their traffic. Aligned so two ranges' hot fields
-/// never share a cache line between threads.
+/// A range of nodes (see [`Traffic::owns`]) and their traffic. Aligned so two ranges'
+/// hot fields never share a cache line between threads.
 #[repr(align(128))]
 struct Range {
     nodes: Vec<SimNode>,
@@ -560,13 +560,14 @@ impl Simulation {
             // the scope would otherwise wait for them forever).
             let _stop = StopWorkers(&pool, &workers);
             loop {
-                let start = work
+                // Between windows the main thread holds every range (the workers wait).
+                let guards: Vec<_> = work.iter().map(lock).collect();
+                let start = guards
                     .iter()
-                    .filter_map(|r| lock(r).traffic.next_time())
+                    .filter_map(|g| g.traffic.next_time())
                     .min()
                     .unwrap_or(i64::MAX);
                 while next_measure < self.sc.rounds && measure_at(next_measure) <= start {
-                    let guards: Vec<_> = work.iter().map(lock).collect();
                     let nodes = guards.iter().flat_map(|g| g.nodes.iter());
                     self.measure(next_measure, measure_at(next_measure), nodes);
                     next_measure += 1;
@@ -579,18 +580,18 @@ impl Simulation {
                     window_end = window_end.min(measure_at(next_measure));
                 }
                 if self.oracle_stale(start) {
-                    let guards: Vec<_> = work.iter().map(lock).collect();
                     let nodes = guards.iter().flat_map(|g| g.nodes.iter());
                     self.refresh_oracle(start, nodes);
                 }
                 // Each range's count stops at the threshold: the sum reaches it exactly
                 // when the true total does.
                 let parallel = ranges > 1
-                    && work
+                    && guards
                         .iter()
-                        .map(|r| lock(r).traffic.due_before(window_end, PARALLEL_MIN_EVENTS))
+                        .map(|g| g.traffic.due_before(window_end, PARALLEL_MIN_EVENTS))
                         .sum::<usize>()
                         >= PARALLEL_MIN_EVENTS;
+                drop(guards);
                 let shared = Shared {
                     sc: &sc,
                     ns: &ns,
@@ -609,39 +610,25 @@ impl Simulation {
                     }
                 }
                 // Counters, and mail for the next window.
-                for s in 0..ranges {
-                    let mut guard = lock(&work[s]);
-                    let from = &mut guard.traffic;
-                    self.exchanges += std::mem::take(&mut from.exchanges);
-                    for (reason, count) in std::mem::take(&mut from.rejected) {
+                let mut guards: Vec<_> = work.iter().map(lock).collect();
+                for g in &mut guards {
+                    self.exchanges += std::mem::take(&mut g.traffic.exchanges);
+                    for (reason, count) in std::mem::take(&mut g.traffic.rejected) {
                         *self.rejected.entry(reason).or_default() += count;
                     }
-                    drop(guard);
-                    // Range `s`'s outbox for `d` trades places with `d`'s inbox from `s`
-                    // (drained when `d` last ran): the buffers keep their capacity, where
-                    // a fresh outbox every window made each window's mail regrow by
-                    // reallocation (a tenth of a two-thread run's instructions).
-                    for d in (0..ranges).filter(|&d| d != s) {
-                        let mut bag = std::mem::take(&mut lock(&work[s]).traffic.outbox[d]);
-                        if !bag.mail.is_empty() {
-                            let mut dest = lock(&work[d]);
-                            let inbox = &mut dest.traffic.inbox[s];
-                            if inbox.mail.is_empty() {
-                                std::mem::swap(inbox, &mut bag);
-                            } else {
-                                // Not reached (a range reads all its mail each window);
-                                // kept correct anyway: re-slot each reading.
-                                for m in bag.mail.drain(..) {
-                                    let event = m.event.try_map_reading(|slot| {
-                                        inbox.readings.move_from(&mut bag.readings, slot)
-                                    });
-                                    if let Some(event) = event {
-                                        inbox.mail.push(Message { event, ..m });
-                                    }
-                                }
-                            }
+                }
+                // Range `s`'s outbox for `d` trades places with `d`'s inbox from `s`
+                // (drained when `d` last ran): the buffers keep their capacity, where a
+                // fresh outbox every window made each window's mail regrow by
+                // reallocation (a tenth of a two-thread run's instructions).
+                for s in 0..ranges {
+                    for d in 0..ranges {
+                        if s == d || guards[s].traffic.outbox[d].mail.is_empty() {
+                            continue;
                         }
-                        lock(&work[s]).traffic.outbox[d] = bag;
+                        let mut bag = std::mem::take(&mut guards[s].traffic.outbox[d]);
+                        deliver(&mut guards[d].traffic.inbox[s], &mut bag);
+                        guards[s].traffic.outbox[d] = bag;
                     }
                 }
             }
@@ -799,6 +786,24 @@ const PARALLEL_MIN_EVENTS: usize = 200;
 
 /// Locks a range. A poisoned lock means a worker panicked; its panic is re-raised on
 /// the main thread by [`Pool::wait_done`], so the data is only read on the way out.
+/// Hands `bag` over as `inbox`, leaving `bag` empty: a swap, since `inbox` was drained
+/// when its range last ran (its capacity then goes back to the sender).
+fn deliver(inbox: &mut MailBag, bag: &mut MailBag) {
+    if inbox.mail.is_empty() {
+        std::mem::swap(inbox, bag);
+        return;
+    }
+    // Not reached (a range reads all its mail every window); kept correct anyway.
+    for m in bag.mail.drain(..) {
+        let event = m
+            .event
+            .try_map_reading(|slot| inbox.readings.move_from(&mut bag.readings, slot));
+        if let Some(event) = event {
+            inbox.mail.push(Message { event, ..m });
+        }
+    }
+}
+
 fn lock(r: &Mutex<Range>) -> MutexGuard<'_, Range> {
     r.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
