@@ -351,9 +351,10 @@ impl<E> EventQueue<E> {
 }
 
 /// Puts a window's entries in run order ([`Entry::window_order`]): a counting sort by
-/// group (a range's nodes are few and contiguous), then each group's few entries by time
-/// and key. A comparison sort of the whole window by its three-field key cost about 200
-/// instructions per event; this is a few passes and a handful of insertion sorts.
+/// group (a range's nodes are few: every `stride`-th one), then each group's few
+/// entries by time and key. A comparison sort of the whole window by its three-field key
+/// cost about 200 instructions per event; this is a few passes and a handful of
+/// insertion sorts.
 #[derive(Debug, Default)]
 pub struct WindowSorter {
     counts: Vec<usize>,
@@ -413,7 +414,8 @@ impl WindowSorter {
 /// `cap`: a walk down the heap that stops at every entry not before `t` (its subtree is
 /// not either), so it costs O(min(due, cap)), not O(len).
 fn heap_due_before(entries: &[Reverse<Entry>], t: u64, cap: usize) -> usize {
-    if cap == 0 {
+    // Usually nothing in the heap is due: answer that without the walk's allocation.
+    if cap == 0 || entries.first().is_none_or(|Reverse(e)| e.time >= t) {
         return 0;
     }
     let mut stack = vec![0usize];
