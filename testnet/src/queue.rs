@@ -60,6 +60,9 @@ impl<T> Slab<T> {
                 slot
             }
             None => {
+                // The top bit of a slot number is `SINK`'s (far more events than fit in
+                // memory).
+                debug_assert!(self.slots.len() < SINK as usize, "slab full");
                 self.slots.push(Some(value));
                 (self.slots.len() - 1) as u32
             }
@@ -350,6 +353,120 @@ impl<E> EventQueue<E> {
     }
 }
 
+/// Tags the slot of an entry [`SplitQueue::take_window`] took from the sinks.
+const SINK: u32 = 1 << 31;
+
+/// Two event queues behind one: events that may send messages (*senders*) and events
+/// that never do (*sinks*). The simulator needs the earliest sender on its own: no
+/// message can arrive before the minimum one-way delay after it, so a window may run
+/// until then, however early the sinks are (see `crate::sim`).
+pub struct SplitQueue<E> {
+    senders: EventQueue<E>,
+    sinks: EventQueue<E>,
+}
+
+impl<E> std::fmt::Debug for SplitQueue<E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SplitQueue")
+            .field("senders", &self.senders.len())
+            .field("sinks", &self.sinks.len())
+            .finish()
+    }
+}
+
+impl<E> SplitQueue<E> {
+    /// Two queues with buckets as in [`EventQueue::new`].
+    pub fn new(bucket_ns: u64) -> Self {
+        SplitQueue {
+            senders: EventQueue::new(bucket_ns),
+            sinks: EventQueue::new(bucket_ns),
+        }
+    }
+
+    /// As [`EventQueue::push`]; `sends` says whether running the event may send a
+    /// message (a wrong `false` would let a window run past that message's arrival).
+    #[inline]
+    pub fn push(&mut self, at_ns: i64, key: u64, group: u32, event: E, sends: bool) {
+        if sends {
+            self.senders.push(at_ns, key, group, event);
+        } else {
+            self.sinks.push(at_ns, key, group, event);
+        }
+    }
+
+    /// The time of the earliest event.
+    pub fn peek_time(&self) -> Option<i64> {
+        match (self.senders.peek_time(), self.sinks.peek_time()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// The time of the earliest event that may send a message.
+    pub fn peek_sender_time(&self) -> Option<i64> {
+        self.senders.peek_time()
+    }
+
+    /// As [`EventQueue::take_window`], from both queues.
+    pub fn take_window(&mut self, end_ns: i64, out: &mut Vec<Entry>) {
+        self.senders.take_window(end_ns, out);
+        let from = out.len();
+        self.sinks.take_window(end_ns, out);
+        for e in &mut out[from..] {
+            e.slot |= SINK;
+        }
+    }
+
+    #[inline]
+    fn route(&self, e: &Entry) -> (&EventQueue<E>, Entry) {
+        if e.slot & SINK != 0 {
+            let slot = e.slot & !SINK;
+            (&self.sinks, Entry { slot, ..*e })
+        } else {
+            (&self.senders, *e)
+        }
+    }
+
+    /// As [`EventQueue::take`], for an entry either queue gave out.
+    #[inline]
+    pub fn take(&mut self, e: &Entry) -> Option<E> {
+        if e.slot & SINK != 0 {
+            let slot = e.slot & !SINK;
+            self.sinks.take(&Entry { slot, ..*e })
+        } else {
+            self.senders.take(e)
+        }
+    }
+
+    /// As [`EventQueue::peek`].
+    #[inline]
+    pub fn peek(&self, e: &Entry) -> Option<&E> {
+        let (q, e) = self.route(e);
+        q.peek(&e)
+    }
+
+    /// As [`EventQueue::prefetch`].
+    #[inline]
+    pub fn prefetch(&self, e: &Entry) {
+        let (q, e) = self.route(e);
+        q.prefetch(&e);
+    }
+
+    /// As [`EventQueue::due_before_capped`], over both queues.
+    pub fn due_before_capped(&self, t_ns: i64, cap: usize) -> usize {
+        let n = self.senders.due_before_capped(t_ns, cap);
+        (n + self.sinks.due_before_capped(t_ns, cap - n)).min(cap)
+    }
+
+    pub fn len(&self) -> usize {
+        self.senders.len() + self.sinks.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
 /// Puts a window's entries in run order ([`Entry::window_order`]): a counting sort by
 /// group (a range's nodes are few: every `stride`-th one), then each group's few
 /// entries by time and key. A comparison sort of the whole window by its three-field key
@@ -563,6 +680,38 @@ mod tests {
             let order = |v: &[Entry]| v.iter().map(Entry::window_order).collect::<Vec<_>>();
             prop_assert_eq!(order(&entries), order(&want));
         }
+    }
+
+    #[test]
+    fn a_split_queue_keeps_senders_apart_and_gives_back_both() {
+        let mut q = SplitQueue::new(4);
+        q.push(5, 1, 0, "response early", false);
+        q.push(30, 2, 1, "timer", true);
+        q.push(12, 3, 2, "response later", false);
+        q.push(200, 4, 0, "request far", true);
+        assert_eq!(q.peek_time(), Some(5));
+        assert_eq!(q.peek_sender_time(), Some(30));
+        assert_eq!(q.due_before_capped(31, usize::MAX), 3);
+        assert_eq!(q.due_before_capped(31, 2), 2);
+        let mut window = Vec::new();
+        q.take_window(31, &mut window);
+        window.sort_unstable_by_key(|e| e.time);
+        assert_eq!(window.len(), 3);
+        assert_eq!(q.peek(&window[0]), Some(&"response early"));
+        q.prefetch(&window[1]);
+        let taken: Vec<_> = window.iter().map(|e| q.take(e)).collect();
+        assert_eq!(
+            taken,
+            [
+                Some("response early"),
+                Some("response later"),
+                Some("timer")
+            ]
+        );
+        assert_eq!(q.take(&window[0]), None);
+        assert_eq!(q.len(), 1);
+        assert_eq!(q.peek_time(), Some(200));
+        assert_eq!(q.peek_sender_time(), Some(200));
     }
 
     #[test]

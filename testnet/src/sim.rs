@@ -5,11 +5,14 @@
 //!
 //! # How time advances
 //! No message arrives sooner than the network's minimum one-way delay L after it was
-//! sent. So from the earliest pending event at T, every node's events before T + L
-//! depend only on that node's own state: nothing another node does in the window can
-//! reach it before the window ends. The simulator therefore runs in windows [T, T + L),
-//! and runs a window node by node, each node's events in (time, key) order: the same run
-//! as one global time order, with each node's state kept hot while its events run.
+//! sent, and only timers and requests send (a response is only recorded). So from the
+//! earliest pending timer or request at S, every node's events before S + L depend only
+//! on that node's own state: nothing another node does in the window can reach it
+//! before the window ends. The simulator therefore runs in windows [T, S + L), T the
+//! earliest pending event of any kind (between a round's request bursts only late
+//! responses are pending, and such a window takes them all at once), and runs a window
+//! node by node, each node's events in (time, key) order: the same run as one global
+//! time order, with each node's state kept hot while its events run.
 //! With `threads = k` the nodes are dealt round-robin into k ranges, each with its own
 //! event queue; a busy window runs the ranges in parallel, on the calling thread and
 //! k − 1 workers that live for the whole run (a quiet window runs them one after
@@ -38,7 +41,7 @@ use rand::{RngExt, SeedableRng};
 
 use crate::clockmodel::{ClockFault, Oscillator};
 use crate::packed::ReadingStore;
-use crate::queue::{Entry, EventQueue, WindowSorter};
+use crate::queue::{Entry, SplitQueue, WindowSorter};
 use crate::report::{Ground, SimReport};
 use crate::scenario::Scenario;
 use crate::strategy::Strategy;
@@ -99,6 +102,13 @@ enum Event<R = Signed<Reading>> {
 }
 
 impl<R> Event<R> {
+    /// Whether running this event may send a message. A response never does: the
+    /// requester only records it. So a window may run past the earliest response, up to
+    /// the minimum delay after the earliest timer or request (see [`SplitQueue`]).
+    fn sends(&self) -> bool {
+        !matches!(self, Event::Response { .. })
+    }
+
     /// The same event with its reading (if any) replaced by `f(reading)`.
     fn map_reading<S>(self, f: impl FnOnce(R) -> S) -> Event<S> {
         match self.try_map_reading(|r| Some(f(r))) {
@@ -163,11 +173,10 @@ struct Shared<'a> {
     sc: &'a Scenario,
     ns: &'a ScenarioNs,
     period_ns: i64,
-    /// The `boundary` adversary's view: the highest correct protocol clock.
+    /// The `boundary` adversary's view: how far the highest correct protocol clock was
+    /// ahead of true time when last looked at (see [`Simulation::refresh_oracle`]).
     oracle_top: i64,
     trace: bool,
-    /// How many ranges the nodes are dealt into (see [`Traffic::owns`]).
-    ranges: usize,
 }
 
 /// A range of nodes (see [`Traffic::owns`]) and their traffic. Aligned so two ranges'
@@ -184,8 +193,10 @@ struct Traffic {
     /// This range's number: it holds nodes `me`, `me + ranges`, `me + 2 × ranges`…
     me: usize,
     ranges: usize,
+    /// log2(`ranges`) when it is a power of two.
+    ranges_log2: Option<u32>,
     len: usize,
-    queue: EventQueue<Queued>,
+    queue: SplitQueue<Queued>,
     /// The readings of queued responses.
     readings: ReadingStore,
     /// The window being run: its end, its events in run order (kept for their
@@ -208,22 +219,40 @@ impl Traffic {
     /// contiguous blocks: the faulty nodes are the last ones, and a block holding all of
     /// them had about 15 % more work than the others, which waited for it every window.
     fn owns(&self, i: usize) -> bool {
-        i % self.ranges == self.me
+        self.range_of(i) == self.me
+    }
+
+    /// The range node `i` is in.
+    fn range_of(&self, i: usize) -> usize {
+        // A mask, not a division, for the usual power-of-two counts (asked on every
+        // message sent).
+        match self.ranges_log2 {
+            Some(k) => i & ((1 << k) - 1),
+            None => i % self.ranges,
+        }
     }
 
     /// Where node `i` (in this range) sits in the range's node list.
     fn local_index(&self, i: usize) -> usize {
-        i / self.ranges
+        match self.ranges_log2 {
+            Some(k) => i >> k,
+            None => i / self.ranges,
+        }
     }
 
     /// Sends `m`. Nothing another node sends in a window arrives before it ends, so a
     /// message within the range goes straight into its queue, and one for another range
     /// waits for the window to close. Only a node's own timer can fall inside the
     /// window: it runs before the window ends, in order with the node's other events.
-    fn send(&mut self, shared: &Shared<'_>, m: Message) {
+    fn send(&mut self, m: Message) {
         let to = m.to as usize;
         if !self.owns(to) {
-            let bag = &mut self.outbox[to % shared.ranges];
+            debug_assert!(
+                m.at >= self.window_end,
+                "a message arrives inside its window"
+            );
+            let r = self.range_of(to);
+            let bag = &mut self.outbox[r];
             let event = m.event.map_reading(|r| bag.readings.insert(&r));
             bag.mail.push(Message {
                 at: m.at,
@@ -232,6 +261,10 @@ impl Traffic {
                 event,
             });
         } else if m.at < self.window_end {
+            debug_assert!(
+                matches!(m.event, Event::Timer { .. }),
+                "only a node's own timer may fall inside the window"
+            );
             self.local.push(m);
         } else {
             self.enqueue(m);
@@ -244,7 +277,6 @@ impl Traffic {
     #[allow(clippy::too_many_arguments)]
     fn send_response(
         &mut self,
-        shared: &Shared<'_>,
         at: i64,
         key: u64,
         to: u32,
@@ -252,8 +284,9 @@ impl Traffic {
         reading: &Signed<Reading>,
         sent_local: LocalTime,
     ) {
-        let store = if !self.owns(to as usize) {
-            Some(&mut self.outbox[to as usize % shared.ranges])
+        let r = self.range_of(to as usize);
+        let store = if r != self.me {
+            Some(&mut self.outbox[r])
         } else if at >= self.window_end {
             None
         } else {
@@ -262,8 +295,12 @@ impl Traffic {
                 reading: reading.clone(),
                 sent_local,
             };
-            return self.send(shared, Message { at, key, to, event });
+            return self.send(Message { at, key, to, event });
         };
+        debug_assert!(
+            at >= self.window_end,
+            "a response arrives inside its window"
+        );
         if let Some(bag) = store {
             let slot = bag.readings.insert(reading);
             let event = Event::Response {
@@ -279,14 +316,15 @@ impl Traffic {
                 reading: slot,
                 sent_local,
             };
-            self.queue.push(at, key, to, event);
+            self.queue.push(at, key, to, event, false);
         }
     }
 
     /// Queues `m` for its node (in this range), its reading in a slot of its own.
     fn enqueue(&mut self, m: Message) {
         let queued = self.stow(m.event);
-        self.queue.push(m.at, m.key, m.to, queued);
+        let sends = queued.sends();
+        self.queue.push(m.at, m.key, m.to, queued, sends);
     }
 
     /// `ev` with its reading (if any) moved to a slot of its own.
@@ -298,6 +336,21 @@ impl Traffic {
     fn next_time(&self) -> Option<i64> {
         let mailed = self.inbox.iter().flat_map(|b| &b.mail).map(|m| m.at).min();
         match (self.queue.peek_time(), mailed) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// The earliest pending event that may send a message, delivered or not.
+    fn next_sender_time(&self) -> Option<i64> {
+        let mailed = self
+            .inbox
+            .iter()
+            .flat_map(|b| &b.mail)
+            .filter(|m| m.event.sends())
+            .map(|m| m.at)
+            .min();
+        match (self.queue.peek_sender_time(), mailed) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         }
@@ -326,6 +379,8 @@ pub struct Simulation {
     /// Every node's first timer, queued when the run starts.
     initial: Vec<Message>,
     period_ns: i64,
+    /// When the `boundary` adversary last looked, and the highest correct protocol clock
+    /// then, less that instant.
     oracle: (i64, i64),
     ground: Ground,
     exchanges: u64,
@@ -521,10 +576,11 @@ impl Simulation {
                 traffic: Traffic {
                     me: d,
                     ranges,
+                    ranges_log2: ranges.is_power_of_two().then(|| ranges.trailing_zeros()),
                     len: nodes.len(),
                     // Buckets a quarter of a window long: a window takes a few whole
                     // buckets and filters at most one.
-                    queue: EventQueue::new((self.ns.lookahead / 4).max(1) as u64),
+                    queue: SplitQueue::new((self.ns.lookahead / 4).max(1) as u64),
                     readings: ReadingStore::default(),
                     window_end: 0,
                     window: Vec::new(),
@@ -551,7 +607,7 @@ impl Simulation {
                 .map(|k| {
                     let (work, pool, sc, ns, main) = (&work, &pool, &sc, &ns, main.clone());
                     scope
-                        .spawn(move || pool.serve(k, work, sc, ns, period_ns, trace, ranges, &main))
+                        .spawn(move || pool.serve(k, work, sc, ns, period_ns, trace, &main))
                         .thread()
                         .clone()
                 })
@@ -575,13 +631,29 @@ impl Simulation {
                 if start > end {
                     break;
                 }
-                let mut window_end = (start + self.ns.lookahead).min(end + 1);
+                // No message arrives before the minimum delay after the earliest event
+                // that can send one; responses before that run in this window too.
+                // Between a round's request bursts only late responses are pending, and
+                // windows bounded by the earliest event instead were mostly a few
+                // responses each (95 % of the windows at n = 250, run one by one).
+                let first_sender = guards
+                    .iter()
+                    .filter_map(|g| g.traffic.next_sender_time())
+                    .min();
+                let mut window_end = first_sender
+                    .map_or(end + 1, |t| t.saturating_add(self.ns.lookahead))
+                    .max(start + self.ns.lookahead)
+                    .min(end + 1);
                 if next_measure < self.sc.rounds {
                     window_end = window_end.min(measure_at(next_measure));
                 }
-                if self.oracle_stale(start) {
-                    let nodes = guards.iter().flat_map(|g| g.nodes.iter());
-                    self.refresh_oracle(start, nodes);
+                if self.sc.strategy.uses_boundary() {
+                    let step = self.oracle_step();
+                    if start >= self.oracle.0.saturating_add(step) {
+                        let nodes = guards.iter().flat_map(|g| g.nodes.iter());
+                        self.refresh_oracle(start - start.rem_euclid(step), nodes);
+                    }
+                    window_end = window_end.min(self.oracle.0 + step);
                 }
                 // Each range's count stops at the threshold: the sum reaches it exactly
                 // when the true total does.
@@ -598,7 +670,6 @@ impl Simulation {
                     period_ns,
                     oracle_top: self.oracle.1,
                     trace,
-                    ranges,
                 };
                 if parallel {
                     pool.dispatch(window_end, self.oracle.1, &workers);
@@ -657,22 +728,23 @@ impl Simulation {
         )
     }
 
-    /// Whether the `boundary` adversary's view needs recomputing at `now`: only if some
-    /// node plays `boundary`, once 1/32 of a round has passed (checked before the ranges
-    /// are locked to read every node).
-    fn oracle_stale(&self, now: i64) -> bool {
-        self.sc.strategy.uses_boundary() && now.saturating_sub(self.oracle.0) > self.period_ns / 32
+    /// How often the `boundary` adversary's view is recomputed: every 1/32 of a round, at
+    /// the multiples of that step, which cut windows as measurements do. So the view is
+    /// taken at instants that do not depend on how events fall into windows.
+    fn oracle_step(&self) -> i64 {
+        (self.period_ns / 32).max(1)
     }
 
     /// The `boundary` adversary is omniscient: it knows the highest protocol clock among
-    /// correct nodes. Recomputed at a window's start when [`Self::oracle_stale`].
+    /// correct nodes at `now` (a multiple of [`Self::oracle_step`] with no event between
+    /// it and the window being opened).
     fn refresh_oracle<'a>(&mut self, now: i64, nodes: impl Iterator<Item = &'a SimNode>) {
         let top = nodes
             .filter(|n| n.role == Role::Correct)
             .map(|n| n.core.clock().protocol_time(n.osc.local(now)).0)
             .max()
             .unwrap_or(0);
-        self.oracle = (now, top);
+        self.oracle = (now, top - now);
     }
 
     /// Ground truth: every correct node's served clock at this one true instant.
@@ -887,7 +959,6 @@ impl Pool {
         ns: &ScenarioNs,
         period_ns: i64,
         trace: bool,
-        ranges: usize,
         main: &std::thread::Thread,
     ) {
         let mut seen = 0;
@@ -903,7 +974,6 @@ impl Pool {
                 period_ns,
                 oracle_top: self.oracle_top.load(Ordering::SeqCst),
                 trace,
-                ranges,
             };
             let window_end = self.window_end.load(Ordering::SeqCst);
             let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -922,7 +992,8 @@ impl Pool {
 }
 
 /// Delivers the range's mail, then runs every event of the range before `window_end`,
-/// node by node (see [`EventQueue`]): a node's state stays hot while its events run.
+/// node by node (see [`crate::queue::EventQueue`]): a node's state stays hot while its
+/// events run.
 fn run_range(range: &mut Range, window_end: i64, shared: &Shared<'_>) {
     let Range { nodes, traffic: st } = range;
     for k in 0..st.inbox.len() {
@@ -935,7 +1006,8 @@ fn run_range(range: &mut Range, window_end: i64, shared: &Shared<'_>) {
                 .event
                 .try_map_reading(|slot| readings.move_from(&mut bag.readings, slot))
             {
-                st.queue.push(m.at, m.key, m.to, event);
+                let sends = event.sends();
+                st.queue.push(m.at, m.key, m.to, event, sends);
             }
         }
         st.inbox[k] = bag;
@@ -1089,15 +1161,12 @@ fn on_timer(
     if local < node.timer_target {
         let at = node.osc.true_time_from(node.timer_target, now, local);
         let key = node.next_key(i);
-        out.send(
-            shared,
-            Message {
-                at: at.max(now + 1),
-                key,
-                to: i as u32,
-                event: Event::Timer { generation },
-            },
-        );
+        out.send(Message {
+            at: at.max(now + 1),
+            key,
+            to: i as u32,
+            event: Event::Timer { generation },
+        });
         return;
     }
     let actions = node.core.handle_timer(local, &mut node.rng);
@@ -1119,19 +1188,16 @@ fn execute(
                 let to = to.index();
                 if let Some(d) = path_delay(node, i, to, now, shared) {
                     let key = node.next_key(i);
-                    out.send(
-                        shared,
-                        Message {
-                            at: now + d,
-                            key,
-                            to: to as u32,
-                            event: Event::Request {
-                                from: i as u32,
-                                request,
-                                sent_local: local,
-                            },
+                    out.send(Message {
+                        at: now + d,
+                        key,
+                        to: to as u32,
+                        event: Event::Request {
+                            from: i as u32,
+                            request,
+                            sent_local: local,
                         },
-                    );
+                    });
                 }
             }
             Action::SetTimer { at } => {
@@ -1140,15 +1206,12 @@ fn execute(
                 let t = node.osc.true_time_from(at, now, local).max(now + 1);
                 let generation = node.timer_gen;
                 let key = node.next_key(i);
-                out.send(
-                    shared,
-                    Message {
-                        at: t,
-                        key,
-                        to: i as u32,
-                        event: Event::Timer { generation },
-                    },
-                );
+                out.send(Message {
+                    at: t,
+                    key,
+                    to: i as u32,
+                    event: Event::Timer { generation },
+                });
             }
             Action::StateChanged(tr) => {
                 if shared.trace {
@@ -1224,7 +1287,7 @@ fn on_request(
     if let Some(d) = path_delay(node, i, from, now, shared) {
         let key = node.next_key(i);
         let at = now + d + extra_delay;
-        out.send_response(shared, at, key, from as u32, i as u32, reading, sent_local);
+        out.send_response(at, key, from as u32, i as u32, reading, sent_local);
     }
 }
 
@@ -1266,8 +1329,12 @@ fn lie(
         }
         Strategy::Random => node.net_rng.random_range(-lie..=lie),
         Strategy::Boundary => {
+            // The top correct clock now: as it was when looked at, moved on by the true
+            // time since (a correct clock's rate errs by ppm, nanoseconds over a step).
+            // Without moving it on, the target lagged by up to a step (P / 32) and the
+            // attack depended on when in the step a request came.
             let mine = node.core.clock().protocol_time(node.osc.local(now)).0;
-            shared.oracle_top - mine + shared.ns.delay * 9 / 10
+            now + shared.oracle_top - mine + shared.ns.delay * 9 / 10
         }
     };
     let mut r = honest.decode_unverified().ok()?;
