@@ -635,7 +635,7 @@ impl Simulation {
                 // that can send one; responses before that run in this window too.
                 // Between a round's request bursts only late responses are pending, and
                 // windows bounded by the earliest event instead were mostly a few
-                // responses each (95 % of the windows at n = 250, run one by one).
+                // responses each (88 % of the windows at n = 250, run one by one).
                 let first_sender = guards
                     .iter()
                     .filter_map(|g| g.traffic.next_sender_time())
