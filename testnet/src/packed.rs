@@ -72,8 +72,9 @@ impl ReadingStore {
     }
 
     /// Moves the reading in `other`'s `slot` into a slot of this store, packed bytes
-    /// as they are (no `Signed` is built on the way); `None` if `other` has no reading
-    /// there. How mail between ranges hands its readings over.
+    /// as they are (no `Signed` is built on the way). How mail between ranges hands its
+    /// readings over. `None` for a slot never handed out or an overflow slot already
+    /// taken; like [`Self::take`], a packed slot is not checked for having been taken.
     pub fn move_from(&mut self, other: &mut ReadingStore, slot: u32) -> Option<u32> {
         if slot & OVERFLOW != 0 {
             let r = other.take(slot)?;
@@ -107,7 +108,9 @@ impl ReadingStore {
         }
     }
 
-    /// Takes the reading out of `slot` (`None` for a slot never handed out or taken).
+    /// Takes the reading out of `slot`: `None` for a slot never handed out or an
+    /// overflow slot already taken (a packed slot keeps no mark of being taken; the
+    /// simulator takes each slot it was given once).
     pub fn take(&mut self, slot: u32) -> Option<Signed<Reading>> {
         if slot & OVERFLOW != 0 {
             let r = self.overflow.get_mut((slot & !OVERFLOW) as usize)?.take();

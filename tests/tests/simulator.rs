@@ -22,9 +22,8 @@ fn n250(strategy: Strategy) -> Scenario {
 /// spec §5.2: n = 250, f = 83, every strategy: converges within two rounds (start-up
 /// rounds are P/4), stays within Π, no correct node quarantines, every correct node
 /// serves, and the skew ends at the sub-millisecond level. After convergence the skew is
-/// within the Welch–Lynch bound for every strategy except two: `two-faced` (the split
-/// only halves each round) and `boundary` (held at seeds 1 and 7, a 25 ms transient at
-/// seed 2; spec §5.3).
+/// within the Welch–Lynch bound for every strategy except `two-faced` (the split only
+/// halves each round; spec §5.3).
 #[test]
 fn n250_f83_strategies_hold_precision_without_false_quarantines() {
     for strategy in Strategy::ALL {
@@ -43,7 +42,7 @@ fn n250_f83_strategies_hold_precision_without_false_quarantines() {
             "{strategy}: {r:?}"
         );
         assert!(r.final_skew_ns <= 1_000_000, "{strategy}: final skew {r:?}");
-        if !matches!(strategy, Strategy::TwoFaced | Strategy::Boundary) {
+        if strategy != Strategy::TwoFaced {
             assert!(
                 r.max_skew_ns <= r.wl_bound_ns,
                 "{strategy}: above the WL bound {r:?}"
