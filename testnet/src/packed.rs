@@ -50,20 +50,7 @@ impl ReadingStore {
             self.overflow.push(Some(r.clone()));
             return OVERFLOW | (self.overflow.len() - 1) as u32;
         }
-        if let Some(soon) = crate::queue::reused_soon(&self.free) {
-            self.prefetch(soon);
-        }
-        let slot = match self.free.pop() {
-            Some(slot) => slot,
-            None => {
-                self.slots.push(Packed {
-                    signature: [0; 64],
-                    len: 0,
-                    body: [0; BODY_CAP],
-                });
-                (self.slots.len() - 1) as u32
-            }
-        };
+        let slot = self.claim_slot();
         let p = &mut self.slots[slot as usize];
         p.signature = r.signature().0;
         p.len = body.len() as u16;
@@ -82,18 +69,24 @@ impl ReadingStore {
         }
         let p = *other.slots.get(slot as usize)?;
         other.free.push(slot);
+        let mine = self.claim_slot();
+        self.slots[mine as usize] = p;
+        Some(mine)
+    }
+
+    /// A slot to write a reading into: the most recently freed one (warm), or a new
+    /// zeroed one. Hints the slot the free list will hand out a few claims from now.
+    fn claim_slot(&mut self) -> u32 {
         if let Some(soon) = crate::queue::reused_soon(&self.free) {
             self.prefetch(soon);
         }
-        Some(match self.free.pop() {
-            Some(mine) => {
-                self.slots[mine as usize] = p;
-                mine
-            }
-            None => {
-                self.slots.push(p);
-                (self.slots.len() - 1) as u32
-            }
+        self.free.pop().unwrap_or_else(|| {
+            self.slots.push(Packed {
+                signature: [0; 64],
+                len: 0,
+                body: [0; BODY_CAP],
+            });
+            (self.slots.len() - 1) as u32
         })
     }
 

@@ -396,10 +396,11 @@ impl<E> SplitQueue<E> {
 
     /// The time of the earliest event.
     pub fn peek_time(&self) -> Option<i64> {
-        match (self.senders.peek_time(), self.sinks.peek_time()) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        self.senders
+            .peek_time()
+            .into_iter()
+            .chain(self.sinks.peek_time())
+            .min()
     }
 
     /// The time of the earliest event that may send a message.
@@ -417,24 +418,28 @@ impl<E> SplitQueue<E> {
         }
     }
 
+    /// Whether [`Self::take_window`] took `e` from the sinks, and `e` as its queue
+    /// knows it (tag cleared).
+    #[inline]
+    fn untag(e: &Entry) -> (bool, Entry) {
+        let slot = e.slot & !SINK;
+        (e.slot & SINK != 0, Entry { slot, ..*e })
+    }
+
     #[inline]
     fn route(&self, e: &Entry) -> (&EventQueue<E>, Entry) {
-        if e.slot & SINK != 0 {
-            let slot = e.slot & !SINK;
-            (&self.sinks, Entry { slot, ..*e })
-        } else {
-            (&self.senders, *e)
+        match Self::untag(e) {
+            (true, e) => (&self.sinks, e),
+            (false, e) => (&self.senders, e),
         }
     }
 
     /// As [`EventQueue::take`], for an entry either queue gave out.
     #[inline]
     pub fn take(&mut self, e: &Entry) -> Option<E> {
-        if e.slot & SINK != 0 {
-            let slot = e.slot & !SINK;
-            self.sinks.take(&Entry { slot, ..*e })
-        } else {
-            self.senders.take(e)
+        match Self::untag(e) {
+            (true, e) => self.sinks.take(&e),
+            (false, e) => self.senders.take(&e),
         }
     }
 

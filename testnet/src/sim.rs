@@ -169,6 +169,26 @@ struct MailBag {
     readings: ReadingStore,
 }
 
+impl MailBag {
+    /// Empties the bag, each message's reading moved into `readings` (the receiver's
+    /// store) and renamed by its slot there. The bag keeps its capacity.
+    fn unpack<'a>(
+        &'a mut self,
+        readings: &'a mut ReadingStore,
+    ) -> impl Iterator<Item = Message<u32>> + 'a {
+        let MailBag {
+            mail,
+            readings: own,
+        } = self;
+        mail.drain(..).filter_map(move |m| {
+            let event = m
+                .event
+                .try_map_reading(|slot| readings.move_from(own, slot))?;
+            Some(Message { event, ..m })
+        })
+    }
+}
+
 /// What every node reads during a window (nothing in it changes within one).
 struct Shared<'a> {
     sc: &'a Scenario,
@@ -286,38 +306,32 @@ impl Traffic {
         sent_local: LocalTime,
     ) {
         let r = self.range_of(to as usize);
-        let store = if r != self.me {
-            Some(&mut self.outbox[r])
+        if r != self.me {
+            debug_assert!(at >= self.window_end, "a message arrives inside its window");
+            let bag = &mut self.outbox[r];
+            let reading = bag.readings.insert(reading);
+            let event = Event::Response {
+                from,
+                reading,
+                sent_local,
+            };
+            bag.mail.push(Message { at, key, to, event });
         } else if at >= self.window_end {
-            None
+            let reading = self.readings.insert(reading);
+            let event = Event::Response {
+                from,
+                reading,
+                sent_local,
+            };
+            self.queue.push(at, key, to, event, false);
         } else {
+            // Never happens (a response takes at least a window); `send` checks that.
             let event = Event::Response {
                 from,
                 reading: reading.clone(),
                 sent_local,
             };
-            return self.send(Message { at, key, to, event });
-        };
-        debug_assert!(
-            at >= self.window_end,
-            "a response arrives inside its window"
-        );
-        if let Some(bag) = store {
-            let slot = bag.readings.insert(reading);
-            let event = Event::Response {
-                from,
-                reading: slot,
-                sent_local,
-            };
-            bag.mail.push(Message { at, key, to, event });
-        } else {
-            let slot = self.readings.insert(reading);
-            let event = Event::Response {
-                from,
-                reading: slot,
-                sent_local,
-            };
-            self.queue.push(at, key, to, event, false);
+            self.send(Message { at, key, to, event });
         }
     }
 
@@ -335,11 +349,8 @@ impl Traffic {
 
     /// The earliest pending event, delivered or not.
     fn next_time(&self) -> Option<i64> {
-        let mailed = self.inbox.iter().flat_map(|b| &b.mail).map(|m| m.at).min();
-        match (self.queue.peek_time(), mailed) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        let mailed = self.inbox.iter().flat_map(|b| &b.mail).map(|m| m.at);
+        self.queue.peek_time().into_iter().chain(mailed).min()
     }
 
     /// The earliest pending event that may send a message, delivered or not.
@@ -349,12 +360,12 @@ impl Traffic {
             .iter()
             .flat_map(|b| &b.mail)
             .filter(|m| m.event.sends())
-            .map(|m| m.at)
-            .min();
-        match (self.queue.peek_sender_time(), mailed) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+            .map(|m| m.at);
+        self.queue
+            .peek_sender_time()
+            .into_iter()
+            .chain(mailed)
+            .min()
     }
 
     /// How many events are due before `t`, counting no further than `cap`.
@@ -865,14 +876,8 @@ fn deliver(inbox: &mut MailBag, bag: &mut MailBag) {
         return;
     }
     // Not reached (a range reads all its mail every window); kept correct anyway.
-    for m in bag.mail.drain(..) {
-        let event = m
-            .event
-            .try_map_reading(|slot| inbox.readings.move_from(&mut bag.readings, slot));
-        if let Some(event) = event {
-            inbox.mail.push(Message { event, ..m });
-        }
-    }
+    let MailBag { mail, readings } = inbox;
+    mail.extend(bag.unpack(readings));
 }
 
 /// Locks a range. A poisoned lock means a worker panicked; its panic is re-raised on
@@ -1001,15 +1006,9 @@ fn run_range(range: &mut Range, window_end: i64, shared: &Shared<'_>) {
         // Drained, not taken: the emptied buffer goes back to its sender as an outbox
         // with its capacity (see `Simulation::run`), so mail never regrows from empty.
         let mut bag = std::mem::take(&mut st.inbox[k]);
-        for m in bag.mail.drain(..) {
-            let readings = &mut st.readings;
-            if let Some(event) = m
-                .event
-                .try_map_reading(|slot| readings.move_from(&mut bag.readings, slot))
-            {
-                let sends = event.sends();
-                st.queue.push(m.at, m.key, m.to, event, sends);
-            }
+        for m in bag.unpack(&mut st.readings) {
+            let sends = m.event.sends();
+            st.queue.push(m.at, m.key, m.to, m.event, sends);
         }
         st.inbox[k] = bag;
     }
