@@ -566,6 +566,22 @@ impl Core {
         received_at: LocalTime,
         now: LocalTime,
     ) -> Result<Signed<Reading>, RejectReason> {
+        let mut out = Signed::from_slices(&[], bftime_crypto::Signature([0; 64]));
+        self.handle_request_into(from, request, received_at, now, &mut out)?;
+        Ok(out)
+    }
+
+    /// As [`Self::handle_request`], signing into `out` (its buffer reused: the
+    /// simulator answers tens of millions of requests, and a reading returned by value
+    /// is copied on every move). On an error `out` holds no valid reading.
+    pub fn handle_request_into(
+        &mut self,
+        from: MemberId,
+        request: &Request,
+        received_at: LocalTime,
+        now: LocalTime,
+        out: &mut Signed<Reading>,
+    ) -> Result<(), RejectReason> {
         self.note_local(now);
         if from.index() >= self.cfg.params.members || from == self.cfg.me {
             return Err(RejectReason::UnknownPeer);
@@ -607,7 +623,7 @@ impl Core {
             epoch: self.epoch,
             head: self.head,
         };
-        Signed::sign(&reading, self.signer.as_ref()).map_err(|_| RejectReason::Malformed)
+        Signed::sign_into(&reading, self.signer.as_ref(), out).map_err(|_| RejectReason::Malformed)
     }
 
     fn reject(&mut self, from: MemberId, reason: RejectReason) -> ResponseOutcome {

@@ -105,18 +105,37 @@ impl ReadingStore {
     /// overflow slot already taken (a packed slot keeps no mark of being taken; the
     /// simulator takes each slot it was given once).
     pub fn take(&mut self, slot: u32) -> Option<Signed<Reading>> {
+        let mut r = Signed::from_slices(&[], Signature([0; 64]));
+        self.take_into(slot, &mut r).then_some(r)
+    }
+
+    /// As [`Self::take`], into `out` (whose buffer is reused: a reading returned by
+    /// value was copied twice more on its way to the core); `false`, leaving `out`
+    /// alone, where `take` gives `None`.
+    pub fn take_into(&mut self, slot: u32, out: &mut Signed<Reading>) -> bool {
         if slot & OVERFLOW != 0 {
-            let r = self.overflow.get_mut((slot & !OVERFLOW) as usize)?.take();
+            let Some(r) = self
+                .overflow
+                .get_mut((slot & !OVERFLOW) as usize)
+                .and_then(Option::take)
+            else {
+                return false;
+            };
             if self.overflow.iter().all(Option::is_none) {
                 self.overflow.clear();
             }
-            return r;
+            *out = r;
+            return true;
         }
-        let p = self.slots.get(slot as usize)?;
-        let body = p.body.get(..usize::from(p.len))?;
-        let r = Signed::from_slices(body, Signature(p.signature));
+        let Some(p) = self.slots.get(slot as usize) else {
+            return false;
+        };
+        let Some(body) = p.body.get(..usize::from(p.len)) else {
+            return false;
+        };
+        out.set_from_slices(body, Signature(p.signature));
         self.free.push(slot);
-        Some(r)
+        true
     }
 }
 

@@ -26,12 +26,13 @@
 //! (every P/32), so what it sees does not depend on where windows fall.
 
 use std::collections::HashMap;
+use std::convert::Infallible;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
 use bftime_crypto::{
-    CryptoSuite, Ed25519Suite, FastSuite, NodeKey, Signed, Signer, suite::FastSigner,
+    CryptoSuite, Ed25519Suite, FastSuite, NodeKey, Signature, Signed, Signer, suite::FastSigner,
 };
 use bftime_protocol::{
     Action, Core, CoreConfig, LocalTime, MemberId, Nanos, Params, Reading, Request,
@@ -86,7 +87,7 @@ impl SimNode {
 
 /// Something that happens to a node. `R` is how a response carries its reading: inline
 /// in a message, by slot once queued (see [`Queued`]).
-enum Event<R = Signed<Reading>> {
+enum Event<R> {
     Timer {
         generation: u64,
     },
@@ -144,6 +145,11 @@ impl<R> Event<R> {
     }
 }
 
+/// A timer or a request as any kind of event (it has no reading to convert).
+fn without_reading<R>(ev: Event<Infallible>) -> Event<R> {
+    ev.map_reading(|never| match never {})
+}
+
 /// What a range's queue holds: an event whose reading waits in [`Traffic::readings`]
 /// (packed, see [`ReadingStore`]), named by its slot there. A queue slot is as large as
 /// its largest event, and a signed reading is 232 bytes against about 60 for a request
@@ -151,8 +157,11 @@ impl<R> Event<R> {
 /// lines through the queue.
 type Queued = Event<u32>;
 
-/// A message sent in the current window.
-struct Message<R = Signed<Reading>> {
+/// A message sent in the current window. A timer or a request carries no reading
+/// (`Infallible`): a response travels by [`Traffic::send_response`], its reading packed
+/// in a slot, so the messages moved around here stay small (an inline signed reading
+/// made each one 264 bytes, copied at every move).
+struct Message<R = Infallible> {
     at: i64,
     key: u64,
     to: u32,
@@ -274,12 +283,11 @@ impl Traffic {
             );
             let r = self.range_of(to);
             let bag = &mut self.outbox[r];
-            let event = m.event.map_reading(|reading| bag.readings.insert(&reading));
             bag.mail.push(Message {
                 at: m.at,
                 key: m.key,
                 to: m.to,
-                event,
+                event: without_reading(m.event),
             });
         } else if m.at < self.window_end {
             debug_assert!(
@@ -292,10 +300,9 @@ impl Traffic {
         }
     }
 
-    /// Sends a response: as [`Traffic::send`], but a reading bound for this range's
-    /// queue (the usual case) goes straight into its slot, not through a [`Message`]
-    /// (each move of one copies its 232-byte reading).
-    #[allow(clippy::too_many_arguments)]
+    /// Sends a response: as [`Traffic::send`], its reading packed straight into a slot
+    /// of the store it waits in (the range's, or the mail's for another range). A
+    /// response never arrives inside its window (it takes at least the window length).
     fn send_response(
         &mut self,
         at: i64,
@@ -305,46 +312,28 @@ impl Traffic {
         reading: &Signed<Reading>,
         sent_local: LocalTime,
     ) {
+        debug_assert!(at >= self.window_end, "a message arrives inside its window");
+        let response = |reading| Event::Response {
+            from,
+            reading,
+            sent_local,
+        };
         let r = self.range_of(to as usize);
         if r != self.me {
-            debug_assert!(at >= self.window_end, "a message arrives inside its window");
             let bag = &mut self.outbox[r];
-            let reading = bag.readings.insert(reading);
-            let event = Event::Response {
-                from,
-                reading,
-                sent_local,
-            };
+            let event = response(bag.readings.insert(reading));
             bag.mail.push(Message { at, key, to, event });
-        } else if at >= self.window_end {
-            let reading = self.readings.insert(reading);
-            let event = Event::Response {
-                from,
-                reading,
-                sent_local,
-            };
-            self.queue.push(at, key, to, event, false);
         } else {
-            // Never happens (a response takes at least a window); `send` checks that.
-            let event = Event::Response {
-                from,
-                reading: reading.clone(),
-                sent_local,
-            };
-            self.send(Message { at, key, to, event });
+            let event = response(self.readings.insert(reading));
+            self.queue.push(at, key, to, event, false);
         }
     }
 
-    /// Queues `m` for its node (in this range), its reading in a slot of its own.
+    /// Queues `m` for its node (in this range).
     fn enqueue(&mut self, m: Message) {
-        let queued = self.stow(m.event);
+        let queued = without_reading(m.event);
         let sends = queued.sends();
         self.queue.push(m.at, m.key, m.to, queued, sends);
-    }
-
-    /// `ev` with its reading (if any) moved to a slot of its own.
-    fn stow(&mut self, ev: Event) -> Queued {
-        ev.map_reading(|reading| self.readings.insert(&reading))
     }
 
     /// The earliest pending event, delivered or not.
@@ -1018,6 +1007,9 @@ fn run_range(range: &mut Range, window_end: i64, shared: &Shared<'_>) {
         .sort(&mut window, st.me as u32, st.ranges as u32, st.len);
     st.window_end = window_end;
     let mut next = 0;
+    // One buffer for the window's readings: each request's answer is signed into it,
+    // each response's reading taken into it from its slot.
+    let mut reading = Signed::from_slices(&[], Signature([0; 64]));
     loop {
         // A node's own timer due inside the window runs in order with the node's
         // queued events (`local` only ever holds the current node's).
@@ -1035,7 +1027,7 @@ fn run_range(range: &mut Range, window_end: i64, shared: &Shared<'_>) {
         let (to, now, ev) = match (local_first, queued) {
             (Some(k), _) => {
                 let m = st.local.swap_remove(k);
-                (m.to, m.at, st.stow(m.event))
+                (m.to, m.at, without_reading(m.event))
             }
             (None, Some(e)) => {
                 next += 1;
@@ -1054,13 +1046,23 @@ fn run_range(range: &mut Range, window_end: i64, shared: &Shared<'_>) {
                 from,
                 request,
                 sent_local,
-            } => on_request(node, i, from as usize, now, request, sent_local, shared, st),
+            } => on_request(
+                node,
+                i,
+                from as usize,
+                now,
+                request,
+                sent_local,
+                shared,
+                st,
+                &mut reading,
+            ),
             Event::Response {
                 from,
-                reading,
+                reading: slot,
                 sent_local,
             } => {
-                if let Some(reading) = st.readings.take(reading) {
+                if st.readings.take_into(slot, &mut reading) {
                     on_response(node, from as usize, now, &reading, sent_local, shared, st);
                 }
             }
@@ -1257,33 +1259,28 @@ fn on_request(
     sent_local: LocalTime,
     shared: &Shared<'_>,
     out: &mut Traffic,
+    honest: &mut Signed<Reading>,
 ) {
     if crashed(node, now, shared) || node.role == Role::Byzantine(Strategy::Mute) {
         return;
     }
     let local = node.osc.local(now);
-    let honest = match node
-        .core
-        .handle_request(MemberId(from as u16), &request, local, local)
-    {
-        Ok(r) => r,
-        Err(reason) => {
-            *out.rejected.entry(reason.as_str()).or_default() += 1;
-            return;
-        }
-    };
-    // The honest reading is sent by reference: each move of it copies 232 bytes.
+    let answer =
+        node.core
+            .handle_request_into(MemberId(from as u16), &request, local, local, honest);
+    if let Err(reason) = answer {
+        *out.rejected.entry(reason.as_str()).or_default() += 1;
+        return;
+    }
+    let honest = &*honest;
     let (lied, extra_delay) = match node.role {
-        Role::Byzantine(s) => match lie(node, from, now, s, &honest, shared) {
+        Role::Byzantine(s) => match lie(node, from, now, s, honest, shared) {
             Some(answer) => answer,
             None => return,
         },
         _ => (None, 0),
     };
-    let reading = match &lied {
-        Some(lied) => lied,
-        None => &honest,
-    };
+    let reading = lied.as_ref().unwrap_or(honest);
     if let Some(d) = path_delay(node, i, from, now, shared) {
         let key = node.next_key(i);
         let at = now + d + extra_delay;
