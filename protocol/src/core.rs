@@ -582,6 +582,30 @@ impl Core {
         now: LocalTime,
         out: &mut Signed<Reading>,
     ) -> Result<(), RejectReason> {
+        let reading = self.answer_request(from, request, received_at, now)?;
+        self.sign_reading(&reading, out)
+    }
+
+    /// Signs `reading` with this node's key into `out` (see [`Self::answer_request`]).
+    pub fn sign_reading(
+        &self,
+        reading: &Reading,
+        out: &mut Signed<Reading>,
+    ) -> Result<(), RejectReason> {
+        Signed::sign_into(reading, self.signer.as_ref(), out).map_err(|_| RejectReason::Malformed)
+    }
+
+    /// The checks and bookkeeping of [`Self::handle_request`], returning the reading
+    /// unsigned; the nonce counts as answered from here on, so the caller signs it with
+    /// [`Self::sign_reading`] or sends nothing. For the simulator's Byzantine
+    /// responders, which sign something else, or the same reading later.
+    pub fn answer_request(
+        &mut self,
+        from: MemberId,
+        request: &Request,
+        received_at: LocalTime,
+        now: LocalTime,
+    ) -> Result<Reading, RejectReason> {
         self.note_local(now);
         if from.index() >= self.cfg.params.members || from == self.cfg.me {
             return Err(RejectReason::UnknownPeer);
@@ -623,7 +647,7 @@ impl Core {
             epoch: self.epoch,
             head: self.head,
         };
-        Signed::sign_into(&reading, self.signer.as_ref(), out).map_err(|_| RejectReason::Malformed)
+        Ok(reading)
     }
 
     fn reject(&mut self, from: MemberId, reason: RejectReason) -> ResponseOutcome {

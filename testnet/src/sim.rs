@@ -1259,62 +1259,99 @@ fn on_request(
     sent_local: LocalTime,
     shared: &Shared<'_>,
     out: &mut Traffic,
-    honest: &mut Signed<Reading>,
+    signed: &mut Signed<Reading>,
 ) {
     if crashed(node, now, shared) || node.role == Role::Byzantine(Strategy::Mute) {
         return;
     }
     let local = node.osc.local(now);
-    let answer =
-        node.core
-            .handle_request_into(MemberId(from as u16), &request, local, local, honest);
-    if let Err(reason) = answer {
-        *out.rejected.entry(reason.as_str()).or_default() += 1;
-        return;
-    }
-    let honest = &*honest;
-    let (lied, extra_delay) = match node.role {
-        Role::Byzantine(s) => match lie(node, from, now, s, honest, shared) {
-            Some(answer) => answer,
-            None => return,
-        },
-        _ => (None, 0),
+    let honest = match node
+        .core
+        .answer_request(MemberId(from as u16), &request, local, local)
+    {
+        Ok(r) => r,
+        Err(reason) => {
+            *out.rejected.entry(reason.as_str()).or_default() += 1;
+            return;
+        }
     };
-    let reading = lied.as_ref().unwrap_or(honest);
+    let answer = match node.role {
+        Role::Byzantine(s) => lie(node, from, now, s, honest, shared),
+        _ => Answer::Sign {
+            reading: honest,
+            delay_ns: 0,
+        },
+    };
+    let extra_delay = match answer {
+        Answer::Sign { reading, delay_ns } => {
+            if node.core.sign_reading(&reading, signed).is_err() {
+                return;
+            }
+            delay_ns
+        }
+        Answer::Resend(old) => {
+            *signed = old;
+            0
+        }
+        Answer::Nothing => return,
+    };
     if let Some(d) = path_delay(node, i, from, now, shared) {
         let key = node.next_key(i);
         let at = now + d + extra_delay;
-        out.send_response(at, key, from as u32, i as u32, reading, sent_local);
+        out.send_response(at, key, from as u32, i as u32, signed, sent_local);
     }
 }
 
-/// What a Byzantine responder sends instead of the honest reading (`None`: the honest
-/// one), and how much later; `None` to send nothing.
+/// What a responder sends.
+enum Answer {
+    /// This reading, signed, this much later than the network alone would deliver it.
+    Sign {
+        reading: Reading,
+        delay_ns: i64,
+    },
+    /// A reading signed before, again.
+    Resend(Signed<Reading>),
+    Nothing,
+}
+
+/// What a Byzantine responder sends instead of the honest reading. A lie is made from
+/// the honest reading before it is signed (not decoded from a signed one and signed
+/// again: that was a twentieth of a `mixed` run's instructions).
 fn lie(
     node: &mut SimNode,
     requester: usize,
     now: i64,
     s: Strategy,
-    honest: &Signed<Reading>,
+    honest: Reading,
     shared: &Shared<'_>,
-) -> Option<(Option<Signed<Reading>>, i64)> {
+) -> Answer {
     let lie = shared.ns.lie;
     let shift = match s {
-        Strategy::None | Strategy::Crash => return Some((None, 0)),
-        Strategy::Mute | Strategy::Mixed => return None,
+        Strategy::None | Strategy::Crash => {
+            return Answer::Sign {
+                reading: honest,
+                delay_ns: 0,
+            };
+        }
+        Strategy::Mute | Strategy::Mixed => return Answer::Nothing,
         Strategy::Slow => {
             let d = node.net_rng.random_range(0..=shared.period_ns * 8 / 10);
-            return Some((None, d));
+            return Answer::Sign {
+                reading: honest,
+                delay_ns: d,
+            };
         }
         Strategy::Replay => {
-            return match node.replay_cache.get(&MemberId(requester as u16)) {
-                Some(old) => Some((Some(old.clone()), 0)),
-                None => {
-                    node.replay_cache
-                        .insert(MemberId(requester as u16), honest.clone());
-                    Some((None, 0))
-                }
+            // The first answer to each peer is honest, and kept to be sent again.
+            let peer = MemberId(requester as u16);
+            if let Some(old) = node.replay_cache.get(&peer) {
+                return Answer::Resend(old.clone());
+            }
+            let Ok(signed) = Signed::sign(&honest, node.signer.as_ref()) else {
+                return Answer::Nothing;
             };
+            node.replay_cache.insert(peer, signed.clone());
+            return Answer::Resend(signed);
         }
         Strategy::Liar => lie,
         Strategy::TwoFaced => {
@@ -1334,12 +1371,14 @@ fn lie(
             now + shared.oracle_top - mine + shared.ns.delay * 9 / 10
         }
     };
-    let mut r = honest.decode_unverified().ok()?;
+    let mut r = honest;
     r.receive += Nanos(shift);
     r.transmit += Nanos(shift);
     r.error = Some(Nanos::ZERO);
-    let signed = Signed::sign(&r, node.signer.as_ref()).ok()?;
-    Some((Some(signed), 0))
+    Answer::Sign {
+        reading: r,
+        delay_ns: 0,
+    }
 }
 
 fn on_response(
