@@ -252,6 +252,104 @@ impl Cursor<'_> {
 
 /// Decodes a reading from exactly `bytes` (trailing bytes are an error).
 pub fn decode(bytes: &[u8]) -> Result<Reading, SignedError> {
+    match decode_usual(bytes) {
+        Some(r) => Ok(r),
+        None => decode_careful(bytes),
+    }
+}
+
+/// The usual reading, decoded from a zero-padded copy: every 8-byte load is in bounds
+/// without a check per field, and one comparison at the end (the fields must end
+/// exactly where the bytes do) replaces a length check per read. `None` for anything
+/// else: too long, a varint of 9 or more bytes or out of range, a bad tag, fields
+/// running past the end or short of it; [`decode_careful`] then decides, with the
+/// precise error. Whatever this accepts, `decode_careful` accepts with the same value
+/// (the property tests check both against postcard).
+fn decode_usual(bytes: &[u8]) -> Option<Reading> {
+    let mut padded = [0u8; MAX_READING_BODY_BYTES + 8];
+    padded.get_mut(..bytes.len())?.copy_from_slice(bytes);
+    let mut at = 0usize;
+    let varint =
+        |at: &mut usize, max_len: u32, max_last: u64| short_varint(&padded, at, max_len, max_last);
+    // u64 fields up to 2^56 (8 bytes); longer ones go the careful way.
+    let cluster = varint(&mut at, 8, 0xff)?;
+    let responder = MemberId(varint(&mut at, 3, 0x03)? as u16);
+    let requester = MemberId(varint(&mut at, 3, 0x03)? as u16);
+    let round = varint(&mut at, 8, 0xff)?;
+    let nonce = *padded.get(at..)?.first_chunk::<32>()?;
+    at += 32;
+    let receive = ClusterTime(unzigzag(varint(&mut at, 8, 0xff)?));
+    let transmit = ClusterTime(unzigzag(varint(&mut at, 8, 0xff)?));
+    // One-byte fields: a byte from 0 up to `max`.
+    let small = |at: &mut usize, max: u8| -> Option<u8> {
+        let b = *padded.get(*at)?;
+        *at += 1;
+        (b <= max).then_some(b)
+    };
+    let error = match small(&mut at, 1)? {
+        0 => None,
+        _ => Some(Nanos(unzigzag(varint(&mut at, 8, 0xff)?))),
+    };
+    let state = match small(&mut at, 2)? {
+        0 => SyncState::Starting,
+        1 => SyncState::Synced,
+        _ => SyncState::Quarantined,
+    };
+    let suspects_requester = small(&mut at, 1)? == 1;
+    let responder_round = varint(&mut at, 8, 0xff)?;
+    let epoch = varint(&mut at, 8, 0xff)?;
+    let head = *padded.get(at..)?.first_chunk::<32>()?;
+    if at + 32 != bytes.len() {
+        return None;
+    }
+    Some(Reading {
+        cluster,
+        responder,
+        requester,
+        round,
+        nonce,
+        receive,
+        transmit,
+        error,
+        state,
+        suspects_requester,
+        responder_round,
+        epoch,
+        head,
+    })
+}
+
+/// A varint of at most `max_len` (≤ 8) bytes at `at` in `padded`, whose last byte is at
+/// most `max_last`; moves `at` past it.
+#[inline(always)]
+fn short_varint(
+    padded: &[u8; MAX_READING_BODY_BYTES + 8],
+    at: &mut usize,
+    max_len: u32,
+    max_last: u64,
+) -> Option<u64> {
+    let word = u64::from_le_bytes(*padded.get(*at..)?.first_chunk::<8>()?);
+    let stops = !word & 0x8080_8080_8080_8080;
+    // Bytes in the varint: up to and including the first without a continuation bit.
+    let len = stops.trailing_zeros() / 8 + 1;
+    if len > max_len {
+        return None;
+    }
+    let kept = word & (u64::MAX >> (64 - 8 * len));
+    if len == max_len && (kept >> (8 * (len - 1))) > max_last {
+        return None;
+    }
+    let x = kept & 0x7f7f_7f7f_7f7f_7f7f;
+    let x = (x & 0x007f_007f_007f_007f) | ((x & 0x7f00_7f00_7f00_7f00) >> 1);
+    let x = (x & 0x0000_3fff_0000_3fff) | ((x & 0x3fff_0000_3fff_0000) >> 2);
+    let x = (x & 0x0000_0000_0fff_ffff) | ((x & 0x0fff_ffff_0000_0000) >> 4);
+    *at += len as usize;
+    Some(x)
+}
+
+/// Decodes a reading from exactly `bytes`, field by field with postcard's errors.
+#[inline(never)]
+fn decode_careful(bytes: &[u8]) -> Result<Reading, SignedError> {
     let mut c = Cursor { bytes };
     let cluster = c.u64()?;
     let responder = MemberId(c.u16()?);
