@@ -147,19 +147,22 @@ struct Inflight {
 /// n = 250 a pointer chase per exchange costs more than the exchange itself. Exactly
 /// three cache lines, aligned (what is read only at round end, the peer's judge, lives
 /// in [`Core::judges`]): unaligned, the 216 bytes it used to be straddled four or five.
+/// In this order (`repr(C)`), the nonces fill the first line alone: sending a request
+/// touches only that line of the record, where the compiler's own order spread them
+/// over two.
 #[derive(Debug, Clone, Default)]
-#[repr(align(64))]
+#[repr(C, align(64))]
 struct PeerState {
     /// This round's requests and last round's unanswered ones (at most
     /// 3 × exchanges_per_round; inline for the usual one: a peer that answers leaves
     /// none behind).
     nonces: SmallVec<[Inflight; 1]>,
     best: Option<Sample>,
+    last: Option<(Sample, SyncState)>,
+    cold: Box<PeerCold>,
+    accepted: u64,
     suspects_me: bool,
     misbehaved: bool,
-    last: Option<(Sample, SyncState)>,
-    accepted: u64,
-    cold: Box<PeerCold>,
 }
 
 impl PeerState {
@@ -527,8 +530,8 @@ impl Core {
     }
 
     /// Hints the cache lines the next [`Self::handle_timer`] will touch if it sends
-    /// the next request slot: those peers' records (see [`crate::prefetch`]). No effect
-    /// on the protocol.
+    /// the next request slot: the nonces of those peers' records (see
+    /// [`crate::prefetch`]). No effect on the protocol.
     pub fn prefetch_timer(&self) {
         for peer in self
             .slot_peers
@@ -537,7 +540,8 @@ impl Core {
             .flatten()
         {
             if let Some(state) = self.peers.get(peer.index()) {
-                state.prefetch();
+                // Sending touches only the nonces, alone on the record's first line.
+                crate::prefetch::hint(&state.nonces);
             }
         }
     }
@@ -1241,6 +1245,9 @@ mod layout {
         lines.sort_unstable();
         lines.dedup();
         assert_eq!(lines, vec![0, 1, 2]);
+        // `prefetch_timer` hints only the nonces: they must fill one line by themselves.
+        assert_eq!(offset_of!(PeerState, nonces), 0);
+        assert_eq!(std::mem::size_of::<SmallVec<[Inflight; 1]>>(), 64);
     }
 
     /// The cache hints take any member id (a driver may pass what a message claims) and
