@@ -215,15 +215,62 @@ impl Cursor<'_> {
         self.bytes = &self.bytes[len..];
         Some(x)
     }
+}
+
+/// The reads a reading's layout needs (spec §2.2), done two ways: by [`Cursor`], field by
+/// field with postcard's errors, and by [`Padded`], quickly, for the usual reading.
+/// [`read`] lists the fields, once, in wire order.
+trait FieldReader {
+    type Error;
+    fn u64(&mut self) -> Result<u64, Self::Error>;
+    fn u16(&mut self) -> Result<u16, Self::Error>;
+    fn array32(&mut self) -> Result<[u8; 32], Self::Error>;
+    /// An `Option`'s tag: whether a value follows.
+    fn some(&mut self) -> Result<bool, Self::Error>;
+    fn state(&mut self) -> Result<SyncState, Self::Error>;
+    fn bool(&mut self) -> Result<bool, Self::Error>;
+    /// Whether the reading ended exactly where the bytes do.
+    fn end(&mut self) -> Result<(), Self::Error>;
+
+    #[inline(always)]
+    fn i64(&mut self) -> Result<i64, Self::Error> {
+        self.u64().map(unzigzag)
+    }
+}
+
+/// A reading's fields in wire order (a struct expression evaluates its fields in the
+/// order written).
+#[inline(always)]
+fn read<R: FieldReader>(r: &mut R) -> Result<Reading, R::Error> {
+    let reading = Reading {
+        cluster: r.u64()?,
+        responder: MemberId(r.u16()?),
+        requester: MemberId(r.u16()?),
+        round: r.u64()?,
+        nonce: r.array32()?,
+        receive: ClusterTime(r.i64()?),
+        transmit: ClusterTime(r.i64()?),
+        error: if r.some()? {
+            Some(Nanos(r.i64()?))
+        } else {
+            None
+        },
+        state: r.state()?,
+        suspects_requester: r.bool()?,
+        responder_round: r.u64()?,
+        epoch: r.u64()?,
+        head: r.array32()?,
+    };
+    r.end()?;
+    Ok(reading)
+}
+
+impl FieldReader for Cursor<'_> {
+    type Error = SignedError;
 
     #[inline(always)]
     fn u64(&mut self) -> Result<u64, SignedError> {
         self.varint(10, 0x01)
-    }
-
-    #[inline(always)]
-    fn i64(&mut self) -> Result<i64, SignedError> {
-        self.u64().map(unzigzag)
     }
 
     #[inline(always)]
@@ -241,6 +288,24 @@ impl Cursor<'_> {
         Ok(*head)
     }
 
+    fn some(&mut self) -> Result<bool, SignedError> {
+        match self.byte()? {
+            0 => Ok(false),
+            1 => Ok(true),
+            _ => Err(malformed("bad option tag")),
+        }
+    }
+
+    fn state(&mut self) -> Result<SyncState, SignedError> {
+        // An enum variant index is a u32 varint: five bytes, last one at most 0x0f.
+        match self.varint(5, 0x0f)? {
+            0 => Ok(SyncState::Starting),
+            1 => Ok(SyncState::Synced),
+            2 => Ok(SyncState::Quarantined),
+            _ => Err(malformed("unknown sync state")),
+        }
+    }
+
     fn bool(&mut self) -> Result<bool, SignedError> {
         match self.byte()? {
             0 => Ok(false),
@@ -248,150 +313,142 @@ impl Cursor<'_> {
             _ => Err(malformed("bad bool")),
         }
     }
+
+    fn end(&mut self) -> Result<(), SignedError> {
+        match self.bytes.len() {
+            0 => Ok(()),
+            n => Err(SignedError::TrailingBytes(n)),
+        }
+    }
 }
 
 /// Decodes a reading from exactly `bytes` (trailing bytes are an error).
 pub fn decode(bytes: &[u8]) -> Result<Reading, SignedError> {
-    match decode_usual(bytes) {
-        Some(r) => Ok(r),
-        None => decode_careful(bytes),
+    let mut quick = Padded {
+        bytes: [0u8; MAX_READING_BODY_BYTES + 8],
+        len: bytes.len(),
+        at: 0,
+    };
+    if let Some(copy) = quick.bytes.get_mut(..bytes.len()) {
+        copy.copy_from_slice(bytes);
+        if let Ok(r) = read(&mut quick) {
+            return Ok(r);
+        }
     }
+    decode_careful(bytes)
 }
 
-/// The usual reading, decoded from a zero-padded copy: every 8-byte load is in bounds
-/// without a check per field, and one comparison at the end (the fields must end
-/// exactly where the bytes do) replaces a length check per read. `None` for anything
-/// else: too long, a varint of 9 or more bytes or out of range, a bad tag, fields
-/// running past the end or short of it; [`decode_careful`] then decides, with the
-/// precise error. Whatever this accepts, `decode_careful` accepts with the same value
-/// (the property tests check both against postcard).
-fn decode_usual(bytes: &[u8]) -> Option<Reading> {
-    let mut padded = [0u8; MAX_READING_BODY_BYTES + 8];
-    padded.get_mut(..bytes.len())?.copy_from_slice(bytes);
-    let mut at = 0usize;
-    let varint =
-        |at: &mut usize, max_len: u32, max_last: u64| short_varint(&padded, at, max_len, max_last);
-    // u64 fields up to 2^56 (8 bytes); longer ones go the careful way.
-    let cluster = varint(&mut at, 8, 0xff)?;
-    let responder = MemberId(varint(&mut at, 3, 0x03)? as u16);
-    let requester = MemberId(varint(&mut at, 3, 0x03)? as u16);
-    let round = varint(&mut at, 8, 0xff)?;
-    let nonce = *padded.get(at..)?.first_chunk::<32>()?;
-    at += 32;
-    let receive = ClusterTime(unzigzag(varint(&mut at, 8, 0xff)?));
-    let transmit = ClusterTime(unzigzag(varint(&mut at, 8, 0xff)?));
-    // One-byte fields: a byte from 0 up to `max`.
-    let small = |at: &mut usize, max: u8| -> Option<u8> {
-        let b = *padded.get(*at)?;
-        *at += 1;
-        (b <= max).then_some(b)
-    };
-    let error = match small(&mut at, 1)? {
-        0 => None,
-        _ => Some(Nanos(unzigzag(varint(&mut at, 8, 0xff)?))),
-    };
-    let state = match small(&mut at, 2)? {
-        0 => SyncState::Starting,
-        1 => SyncState::Synced,
-        _ => SyncState::Quarantined,
-    };
-    let suspects_requester = small(&mut at, 1)? == 1;
-    let responder_round = varint(&mut at, 8, 0xff)?;
-    let epoch = varint(&mut at, 8, 0xff)?;
-    let head = *padded.get(at..)?.first_chunk::<32>()?;
-    if at + 32 != bytes.len() {
-        return None;
-    }
-    Some(Reading {
-        cluster,
-        responder,
-        requester,
-        round,
-        nonce,
-        receive,
-        transmit,
-        error,
-        state,
-        suspects_requester,
-        responder_round,
-        epoch,
-        head,
-    })
-}
-
-/// A varint of at most `max_len` (≤ 8) bytes at `at` in `padded`, whose last byte is at
-/// most `max_last`; moves `at` past it.
-#[inline(always)]
-fn short_varint(
-    padded: &[u8; MAX_READING_BODY_BYTES + 8],
-    at: &mut usize,
-    max_len: u32,
-    max_last: u64,
-) -> Option<u64> {
-    let word = u64::from_le_bytes(*padded.get(*at..)?.first_chunk::<8>()?);
-    let stops = !word & 0x8080_8080_8080_8080;
-    // Bytes in the varint: up to and including the first without a continuation bit.
-    let len = stops.trailing_zeros() / 8 + 1;
-    if len > max_len {
-        return None;
-    }
-    let kept = word & (u64::MAX >> (64 - 8 * len));
-    if len == max_len && (kept >> (8 * (len - 1))) > max_last {
-        return None;
-    }
-    let x = kept & 0x7f7f_7f7f_7f7f_7f7f;
-    let x = (x & 0x007f_007f_007f_007f) | ((x & 0x7f00_7f00_7f00_7f00) >> 1);
-    let x = (x & 0x0000_3fff_0000_3fff) | ((x & 0x3fff_0000_3fff_0000) >> 2);
-    let x = (x & 0x0000_0000_0fff_ffff) | ((x & 0x0fff_ffff_0000_0000) >> 4);
-    *at += len as usize;
-    Some(x)
-}
-
-/// Decodes a reading from exactly `bytes`, field by field with postcard's errors.
+/// Field by field, with postcard's errors: anything [`Padded`] leaves.
 #[inline(never)]
 fn decode_careful(bytes: &[u8]) -> Result<Reading, SignedError> {
-    let mut c = Cursor { bytes };
-    let cluster = c.u64()?;
-    let responder = MemberId(c.u16()?);
-    let requester = MemberId(c.u16()?);
-    let round = c.u64()?;
-    let nonce = c.array32()?;
-    let receive = ClusterTime(c.i64()?);
-    let transmit = ClusterTime(c.i64()?);
-    let error = match c.byte()? {
-        0 => None,
-        1 => Some(Nanos(c.i64()?)),
-        _ => return Err(malformed("bad option tag")),
-    };
-    // An enum variant index is a u32 varint: five bytes, last one at most 0x0f.
-    let state = match c.varint(5, 0x0f)? {
-        0 => SyncState::Starting,
-        1 => SyncState::Synced,
-        2 => SyncState::Quarantined,
-        _ => return Err(malformed("unknown sync state")),
-    };
-    let suspects_requester = c.bool()?;
-    let responder_round = c.u64()?;
-    let epoch = c.u64()?;
-    let head = c.array32()?;
-    if !c.bytes.is_empty() {
-        return Err(SignedError::TrailingBytes(c.bytes.len()));
+    read(&mut Cursor { bytes })
+}
+
+/// The usual reading, read from a zero-padded copy: every 8-byte load is in bounds
+/// without a check per field, and one comparison at the end (the fields must end exactly
+/// where the bytes do) replaces a length check per read. Anything else is [`Unusual`]:
+/// too long, a varint of 9 or more bytes or out of range, a bad tag, fields running past
+/// the end or short of it; [`decode_careful`] then decides, with the precise error.
+/// Whatever this accepts, the careful way accepts with the same value (the property
+/// tests hold both to postcard).
+struct Padded {
+    bytes: [u8; MAX_READING_BODY_BYTES + 8],
+    len: usize,
+    at: usize,
+}
+
+/// Not the usual reading (see [`Padded`]).
+struct Unusual;
+
+impl Padded {
+    /// A varint of at most `max_len` (≤ 8) bytes whose last byte is at most `max_last`.
+    #[inline(always)]
+    fn varint(&mut self, max_len: u32, max_last: u64) -> Result<u64, Unusual> {
+        let word = self
+            .bytes
+            .get(self.at..)
+            .and_then(|b| b.first_chunk::<8>())
+            .ok_or(Unusual)?;
+        let word = u64::from_le_bytes(*word);
+        let stops = !word & 0x8080_8080_8080_8080;
+        // Bytes in the varint: up to and including the first without a continuation bit.
+        let len = stops.trailing_zeros() / 8 + 1;
+        if len > max_len {
+            return Err(Unusual);
+        }
+        let kept = word & (u64::MAX >> (64 - 8 * len));
+        if len == max_len && (kept >> (8 * (len - 1))) > max_last {
+            return Err(Unusual);
+        }
+        let x = kept & 0x7f7f_7f7f_7f7f_7f7f;
+        let x = (x & 0x007f_007f_007f_007f) | ((x & 0x7f00_7f00_7f00_7f00) >> 1);
+        let x = (x & 0x0000_3fff_0000_3fff) | ((x & 0x3fff_0000_3fff_0000) >> 2);
+        let x = (x & 0x0000_0000_0fff_ffff) | ((x & 0x0fff_ffff_0000_0000) >> 4);
+        self.at += len as usize;
+        Ok(x)
     }
-    Ok(Reading {
-        cluster,
-        responder,
-        requester,
-        round,
-        nonce,
-        receive,
-        transmit,
-        error,
-        state,
-        suspects_requester,
-        responder_round,
-        epoch,
-        head,
-    })
+
+    /// A one-byte field from 0 up to `max`.
+    #[inline(always)]
+    fn small(&mut self, max: u8) -> Result<u8, Unusual> {
+        let b = *self.bytes.get(self.at).ok_or(Unusual)?;
+        self.at += 1;
+        if b <= max { Ok(b) } else { Err(Unusual) }
+    }
+}
+
+impl FieldReader for Padded {
+    type Error = Unusual;
+
+    /// Up to 2^56 (8 bytes); longer ones go the careful way.
+    #[inline(always)]
+    fn u64(&mut self) -> Result<u64, Unusual> {
+        self.varint(8, 0xff)
+    }
+
+    #[inline(always)]
+    fn u16(&mut self) -> Result<u16, Unusual> {
+        Ok(self.varint(3, 0x03)? as u16)
+    }
+
+    #[inline(always)]
+    fn array32(&mut self) -> Result<[u8; 32], Unusual> {
+        let bytes = self
+            .bytes
+            .get(self.at..)
+            .and_then(|b| b.first_chunk::<32>())
+            .ok_or(Unusual)?;
+        self.at += 32;
+        Ok(*bytes)
+    }
+
+    #[inline(always)]
+    fn some(&mut self) -> Result<bool, Unusual> {
+        Ok(self.small(1)? == 1)
+    }
+
+    #[inline(always)]
+    fn state(&mut self) -> Result<SyncState, Unusual> {
+        Ok(match self.small(2)? {
+            0 => SyncState::Starting,
+            1 => SyncState::Synced,
+            _ => SyncState::Quarantined,
+        })
+    }
+
+    #[inline(always)]
+    fn bool(&mut self) -> Result<bool, Unusual> {
+        Ok(self.small(1)? == 1)
+    }
+
+    #[inline(always)]
+    fn end(&mut self) -> Result<(), Unusual> {
+        if self.at == self.len {
+            Ok(())
+        } else {
+            Err(Unusual)
+        }
+    }
 }
 
 #[cfg(test)]
