@@ -570,27 +570,14 @@ impl Core {
         received_at: LocalTime,
         now: LocalTime,
     ) -> Result<Signed<Reading>, RejectReason> {
-        let mut out = Signed::from_slices(&[], bftime_crypto::Signature([0; 64]));
-        self.handle_request_into(from, request, received_at, now, &mut out)?;
-        Ok(out)
-    }
-
-    /// As [`Self::handle_request`], signing into `out` (its buffer reused: the
-    /// simulator answers tens of millions of requests, and a reading returned by value
-    /// is copied on every move). On an error `out` holds no valid reading.
-    pub fn handle_request_into(
-        &mut self,
-        from: MemberId,
-        request: &Request,
-        received_at: LocalTime,
-        now: LocalTime,
-        out: &mut Signed<Reading>,
-    ) -> Result<(), RejectReason> {
         let reading = self.answer_request(from, request, received_at, now)?;
-        self.sign_reading(&reading, out)
+        Signed::sign(&reading, self.signer.as_ref()).map_err(|_| RejectReason::Malformed)
     }
 
-    /// Signs `reading` with this node's key into `out` (see [`Self::answer_request`]).
+    /// Signs `reading` with this node's key into `out`, reusing its buffer (see
+    /// [`Self::answer_request`]; the simulator signs tens of millions of readings, and
+    /// one returned by value is copied on every move). On an error `out` holds no valid
+    /// reading.
     pub fn sign_reading(
         &self,
         reading: &Reading,
@@ -601,8 +588,9 @@ impl Core {
 
     /// The checks and bookkeeping of [`Self::handle_request`], returning the reading
     /// unsigned; the nonce counts as answered from here on, so the caller signs it with
-    /// [`Self::sign_reading`] or sends nothing. For the simulator's Byzantine
-    /// responders, which sign something else, or the same reading later.
+    /// [`Self::sign_reading`] or sends nothing. For a driver that signs into a reused
+    /// buffer, or (the simulator's Byzantine responders) signs something else or an
+    /// earlier reading again.
     pub fn answer_request(
         &mut self,
         from: MemberId,
