@@ -108,12 +108,37 @@ impl Writer<'_> {
 }
 
 /// The low 56 bits of `v` as eight 7-bit groups, one per byte (little-endian), high
-/// bits clear: the inverse of the squeeze in [`Cursor::short_varint`].
+/// bits clear: the inverse of [`squeeze7`].
 fn spread7(v: u64) -> u64 {
     let x = v & 0x00ff_ffff_ffff_ffff;
     let x = (x & 0x0000_0000_0fff_ffff) | ((x & 0x00ff_ffff_f000_0000) << 4);
     let x = (x & 0x0000_3fff_0000_3fff) | ((x & 0x0fff_c000_0fff_c000) << 2);
     (x & 0x007f_007f_007f_007f) | ((x & 0x3f80_3f80_3f80_3f80) << 1)
+}
+
+/// The 7-bit groups of a varint's first eight bytes (little-endian, continuation bits
+/// ignored) squeezed together: pairs, then quads, then all.
+#[inline(always)]
+fn squeeze7(word: u64) -> u64 {
+    let x = word & 0x7f7f_7f7f_7f7f_7f7f;
+    let x = (x & 0x007f_007f_007f_007f) | ((x & 0x7f00_7f00_7f00_7f00) >> 1);
+    let x = (x & 0x0000_3fff_0000_3fff) | ((x & 0x3fff_0000_3fff_0000) >> 2);
+    (x & 0x0000_0000_0fff_ffff) | ((x & 0x0fff_ffff_0000_0000) >> 4)
+}
+
+/// The varint at the start of `word` (eight bytes, little-endian) when it ends within
+/// them: its length and its own bytes (the rest cleared). `None` if all eight bytes
+/// carry the continuation bit.
+#[inline(always)]
+fn varint_in_word(word: u64) -> Option<(usize, u64)> {
+    let stops = !word & 0x8080_8080_8080_8080;
+    if stops == 0 {
+        return None;
+    }
+    let len = (stops.trailing_zeros() / 8 + 1) as usize;
+    // Only the varint's own bytes (shift 0..=56: no overflow).
+    let beyond = 64 - 8 * len as u32;
+    Some((len, (word << beyond) >> beyond))
 }
 
 fn malformed(what: &str) -> SignedError {
@@ -184,28 +209,18 @@ impl Cursor<'_> {
             return Some(u64::from(first));
         }
         let word = u64::from_le_bytes(*self.bytes.first_chunk::<8>()?);
-        let stops = !word & 0x8080_8080_8080_8080;
-        let (len, low, last) = if stops != 0 {
-            let len = (stops.trailing_zeros() / 8 + 1) as usize;
-            // Only the varint's own bytes (shift 0..=56: no overflow).
-            let beyond = 64 - 8 * len as u32;
-            let kept = (word << beyond) >> beyond;
-            (len, kept, (kept >> (8 * (len - 1))) as u8)
-        } else {
-            match self.bytes.get(8..10) {
+        let (len, low, last) = match varint_in_word(word) {
+            Some((len, kept)) => (len, kept, (kept >> (8 * (len - 1))) as u8),
+            None => match self.bytes.get(8..10) {
                 Some(&[b8, _]) if b8 & 0x80 == 0 => (9, word, b8),
                 Some(&[_, b9]) if b9 & 0x80 == 0 => (10, word, b9),
                 _ => return None,
-            }
+            },
         };
         if len > max_len || (len == max_len && last > max_last) {
             return None;
         }
-        // Squeeze the first eight 7-bit groups together: pairs, then quads, then all.
-        let x = low & 0x7f7f_7f7f_7f7f_7f7f;
-        let x = (x & 0x007f_007f_007f_007f) | ((x & 0x7f00_7f00_7f00_7f00) >> 1);
-        let x = (x & 0x0000_3fff_0000_3fff) | ((x & 0x3fff_0000_3fff_0000) >> 2);
-        let mut x = (x & 0x0000_0000_0fff_ffff) | ((x & 0x0fff_ffff_0000_0000) >> 4);
+        let mut x = squeeze7(low);
         if len >= 9 {
             x |= u64::from(self.bytes[8] & 0x7f) << 56;
         }
@@ -363,29 +378,18 @@ struct Unusual;
 impl Padded {
     /// A varint of at most `max_len` (≤ 8) bytes whose last byte is at most `max_last`.
     #[inline(always)]
-    fn varint(&mut self, max_len: u32, max_last: u64) -> Result<u64, Unusual> {
+    fn varint(&mut self, max_len: usize, max_last: u64) -> Result<u64, Unusual> {
         let word = self
             .bytes
             .get(self.at..)
             .and_then(|b| b.first_chunk::<8>())
             .ok_or(Unusual)?;
-        let word = u64::from_le_bytes(*word);
-        let stops = !word & 0x8080_8080_8080_8080;
-        // Bytes in the varint: up to and including the first without a continuation bit.
-        let len = stops.trailing_zeros() / 8 + 1;
-        if len > max_len {
+        let (len, kept) = varint_in_word(u64::from_le_bytes(*word)).ok_or(Unusual)?;
+        if len > max_len || (len == max_len && (kept >> (8 * (len - 1))) > max_last) {
             return Err(Unusual);
         }
-        let kept = word & (u64::MAX >> (64 - 8 * len));
-        if len == max_len && (kept >> (8 * (len - 1))) > max_last {
-            return Err(Unusual);
-        }
-        let x = kept & 0x7f7f_7f7f_7f7f_7f7f;
-        let x = (x & 0x007f_007f_007f_007f) | ((x & 0x7f00_7f00_7f00_7f00) >> 1);
-        let x = (x & 0x0000_3fff_0000_3fff) | ((x & 0x3fff_0000_3fff_0000) >> 2);
-        let x = (x & 0x0000_0000_0fff_ffff) | ((x & 0x0fff_ffff_0000_0000) >> 4);
-        self.at += len as usize;
-        Ok(x)
+        self.at += len;
+        Ok(squeeze7(kept))
     }
 
     /// A one-byte field from 0 up to `max`.
