@@ -119,6 +119,18 @@ impl<T> Clone for Signed<T> {
     }
 }
 
+/// An empty body with an all-zero signature, which verifies under no key: a buffer for
+/// [`Signed::sign_into`] and [`Signed::set_from_slices`] to fill.
+impl<T> Default for Signed<T> {
+    fn default() -> Self {
+        Signed {
+            body: SignedBody::new(),
+            signature: Signature([0; 64]),
+            kind: PhantomData,
+        }
+    }
+}
+
 impl<T> PartialEq for Signed<T> {
     fn eq(&self, other: &Self) -> bool {
         self.body == other.body && self.signature == other.signature

@@ -90,6 +90,7 @@ impl Oscillator {
         wander_phase: f64,
         fault: Option<ClockFault>,
     ) -> Oscillator {
+        let omega = std::f64::consts::TAU / wander_period_ns;
         Oscillator {
             start_ns,
             drift,
@@ -98,8 +99,8 @@ impl Oscillator {
             wander_phase,
             fault,
             cos_phase: cosine(wander_phase),
-            omega: std::f64::consts::TAU / wander_period_ns,
-            reach: wander / (std::f64::consts::TAU / wander_period_ns),
+            omega,
+            reach: wander / omega,
         }
     }
 

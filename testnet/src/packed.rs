@@ -105,7 +105,7 @@ impl ReadingStore {
     /// overflow slot already taken (a packed slot keeps no mark of being taken; the
     /// simulator takes each slot it was given once).
     pub fn take(&mut self, slot: u32) -> Option<Signed<Reading>> {
-        let mut r = Signed::from_slices(&[], Signature([0; 64]));
+        let mut r = Signed::default();
         self.take_into(slot, &mut r).then_some(r)
     }
 

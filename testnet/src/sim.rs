@@ -32,7 +32,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
 use bftime_crypto::{
-    CryptoSuite, Ed25519Suite, FastSuite, NodeKey, Signature, Signed, Signer, suite::FastSigner,
+    CryptoSuite, Ed25519Suite, FastSuite, NodeKey, Signed, Signer, suite::FastSigner,
 };
 use bftime_protocol::{
     Action, Core, CoreConfig, LocalTime, MemberId, Nanos, Params, Reading, Request,
@@ -61,7 +61,6 @@ struct SimNode {
     core: Core,
     osc: Oscillator,
     role: Role,
-    signer: Box<dyn Signer>,
     /// Randomness the core asks for (salts).
     rng: Xoshiro256PlusPlus,
     /// The network's and the adversary's randomness for what this node sends: one
@@ -85,8 +84,9 @@ impl SimNode {
     }
 }
 
-/// Something that happens to a node. `R` is how a response carries its reading: inline
-/// in a message, by slot once queued (see [`Queued`]).
+/// Something that happens to a node. `R` stands for a response's reading: its slot in a
+/// reading store (see [`Queued`]), or `Infallible` where no response can be (see
+/// [`Message`]).
 enum Event<R> {
     Timer {
         generation: u64,
@@ -484,21 +484,18 @@ impl Simulation {
                 detailed_summaries: false,
                 incarnation: sc.seed.rotate_left(17) ^ i as u64,
             };
-            let (signer, core_signer): (Box<dyn Signer>, Box<dyn Signer>) = if ed25519 {
-                // The strategy re-signs lies with the node's own key: a second handle to it.
-                (Box::new(node_key(sc.seed, i)), Box::new(key))
+            let signer: Box<dyn Signer> = if ed25519 {
+                Box::new(key)
             } else {
-                let pk = key.public_key();
-                (Box::new(FastSigner::new(pk)), Box::new(FastSigner::new(pk)))
+                Box::new(FastSigner::new(key.public_key()))
             };
             let local0 = osc.local(0);
-            let (core, actions) = Core::new(cfg, core_signer, suite.clone(), local0, Nanos::ZERO)
+            let (core, actions) = Core::new(cfg, signer, suite.clone(), local0, Nanos::ZERO)
                 .map_err(|e| crate::scenario::ScenarioError(e.to_string()))?;
             let mut node = SimNode {
                 core,
                 osc,
                 role,
-                signer,
                 rng: Xoshiro256PlusPlus::seed_from_u64(
                     sc.seed ^ (i as u64).wrapping_mul(0x9E37_79B9),
                 ),
@@ -1009,7 +1006,7 @@ fn run_range(range: &mut Range, window_end: i64, shared: &Shared<'_>) {
     let mut next = 0;
     // One buffer for the window's readings: each request's answer is signed into it,
     // each response's reading taken into it from its slot.
-    let mut reading = Signed::from_slices(&[], Signature([0; 64]));
+    let mut reading = Signed::default();
     loop {
         // A node's own timer due inside the window runs in order with the node's
         // queued events (`local` only ever holds the current node's).
@@ -1347,9 +1344,10 @@ fn lie(
             if let Some(old) = node.replay_cache.get(&peer) {
                 return Answer::Resend(old.clone());
             }
-            let Ok(signed) = Signed::sign(&honest, node.signer.as_ref()) else {
+            let mut signed = Signed::default();
+            if node.core.sign_reading(&honest, &mut signed).is_err() {
                 return Answer::Nothing;
-            };
+            }
             node.replay_cache.insert(peer, signed.clone());
             return Answer::Resend(signed);
         }
