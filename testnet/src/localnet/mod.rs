@@ -19,6 +19,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
+use bftime_node::client::ApiConnection;
 use bftime_node::init::{InitOptions, init_cluster};
 use bftime_node::testing::{Behaviour, TestingConfig};
 use bftime_node::view::StatusView;
@@ -303,12 +304,11 @@ fn sum_status(tracks: &[NodeTrack], counter: impl Fn(&StatusView) -> u64) -> u64
         .sum()
 }
 
-async fn fetch(addr: SocketAddr, path: &str) -> Option<StatusView> {
-    let (code, body) =
-        tokio::time::timeout(Duration::from_secs(3), bftime_node::client::get(addr, path))
-            .await
-            .ok()?
-            .ok()?;
+async fn fetch(conn: &mut ApiConnection, path: &str) -> Option<StatusView> {
+    let (code, body) = tokio::time::timeout(Duration::from_secs(3), conn.get(path))
+        .await
+        .ok()?
+        .ok()?;
     if code != 200 {
         return None;
     }
@@ -449,6 +449,7 @@ pub fn run(o: &RunOptions) -> anyhow::Result<RunReport> {
     let mut at_convergence: Option<(f64, u64)> = None;
     let mut last_line = Instant::now();
 
+    let mut conns: Vec<Option<ApiConnection>> = (0..n).map(|_| None).collect();
     rt.block_on(async {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -477,14 +478,33 @@ pub fn run(o: &RunOptions) -> anyhow::Result<RunReport> {
                 events.push((t, format!("node-{} exited", k + 1)));
             }
             let live: Vec<usize> = (0..n).filter(|&k| fleet.children[k].is_some()).collect();
-            let results: Vec<(usize, Option<StatusView>)> = futures::stream::iter(live)
+            // Each node's connection goes out with its request and comes back with the
+            // answer (kept alive: see `ApiConnection`).
+            let outgoing: Vec<(usize, ApiConnection)> = live
+                .into_iter()
                 .map(|k| {
-                    let addr = addrs[k];
-                    async move { (k, fetch(addr, "/status?brief=1").await) }
+                    (
+                        k,
+                        conns[k]
+                            .take()
+                            .unwrap_or_else(|| ApiConnection::new(addrs[k])),
+                    )
                 })
-                .buffer_unordered(32)
-                .collect()
-                .await;
+                .collect();
+            let answered: Vec<(usize, ApiConnection, Option<StatusView>)> =
+                futures::stream::iter(outgoing)
+                    .map(|(k, mut conn)| async move {
+                        let v = fetch(&mut conn, "/status?brief=1").await;
+                        (k, conn, v)
+                    })
+                    .buffer_unordered(32)
+                    .collect()
+                    .await;
+            let mut results = Vec::with_capacity(answered.len());
+            for (k, conn, v) in answered {
+                conns[k] = Some(conn);
+                results.push((k, v));
+            }
             let sweep_t = started.elapsed().as_secs_f64();
             for (k, v) in results {
                 let Some(v) = v else { continue };
@@ -573,8 +593,10 @@ pub fn run(o: &RunOptions) -> anyhow::Result<RunReport> {
         let live: Vec<usize> = (0..n).filter(|&k| fleet.children[k].is_some()).collect();
         let results: Vec<(usize, Option<StatusView>)> = futures::stream::iter(live)
             .map(|k| {
-                let addr = addrs[k];
-                async move { (k, fetch(addr, "/status").await) }
+                let mut conn = conns[k]
+                    .take()
+                    .unwrap_or_else(|| ApiConnection::new(addrs[k]));
+                async move { (k, fetch(&mut conn, "/status").await) }
             })
             .buffer_unordered(16)
             .collect()
