@@ -500,13 +500,9 @@ pub fn run(o: &RunOptions) -> anyhow::Result<RunReport> {
                     .buffer_unordered(32)
                     .collect()
                     .await;
-            let mut results = Vec::with_capacity(answered.len());
+            let sweep_t = started.elapsed().as_secs_f64();
             for (k, conn, v) in answered {
                 conns[k] = Some(conn);
-                results.push((k, v));
-            }
-            let sweep_t = started.elapsed().as_secs_f64();
-            for (k, v) in results {
                 let Some(v) = v else { continue };
                 let tr = &mut tracks[k];
                 if let Some(host) = v.host_monotonic_ns {
