@@ -39,7 +39,8 @@
 //! - [`time`]: `Nanos`, `LocalTime`, `ClusterTime`, `Ppm`.
 //! - [`offset`]: offset and delay from four timestamps; sample quality; intervals.
 //! - [`midpoint`]: the Welch–Lynch fault-tolerant midpoint (and baselines).
-//! - [`reading_codec`]: postcard's encoding of a reading, written out by hand for speed.
+//! - [`reading_codec`]: a reading's fixed 127-byte layout, encoded and decoded by hand.
+//! - [`reading_serde`]: serde adapters that make postcard write that same layout.
 //! - [`clock`]: the protocol clock and the slewed, never-backwards served clock.
 //! - [`quarantine`]: health verdicts and the starting/synced/quarantined machine.
 //! - [`suspect`]: judging peers.
@@ -59,6 +60,7 @@ pub mod params;
 pub mod prefetch;
 pub mod quarantine;
 pub mod reading_codec;
+pub mod reading_serde;
 pub mod reject;
 pub mod snapshot;
 pub mod suspect;

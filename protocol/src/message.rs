@@ -122,17 +122,25 @@ impl SyncState {
 /// A responder's signed answer to one [`Request`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Reading {
+    #[serde(with = "crate::reading_serde::le_u64")]
     pub cluster: u64,
+    #[serde(with = "crate::reading_serde::le_member")]
     pub responder: MemberId,
+    #[serde(with = "crate::reading_serde::le_member")]
     pub requester: MemberId,
+    #[serde(with = "crate::reading_serde::le_u64")]
     pub round: u64,
     pub nonce: Nonce,
     /// Responder's protocol clock when the request arrived.
+    #[serde(with = "crate::reading_serde::le_time")]
     pub receive: ClusterTime,
     /// Responder's protocol clock when this reading was made.
+    #[serde(with = "crate::reading_serde::le_time")]
     pub transmit: ClusterTime,
     /// Responder's own error bound; `None` before its first agreement.
+    #[serde(with = "crate::reading_serde::error_bound")]
     pub error: Option<Nanos>,
+    #[serde(with = "crate::reading_serde::state_byte")]
     pub state: SyncState,
     /// The responder currently suspects the requester of being an outlier (design §5:
     /// f+1 such flags make the requester quarantine itself).
@@ -140,11 +148,13 @@ pub struct Reading {
     /// The responder's own round label when it signed (strictly increasing within one
     /// epoch); with `epoch` it names the responder round an honest node answers each
     /// nonce in at most once.
+    #[serde(with = "crate::reading_serde::le_u64")]
     pub responder_round: u64,
     /// The responder's clock epoch: random at each start of the node, incremented
     /// whenever its protocol clock steps, its state changes or it applies a backward
     /// correction larger than Π. Within one epoch an honest responder's protocol clock
     /// never runs backwards by more than Π (spec §2.6): proofs rest on that.
+    #[serde(with = "crate::reading_serde::le_u64")]
     pub epoch: u64,
     /// The responder's [`Head`] when it signed: proves the reading was made after every
     /// reading that the responder's last round used.
@@ -158,9 +168,7 @@ impl Domain for Reading {
         &self,
         out: &mut bftime_crypto::SignedBody,
     ) -> Result<(), bftime_crypto::SignedError> {
-        let mut buf = [0u8; crate::reading_codec::MAX_READING_BODY_BYTES];
-        let len = crate::reading_codec::encode_into(self, &mut buf);
-        out.extend_from_slice(&buf[..len]);
+        out.extend_from_slice(&crate::reading_codec::encode(self));
         Ok(())
     }
 
@@ -182,7 +190,7 @@ impl Domain for Leaving {
     const DOMAIN: &'static [u8] = b"bftime v1 leaving\0";
 }
 
-/// Largest encoded signed reading we accept from the wire (a real one is ~150 bytes).
+/// Largest encoded signed reading we accept from the wire (a real one is 192 bytes).
 pub const MAX_READING_WIRE_BYTES: usize = 512;
 
 #[cfg(test)]
@@ -216,11 +224,8 @@ mod tests {
             head: [0xff; 32],
         };
         let s = Signed::sign(&r, &NodeKey::from_seed(&[1; 32])).unwrap();
-        assert!(
-            s.to_wire().len() <= MAX_READING_WIRE_BYTES,
-            "{}",
-            s.to_wire().len()
-        );
+        assert_eq!(s.to_wire().len(), 192);
+        assert!(s.to_wire().len() <= MAX_READING_WIRE_BYTES);
         assert_eq!(
             s.verify(&Ed25519Suite, &NodeKey::from_seed(&[1; 32]).public_key())
                 .unwrap(),

@@ -4,25 +4,25 @@
 //! to leave the cache. Stored as a `Signed<Reading>` (232 bytes, with drop glue), every
 //! store first read the cold slot it overwrote, to drop the old value: perf put 6 % of a
 //! 250-node run on that one load. A packed slot is `Copy`, so a store never reads it; it
-//! is written field by field, and only the lines a reading's bytes occupy are touched
-//! (the signature, then the body: three lines for a usual 105-byte body).
+//! is written field by field: the signature, a length byte and the 127-byte body fill
+//! exactly three cache lines.
 
 use bftime_crypto::{Signature, Signed};
 use bftime_protocol::Reading;
 
-/// Body bytes a packed slot holds (a reading is at most
-/// [`bftime_protocol::reading_codec::MAX_READING_BODY_BYTES`] = 143).
-const BODY_CAP: usize = 176;
+/// Body bytes a packed slot holds: a reading's
+/// ([`bftime_protocol::reading_codec::READING_BODY_BYTES`]).
+const BODY_CAP: usize = bftime_protocol::reading_codec::READING_BODY_BYTES;
 
 /// Slot numbers with this bit set name a reading kept whole in the overflow list (a body
-/// too long to pack; no reading the core signs is).
+/// of another length; no reading the core signs has one).
 const OVERFLOW: u32 = 1 << 31;
 
 #[derive(Clone, Copy)]
 #[repr(C, align(64))]
 struct Packed {
     signature: [u8; 64],
-    len: u16,
+    len: u8,
     body: [u8; BODY_CAP],
 }
 
@@ -53,7 +53,7 @@ impl ReadingStore {
         let slot = self.claim_slot();
         let p = &mut self.slots[slot as usize];
         p.signature = r.signature().0;
-        p.len = body.len() as u16;
+        p.len = body.len() as u8;
         p.body[..body.len()].copy_from_slice(body);
         slot
     }
@@ -95,9 +95,9 @@ impl ReadingStore {
     pub fn prefetch(&self, slot: u32) {
         if let Some(p) = self.slots.get(slot as usize) {
             bftime_protocol::prefetch::hint(&p.signature);
-            // The body starts at offset 66; a usual one ends before 192.
+            // The body fills bytes 65..192: the rest of the second line and the third.
             bftime_protocol::prefetch::hint(&p.body[0]);
-            bftime_protocol::prefetch::hint(&p.body[62]);
+            bftime_protocol::prefetch::hint(&p.body[63]);
         }
     }
 
@@ -198,6 +198,11 @@ mod tests {
         // Gone from the mail, whose slot is free again.
         assert_eq!(home.move_from(&mut mail, sl), None);
         assert_eq!(mail.insert(&b), sa);
+    }
+
+    #[test]
+    fn a_packed_reading_fills_three_cache_lines() {
+        assert_eq!(std::mem::size_of::<Packed>(), 192);
     }
 
     #[test]
