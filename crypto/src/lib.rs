@@ -21,7 +21,7 @@ pub mod suite;
 
 pub use chain::{ChainError, Hash32, HashChain};
 pub use key::{KeyError, NodeKey, PublicKey};
-pub use signed::{Domain, INLINE_BODY_BYTES, Signed, SignedBody, SignedError};
+pub use signed::{Domain, INLINE_BODY_BYTES, Signed, SignedBody, SignedError, SignedParts};
 pub use suite::{
     BatchItem, CryptoSuite, Ed25519Suite, FastSuite, Signature, Signer, SuiteKind, VerifyError,
 };

@@ -76,7 +76,7 @@ pub struct Signed<T> {
 }
 
 #[derive(Serialize)]
-struct SignedRef<'a> {
+struct WireRef<'a> {
     body: &'a [u8],
     signature: &'a Signature,
 }
@@ -90,7 +90,7 @@ struct SignedOwned {
 
 impl<T> Serialize for Signed<T> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        SignedRef {
+        WireRef {
             body: &self.body,
             signature: &self.signature,
         }
@@ -148,6 +148,79 @@ impl<T> fmt::Debug for Signed<T> {
     }
 }
 
+/// A signed `T`'s body and signature, borrowed where they lie: checked, decoded and
+/// digested exactly like the [`Signed`] they would make, without first being copied
+/// into one (the simulator keeps readings in flight as packed bytes, and copying each
+/// into a `Signed` was a twentieth of its work).
+pub struct SignedParts<'a, T> {
+    body: &'a [u8],
+    signature: &'a Signature,
+    kind: PhantomData<fn() -> T>,
+}
+
+impl<T> Clone for SignedParts<'_, T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<T> Copy for SignedParts<'_, T> {}
+
+impl<T> fmt::Debug for SignedParts<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SignedParts")
+            .field("body_len", &self.body.len())
+            .field("signature", self.signature)
+            .finish()
+    }
+}
+
+impl<'a, T: Domain> SignedParts<'a, T> {
+    pub fn new(body: &'a [u8], signature: &'a Signature) -> Self {
+        SignedParts {
+            body,
+            signature,
+            kind: PhantomData,
+        }
+    }
+
+    /// As [`Signed::verify`].
+    pub fn verify(&self, suite: &dyn CryptoSuite, signer: &PublicKey) -> Result<T, SignedError> {
+        suite
+            .verify(signer, T::DOMAIN, self.body, self.signature)
+            .map_err(|_| SignedError::BadSignature)?;
+        T::decode_body(self.body)
+    }
+
+    /// As [`Signed::decode_unverified`].
+    pub fn decode_unverified(&self) -> Result<T, SignedError> {
+        T::decode_body(self.body)
+    }
+
+    /// As [`Signed::digest`].
+    pub fn digest(&self, suite: &dyn CryptoSuite) -> [u8; 32] {
+        suite.digest_signed(SIGNED_DIGEST_DOMAIN, self.body, self.signature)
+    }
+
+    pub fn body(&self) -> &'a [u8] {
+        self.body
+    }
+
+    pub fn signature(&self) -> &'a Signature {
+        self.signature
+    }
+
+    /// The owned signed message with these parts.
+    pub fn to_signed(&self) -> Signed<T> {
+        Signed::from_slices(self.body, *self.signature)
+    }
+
+    /// Whether `other` has exactly these bytes.
+    pub fn is(&self, other: &Signed<T>) -> bool {
+        self.body == other.body.as_slice() && *self.signature == other.signature
+    }
+}
+
 /// Strict postcard decoding: the whole input must be one `T`.
 pub fn decode_exact<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, SignedError> {
     let (value, rest) =
@@ -184,10 +257,12 @@ impl<T: Domain> Signed<T> {
 
     /// Checks the signature under `signer`, then decodes the body strictly.
     pub fn verify(&self, suite: &dyn CryptoSuite, signer: &PublicKey) -> Result<T, SignedError> {
-        suite
-            .verify(signer, T::DOMAIN, &self.body, &self.signature)
-            .map_err(|_| SignedError::BadSignature)?;
-        T::decode_body(&self.body)
+        self.parts().verify(suite, signer)
+    }
+
+    /// Its body and signature, borrowed.
+    pub fn parts(&self) -> SignedParts<'_, T> {
+        SignedParts::new(&self.body, &self.signature)
     }
 
     /// Decodes the body WITHOUT checking the signature: only to learn who claims to
@@ -235,7 +310,7 @@ impl<T: Domain> Signed<T> {
     /// A digest identifying this exact signed message (used to chain request nonces):
     /// `suite.digest(DOMAIN, body || signature)`.
     pub fn digest(&self, suite: &dyn CryptoSuite) -> [u8; 32] {
-        suite.digest_signed(SIGNED_DIGEST_DOMAIN, &self.body, &self.signature)
+        self.parts().digest(suite)
     }
 
     /// The wire form: postcard of (body, signature).

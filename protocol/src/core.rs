@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use smallvec::SmallVec;
 
-use bftime_crypto::{CryptoSuite, PublicKey, Signed, Signer};
+use bftime_crypto::{CryptoSuite, Domain as _, PublicKey, Signature, Signed, SignedParts, Signer};
 use rand_core::Rng;
 use serde::{Deserialize, Serialize};
 
@@ -586,6 +586,18 @@ impl Core {
         Signed::sign_into(reading, self.signer.as_ref(), out).map_err(|_| RejectReason::Malformed)
     }
 
+    /// Signs `reading` with this node's key, writing its body into `body` (where a
+    /// driver keeps it: the simulator's packed store) and returning the signature: the
+    /// parts [`Self::sign_reading`] would put in a [`Signed`].
+    pub fn sign_reading_to(
+        &self,
+        reading: &Reading,
+        body: &mut [u8; crate::reading_codec::READING_BODY_BYTES],
+    ) -> Signature {
+        *body = crate::reading_codec::encode(reading);
+        self.signer.sign(Reading::DOMAIN, body)
+    }
+
     /// The checks and bookkeeping of [`Self::handle_request`], returning the reading
     /// unsigned; the nonce counts as answered from here on, so the caller signs it with
     /// [`Self::sign_reading`] or sends nothing. For a driver that signs into a reused
@@ -663,6 +675,18 @@ impl Core {
         sent_at: LocalTime,
         received_at: LocalTime,
     ) -> ResponseOutcome {
+        self.handle_response_parts(from, signed.parts(), sent_at, received_at)
+    }
+
+    /// As [`Self::handle_response`], for a reading whose body and signature lie
+    /// elsewhere (the simulator's packed store).
+    pub fn handle_response_parts(
+        &mut self,
+        from: MemberId,
+        signed: SignedParts<'_, Reading>,
+        sent_at: LocalTime,
+        received_at: LocalTime,
+    ) -> ResponseOutcome {
         // No `note_local(received_at)`: the driver stamps a reading when it arrives and
         // hands it over later, so its stamp may be older than the last timer's `now`.
         // Backward steps are detected on the driver's in-order reads (timer, request).
@@ -701,9 +725,9 @@ impl Core {
                             .is_ok_and(|o| o.nonce == reading.nonce)
                     });
                     if let Some(first) = first
-                        && first != signed
+                        && !signed.is(first)
                     {
-                        self.duplicates.push((first.clone(), signed.clone()));
+                        self.duplicates.push((first.clone(), signed.to_signed()));
                     }
                 }
                 return self.reject(from, RejectReason::Duplicate);
@@ -752,7 +776,7 @@ impl Core {
         );
         self.round_accepted = self.round_accepted.saturating_add(1);
         if self.cfg.detailed_summaries {
-            self.accepted_log.push(signed.clone());
+            self.accepted_log.push(signed.to_signed());
             self.nonce_from.push(inflight.chained_after);
         }
         self.accepted += 1;

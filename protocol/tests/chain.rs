@@ -199,3 +199,33 @@ fn the_summary_snapshot_is_the_full_one_without_peer_rows() {
         assert_eq!(summary, full);
     }
 }
+
+/// The simulator signs readings in place (`Core::sign_reading_to`) and has them checked
+/// where they lie (`Core::handle_response_parts`): the same bytes as a whole `Signed`.
+#[test]
+fn a_reading_signed_in_place_is_the_signed_reading() {
+    let mut net = net(4);
+    let now = LocalTime(1_000_000_000_000);
+    let request = bftime_protocol::Request {
+        cluster: 9,
+        round: 0,
+        nonce: [3; 32],
+    };
+    let reading = net.cores[1]
+        .answer_request(MemberId(0), &request, now, now)
+        .expect("answered");
+    let mut whole = Signed::default();
+    net.cores[1]
+        .sign_reading(&reading, &mut whole)
+        .expect("signed");
+    let mut body = [0u8; bftime_protocol::reading_codec::READING_BODY_BYTES];
+    let signature = net.cores[1].sign_reading_to(&reading, &mut body);
+    let parts = bftime_crypto::SignedParts::new(&body, &signature);
+    assert!(parts.is(&whole));
+    assert_eq!(parts.to_signed(), whole);
+    assert_eq!(
+        parts.verify(&Ed25519Suite, &NodeKey::from_seed(&[2; 32]).public_key()),
+        Ok(reading)
+    );
+    assert_eq!(parts.digest(&Ed25519Suite), whole.digest(&Ed25519Suite));
+}

@@ -7,7 +7,7 @@
 //! is written field by field: the signature, a length byte and the 127-byte body fill
 //! exactly three cache lines.
 
-use bftime_crypto::{Signature, Signed};
+use bftime_crypto::{Signature, Signed, SignedParts};
 use bftime_protocol::Reading;
 
 /// Body bytes a packed slot holds: a reading's
@@ -21,7 +21,7 @@ const OVERFLOW: u32 = 1 << 31;
 #[derive(Clone, Copy)]
 #[repr(C, align(64))]
 struct Packed {
-    signature: [u8; 64],
+    signature: Signature,
     len: u8,
     body: [u8; BODY_CAP],
 }
@@ -52,7 +52,7 @@ impl ReadingStore {
         }
         let slot = self.claim_slot();
         let p = &mut self.slots[slot as usize];
-        p.signature = r.signature().0;
+        p.signature = *r.signature();
         p.len = body.len() as u8;
         p.body[..body.len()].copy_from_slice(body);
         slot
@@ -82,7 +82,7 @@ impl ReadingStore {
         }
         self.free.pop().unwrap_or_else(|| {
             self.slots.push(Packed {
-                signature: [0; 64],
+                signature: Signature([0; 64]),
                 len: 0,
                 body: [0; BODY_CAP],
             });
@@ -101,41 +101,53 @@ impl ReadingStore {
         }
     }
 
-    /// Takes the reading out of `slot`: `None` for a slot never handed out or an
-    /// overflow slot already taken (a packed slot keeps no mark of being taken; the
-    /// simulator takes each slot it was given once).
-    pub fn take(&mut self, slot: u32) -> Option<Signed<Reading>> {
-        let mut r = Signed::default();
-        self.take_into(slot, &mut r).then_some(r)
+    /// Stores a reading written in place: `fill` gets the slot's body to write and
+    /// returns the signature (see `Core::sign_reading_to`). No `Signed` is built and
+    /// the bytes are written once, where they wait.
+    pub fn insert_with(&mut self, fill: impl FnOnce(&mut [u8; BODY_CAP]) -> Signature) -> u32 {
+        let slot = self.claim_slot();
+        let p = &mut self.slots[slot as usize];
+        p.signature = fill(&mut p.body);
+        p.len = BODY_CAP as u8;
+        slot
     }
 
-    /// As [`Self::take`], into `out` (whose buffer is reused: a reading returned by
-    /// value was copied twice more on its way to the core); `false`, leaving `out`
-    /// alone, where `take` gives `None`.
-    pub fn take_into(&mut self, slot: u32, out: &mut Signed<Reading>) -> bool {
+    /// The reading in `slot`, where it lies: `None` for a slot never handed out or an
+    /// overflow slot already taken (a packed slot keeps no mark of being taken; the
+    /// simulator takes each slot it was given once). [`Self::release`] frees it.
+    pub fn get(&self, slot: u32) -> Option<SignedParts<'_, Reading>> {
         if slot & OVERFLOW != 0 {
-            let Some(r) = self
+            return self
                 .overflow
-                .get_mut((slot & !OVERFLOW) as usize)
-                .and_then(Option::take)
-            else {
-                return false;
-            };
+                .get((slot & !OVERFLOW) as usize)?
+                .as_ref()
+                .map(Signed::parts);
+        }
+        let p = self.slots.get(slot as usize)?;
+        let body = p.body.get(..usize::from(p.len))?;
+        Some(SignedParts::new(body, &p.signature))
+    }
+
+    /// Frees `slot` (after [`Self::get`]).
+    pub fn release(&mut self, slot: u32) {
+        if slot & OVERFLOW != 0 {
+            if let Some(r) = self.overflow.get_mut((slot & !OVERFLOW) as usize) {
+                *r = None;
+            }
             if self.overflow.iter().all(Option::is_none) {
                 self.overflow.clear();
             }
-            *out = r;
-            return true;
+        } else if (slot as usize) < self.slots.len() {
+            self.free.push(slot);
         }
-        let Some(p) = self.slots.get(slot as usize) else {
-            return false;
-        };
-        let Some(body) = p.body.get(..usize::from(p.len)) else {
-            return false;
-        };
-        out.set_from_slices(body, Signature(p.signature));
-        self.free.push(slot);
-        true
+    }
+
+    /// Takes the reading out of `slot` ([`Self::get`], copied, then
+    /// [`Self::release`]).
+    pub fn take(&mut self, slot: u32) -> Option<Signed<Reading>> {
+        let r = self.get(slot)?.to_signed();
+        self.release(slot);
+        Some(r)
     }
 }
 
@@ -198,6 +210,22 @@ mod tests {
         // Gone from the mail, whose slot is free again.
         assert_eq!(home.move_from(&mut mail, sl), None);
         assert_eq!(mail.insert(&b), sa);
+    }
+
+    #[test]
+    fn a_reading_written_in_place_reads_back_as_stored_whole() {
+        let a = reading(5);
+        let mut store = ReadingStore::default();
+        let slot = store.insert_with(|body| {
+            body.copy_from_slice(a.body());
+            *a.signature()
+        });
+        assert!(store.get(slot).is_some_and(|r| r.is(&a)));
+        store.release(slot);
+        // Freed: the next insert reuses it.
+        let b = reading(6);
+        assert_eq!(store.insert(&b), slot);
+        assert_eq!(store.take(slot).as_ref(), Some(&b));
     }
 
     #[test]

@@ -32,7 +32,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
 use bftime_crypto::{
-    CryptoSuite, Ed25519Suite, FastSuite, NodeKey, Signed, Signer, suite::FastSigner,
+    CryptoSuite, Ed25519Suite, FastSuite, NodeKey, Signed, SignedParts, Signer, suite::FastSigner,
 };
 use bftime_protocol::{
     Action, Core, CoreConfig, LocalTime, MemberId, Nanos, Params, Reading, Request,
@@ -309,8 +309,8 @@ impl Traffic {
         key: u64,
         to: u32,
         from: u32,
-        reading: &Signed<Reading>,
         sent_local: LocalTime,
+        store_reading: impl FnOnce(&mut ReadingStore) -> u32,
     ) {
         debug_assert!(at >= self.window_end, "a message arrives inside its window");
         let response = |reading| Event::Response {
@@ -321,10 +321,10 @@ impl Traffic {
         let r = self.range_of(to as usize);
         if r != self.me {
             let bag = &mut self.outbox[r];
-            let event = response(bag.readings.insert(reading));
+            let event = response(store_reading(&mut bag.readings));
             bag.mail.push(Message { at, key, to, event });
         } else {
-            let event = response(self.readings.insert(reading));
+            let event = response(store_reading(&mut self.readings));
             self.queue.push(at, key, to, event, false);
         }
     }
@@ -1004,9 +1004,6 @@ fn run_range(range: &mut Range, window_end: i64, shared: &Shared<'_>) {
         .sort(&mut window, st.me as u32, st.ranges as u32, st.len);
     st.window_end = window_end;
     let mut next = 0;
-    // One buffer for the window's readings: each request's answer is signed into it,
-    // each response's reading taken into it from its slot.
-    let mut reading = Signed::default();
     loop {
         // A node's own timer due inside the window runs in order with the node's
         // queued events (`local` only ever holds the current node's).
@@ -1043,24 +1040,23 @@ fn run_range(range: &mut Range, window_end: i64, shared: &Shared<'_>) {
                 from,
                 request,
                 sent_local,
-            } => on_request(
-                node,
-                i,
-                from as usize,
-                now,
-                request,
-                sent_local,
-                shared,
-                st,
-                &mut reading,
-            ),
+            } => on_request(node, i, from as usize, now, request, sent_local, shared, st),
             Event::Response {
                 from,
                 reading: slot,
                 sent_local,
             } => {
-                if st.readings.take_into(slot, &mut reading) {
-                    on_response(node, from as usize, now, &reading, sent_local, shared, st);
+                // The reading is checked where it waits, then its slot is freed.
+                let outcome = st.readings.get(slot).and_then(|reading| {
+                    on_response(node, from as usize, now, reading, sent_local, shared)
+                });
+                st.readings.release(slot);
+                match outcome {
+                    Some(ResponseOutcome::Accepted) => st.exchanges += 1,
+                    Some(ResponseOutcome::Rejected(reason)) => {
+                        *st.rejected.entry(reason.as_str()).or_default() += 1;
+                    }
+                    None => {}
                 }
             }
         }
@@ -1256,7 +1252,6 @@ fn on_request(
     sent_local: LocalTime,
     shared: &Shared<'_>,
     out: &mut Traffic,
-    signed: &mut Signed<Reading>,
 ) {
     if crashed(node, now, shared) || node.role == Role::Byzantine(Strategy::Mute) {
         return;
@@ -1280,22 +1275,29 @@ fn on_request(
         },
     };
     let extra_delay = match answer {
-        Answer::Sign { reading, delay_ns } => {
-            if node.core.sign_reading(&reading, signed).is_err() {
-                return;
-            }
-            delay_ns
-        }
-        Answer::Resend(old) => {
-            *signed = old;
-            0
-        }
+        Answer::Sign { delay_ns, .. } => delay_ns,
+        Answer::Resend(_) => 0,
         Answer::Nothing => return,
     };
     if let Some(d) = path_delay(node, i, from, now, shared) {
         let key = node.next_key(i);
         let at = now + d + extra_delay;
-        out.send_response(at, key, from as u32, i as u32, signed, sent_local);
+        let core = &node.core;
+        // Signed straight into the slot where the reading waits for its requester.
+        out.send_response(
+            at,
+            key,
+            from as u32,
+            i as u32,
+            sent_local,
+            |store| match &answer {
+                Answer::Sign { reading, .. } => {
+                    store.insert_with(|body| core.sign_reading_to(reading, body))
+                }
+                Answer::Resend(old) => store.insert(old),
+                Answer::Nothing => unreachable!("returned above"),
+            },
+        );
     }
 }
 
@@ -1379,24 +1381,21 @@ fn lie(
     }
 }
 
+/// What the core made of a response (`None`: the node has crashed).
 fn on_response(
     node: &mut SimNode,
     from: usize,
     now: i64,
-    reading: &Signed<Reading>,
+    reading: SignedParts<'_, Reading>,
     sent_local: LocalTime,
     shared: &Shared<'_>,
-    out: &mut Traffic,
-) {
+) -> Option<ResponseOutcome> {
     if crashed(node, now, shared) {
-        return;
+        return None;
     }
     let local = node.osc.local(now);
-    match node
-        .core
-        .handle_response(MemberId(from as u16), reading, sent_local, local)
-    {
-        ResponseOutcome::Accepted => out.exchanges += 1,
-        ResponseOutcome::Rejected(reason) => *out.rejected.entry(reason.as_str()).or_default() += 1,
-    }
+    Some(
+        node.core
+            .handle_response_parts(MemberId(from as u16), reading, sent_local, local),
+    )
 }
