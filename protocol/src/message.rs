@@ -1,5 +1,7 @@
 //! Wire messages (spec §2). Every reading is signed by its responder over its own
-//! domain prefix; prefixes are pinned by tests and must never change within v1.
+//! domain prefix; prefixes are pinned by tests and change only with the layout of what
+//! they sign (the reading's says v2 since its body became fixed-width, so a reading
+//! signed in the old layout can never verify as one in the new).
 
 use bftime_crypto::Domain;
 use serde::{Deserialize, Serialize};
@@ -162,7 +164,7 @@ pub struct Reading {
 }
 
 impl Domain for Reading {
-    const DOMAIN: &'static [u8] = b"bftime v1 reading\0";
+    const DOMAIN: &'static [u8] = b"bftime v2 reading\0";
 
     fn encode_body(
         &self,
@@ -200,7 +202,7 @@ mod tests {
 
     #[test]
     fn domain_prefixes_are_pinned() {
-        assert_eq!(Reading::DOMAIN, b"bftime v1 reading\0");
+        assert_eq!(Reading::DOMAIN, b"bftime v2 reading\0");
         assert_eq!(Leaving::DOMAIN, b"bftime v1 leaving\0");
         assert_eq!(NONCE_DOMAIN, b"bftime v1 nonce\0");
         assert_eq!(HEAD_DOMAIN, b"bftime v1 head\0");
