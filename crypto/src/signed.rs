@@ -55,7 +55,7 @@ pub enum SignedError {
     BadSignature,
 }
 
-/// Bodies up to this size live inside the [`Signed`] value. A reading (at most 143
+/// Bodies up to this size live inside the [`Signed`] value. A reading (always 127
 /// bytes) fits, so the per-exchange message needs no allocation of its own.
 pub const INLINE_BODY_BYTES: usize = 160;
 

@@ -15,7 +15,7 @@ use bftime_protocol::Reading;
 const BODY_CAP: usize = bftime_protocol::reading_codec::READING_BODY_BYTES;
 
 /// Slot numbers with this bit set name a reading kept whole in the overflow list (a body
-/// of another length; no reading the core signs has one).
+/// longer than a reading's; no reading the core signs has one).
 const OVERFLOW: u32 = 1 << 31;
 
 #[derive(Clone, Copy)]
@@ -128,7 +128,8 @@ impl ReadingStore {
         Some(SignedParts::new(body, &p.signature))
     }
 
-    /// Frees `slot` (after [`Self::get`]).
+    /// Frees `slot` (after [`Self::get`]; once: the store keeps no mark of a free slot,
+    /// so a second release would hand the slot out twice).
     pub fn release(&mut self, slot: u32) {
         if slot & OVERFLOW != 0 {
             if let Some(r) = self.overflow.get_mut((slot & !OVERFLOW) as usize) {
