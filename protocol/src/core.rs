@@ -717,15 +717,17 @@ impl Core {
         match peer.nonces[pos].state {
             NonceState::Pending => {}
             NonceState::Answered => {
-                // Keep a differing second signature as evidence of double signing.
-                // (An answered nonce is this round's, so the first answer is in the log.)
+                // Keep a second answer that says something else as evidence of double
+                // signing (another signature over the same body is the same statement,
+                // and `check-proof` refuses such a pair). An answered nonce is this
+                // round's, so the first answer is in the log.
                 if self.cfg.detailed_summaries && self.duplicates.len() < 8 {
                     let first = self.accepted_log.iter().find(|r| {
                         r.decode_unverified()
                             .is_ok_and(|o| o.nonce == reading.nonce)
                     });
                     if let Some(first) = first
-                        && !signed.is(first)
+                        && signed.body() != first.body()
                     {
                         self.duplicates.push((first.clone(), signed.to_signed()));
                     }

@@ -229,3 +229,62 @@ fn a_reading_signed_in_place_is_the_signed_reading() {
     );
     assert_eq!(parts.digest(&Ed25519Suite), whole.digest(&Ed25519Suite));
 }
+
+/// A second answer to one request that says something else is kept for the round's
+/// summary (the audit log's proof of double signing); the same signed reading again is
+/// only a duplicate, since it states nothing new.
+#[test]
+fn a_second_answer_that_says_something_else_is_kept_as_evidence() {
+    use bftime_protocol::ResponseOutcome;
+    let timer_of = |actions: &[Action]| {
+        actions
+            .iter()
+            .find_map(|a| match a {
+                Action::SetTimer { at } => Some(*at),
+                _ => None,
+            })
+            .expect("a timer")
+    };
+    let mut net = net(4);
+    let mut now = net.timers[0];
+    // The node's own timers until it sends its first request.
+    let (to, request, mut next_timer) = loop {
+        let actions = net.cores[0].handle_timer(now, &mut net.rng);
+        let next = timer_of(&actions);
+        if let Some((to, request)) = actions.iter().find_map(|a| match a {
+            Action::SendRequest { to, request } => Some((*to, *request)),
+            _ => None,
+        }) {
+            break (to, request, next);
+        }
+        now = next;
+    };
+    let first = net.cores[to.index()]
+        .handle_request(MemberId(0), &request, now, now)
+        .expect("answered");
+    let core = &mut net.cores[0];
+    assert_eq!(
+        core.handle_response(to, &first, now, now),
+        ResponseOutcome::Accepted
+    );
+    let duplicate = ResponseOutcome::Rejected(RejectReason::Duplicate);
+    assert_eq!(core.handle_response(to, &first, now, now), duplicate);
+    let mut other = first.decode_unverified().expect("reading");
+    other.transmit = bftime_protocol::ClusterTime(other.transmit.0 + 1);
+    let responder_key = NodeKey::from_seed(&[to.0 as u8 + 1; 32]);
+    let second = Signed::sign(&other, &responder_key).expect("signed");
+    assert_eq!(core.handle_response(to, &second, now, now), duplicate);
+    // Run the node's own timers (its other requests go unanswered) to the round's end.
+    let summary = loop {
+        now = next_timer;
+        let actions = core.handle_timer(now, &mut net.rng);
+        if let Some(s) = actions.iter().find_map(|a| match a {
+            Action::RoundCompleted(s) => Some(s.clone()),
+            _ => None,
+        }) {
+            break s;
+        }
+        next_timer = timer_of(&actions);
+    };
+    assert_eq!(summary.duplicates, vec![(first, second)]);
+}
