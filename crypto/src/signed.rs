@@ -119,18 +119,6 @@ impl<T> Clone for Signed<T> {
     }
 }
 
-/// An empty body with an all-zero signature, which verifies under no key: a buffer for
-/// [`Signed::sign_into`] and [`Signed::set_from_slices`] to fill.
-impl<T> Default for Signed<T> {
-    fn default() -> Self {
-        Signed {
-            body: SignedBody::new(),
-            signature: Signature([0; 64]),
-            kind: PhantomData,
-        }
-    }
-}
-
 impl<T> PartialEq for Signed<T> {
     fn eq(&self, other: &Self) -> bool {
         self.body == other.body && self.signature == other.signature
@@ -192,11 +180,6 @@ impl<'a, T: Domain> SignedParts<'a, T> {
         T::decode_body(self.body)
     }
 
-    /// As [`Signed::decode_unverified`].
-    pub fn decode_unverified(&self) -> Result<T, SignedError> {
-        T::decode_body(self.body)
-    }
-
     /// As [`Signed::digest`].
     pub fn digest(&self, suite: &dyn CryptoSuite) -> [u8; 32] {
         suite.digest_signed(SIGNED_DIGEST_DOMAIN, self.body, self.signature)
@@ -213,11 +196,6 @@ impl<'a, T: Domain> SignedParts<'a, T> {
     /// The owned signed message with these parts.
     pub fn to_signed(&self) -> Signed<T> {
         Signed::from_slices(self.body, *self.signature)
-    }
-
-    /// Whether `other` has exactly these bytes.
-    pub fn is(&self, other: &Signed<T>) -> bool {
-        self.body == other.body.as_slice() && *self.signature == other.signature
     }
 }
 
@@ -243,16 +221,6 @@ impl<T: Domain> Signed<T> {
             signature,
             kind: PhantomData,
         })
-    }
-
-    /// As [`Self::sign`], into `out`, reusing its buffer (the simulator signs 62 million
-    /// readings, and each return by value copied one twice). On an error `out` holds
-    /// no valid signed message.
-    pub fn sign_into(value: &T, signer: &dyn Signer, out: &mut Self) -> Result<(), SignedError> {
-        out.body.clear();
-        value.encode_body(&mut out.body)?;
-        out.signature = signer.sign(T::DOMAIN, &out.body);
-        Ok(())
     }
 
     /// Checks the signature under `signer`, then decodes the body strictly.
@@ -297,14 +265,6 @@ impl<T: Domain> Signed<T> {
             signature,
             kind: PhantomData,
         }
-    }
-
-    /// Becomes the signed message with these parts, reusing its own buffer (the
-    /// simulator takes every reading in flight out of its packed store into one).
-    pub fn set_from_slices(&mut self, body: &[u8], signature: Signature) {
-        self.body.clear();
-        self.body.extend_from_slice(body);
-        self.signature = signature;
     }
 
     /// A digest identifying this exact signed message (used to chain request nonces):
@@ -477,25 +437,6 @@ mod tests {
 
     /// A reused buffer ends up exactly as a fresh signature, whatever it held: a longer
     /// body leaves nothing behind.
-    #[test]
-    fn signing_into_a_used_buffer_is_signing_afresh() {
-        let long = Ping {
-            round: u64::MAX,
-            note: "a much longer note than the next one".into(),
-        };
-        let short = Ping {
-            round: 1,
-            note: "x".into(),
-        };
-        let mut buf = Signed::sign(&long, &key()).unwrap();
-        Signed::sign_into(&short, &key(), &mut buf).unwrap();
-        assert_eq!(buf, Signed::sign(&short, &key()).unwrap());
-        assert_eq!(buf.verify(&Ed25519Suite, &key().public_key()), Ok(short));
-        let mut copy = signed();
-        copy.set_from_slices(buf.body(), *buf.signature());
-        assert_eq!(copy, buf);
-    }
-
     #[test]
     fn unverified_decode_only_reads() {
         assert_eq!(signed().decode_unverified().unwrap().round, 7);

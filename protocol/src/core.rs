@@ -571,19 +571,12 @@ impl Core {
         now: LocalTime,
     ) -> Result<Signed<Reading>, RejectReason> {
         let reading = self.answer_request(from, request, received_at, now)?;
-        Signed::sign(&reading, self.signer.as_ref()).map_err(|_| RejectReason::Malformed)
+        self.sign_reading(&reading)
     }
 
-    /// Signs `reading` with this node's key into `out`, reusing its buffer (see
-    /// [`Self::answer_request`]; the simulator signs tens of millions of readings, and
-    /// one returned by value is copied on every move). On an error `out` holds no valid
-    /// reading.
-    pub fn sign_reading(
-        &self,
-        reading: &Reading,
-        out: &mut Signed<Reading>,
-    ) -> Result<(), RejectReason> {
-        Signed::sign_into(reading, self.signer.as_ref(), out).map_err(|_| RejectReason::Malformed)
+    /// Signs `reading` with this node's key (see [`Self::answer_request`]).
+    pub fn sign_reading(&self, reading: &Reading) -> Result<Signed<Reading>, RejectReason> {
+        Signed::sign(reading, self.signer.as_ref()).map_err(|_| RejectReason::Malformed)
     }
 
     /// Signs `reading` with this node's key, writing its body into `body` (where a
@@ -600,9 +593,9 @@ impl Core {
 
     /// The checks and bookkeeping of [`Self::handle_request`], returning the reading
     /// unsigned; the nonce counts as answered from here on, so the caller signs it with
-    /// [`Self::sign_reading`] or sends nothing. For a driver that signs into a reused
-    /// buffer, or (the simulator's Byzantine responders) signs something else or an
-    /// earlier reading again.
+    /// [`Self::sign_reading`] (or [`Self::sign_reading_to`]) or sends nothing. For a
+    /// driver that signs where it keeps readings, or (the simulator's Byzantine
+    /// responders) signs something else or an earlier reading again.
     pub fn answer_request(
         &mut self,
         from: MemberId,

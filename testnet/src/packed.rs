@@ -221,7 +221,7 @@ mod tests {
             body.copy_from_slice(a.body());
             *a.signature()
         });
-        assert!(store.get(slot).is_some_and(|r| r.is(&a)));
+        assert_eq!(store.get(slot).map(|r| r.to_signed()).as_ref(), Some(&a));
         store.release(slot);
         // Freed: the next insert reuses it.
         let b = reading(6);

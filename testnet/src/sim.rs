@@ -1346,10 +1346,9 @@ fn lie(
             if let Some(old) = node.replay_cache.get(&peer) {
                 return Answer::Resend(old.clone());
             }
-            let mut signed = Signed::default();
-            if node.core.sign_reading(&honest, &mut signed).is_err() {
+            let Ok(signed) = node.core.sign_reading(&honest) else {
                 return Answer::Nothing;
-            }
+            };
             node.replay_cache.insert(peer, signed.clone());
             return Answer::Resend(signed);
         }
