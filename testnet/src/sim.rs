@@ -1269,15 +1269,17 @@ fn on_request(
     };
     let answer = match node.role {
         Role::Byzantine(s) => lie(node, from, now, s, honest, shared),
-        _ => Answer::Sign {
+        _ => Some(Answer::Sign {
             reading: honest,
             delay_ns: 0,
-        },
+        }),
+    };
+    let Some(answer) = answer else {
+        return;
     };
     let extra_delay = match answer {
         Answer::Sign { delay_ns, .. } => delay_ns,
         Answer::Resend(_) => 0,
-        Answer::Nothing => return,
     };
     if let Some(d) = path_delay(node, i, from, now, shared) {
         let key = node.next_key(i);
@@ -1295,7 +1297,6 @@ fn on_request(
                     store.insert_with(|body| core.sign_reading_to(reading, body))
                 }
                 Answer::Resend(old) => store.insert(old),
-                Answer::Nothing => unreachable!("returned above"),
             },
         );
     }
@@ -1304,16 +1305,13 @@ fn on_request(
 /// What a responder sends.
 enum Answer {
     /// This reading, signed, this much later than the network alone would deliver it.
-    Sign {
-        reading: Reading,
-        delay_ns: i64,
-    },
+    Sign { reading: Reading, delay_ns: i64 },
     /// A reading signed before, again.
     Resend(Signed<Reading>),
-    Nothing,
 }
 
-/// What a Byzantine responder sends instead of the honest reading. A lie is made from
+/// What a Byzantine responder sends instead of the honest reading (`None`: nothing). A
+/// lie is made from
 /// the honest reading before it is signed (not decoded from a signed one and signed
 /// again: that was a twentieth of a `mixed` run's instructions).
 fn lie(
@@ -1323,34 +1321,34 @@ fn lie(
     s: Strategy,
     honest: Reading,
     shared: &Shared<'_>,
-) -> Answer {
+) -> Option<Answer> {
     let lie = shared.ns.lie;
     let shift = match s {
         Strategy::None | Strategy::Crash => {
-            return Answer::Sign {
+            return Some(Answer::Sign {
                 reading: honest,
                 delay_ns: 0,
-            };
+            });
         }
-        Strategy::Mute | Strategy::Mixed => return Answer::Nothing,
+        Strategy::Mute | Strategy::Mixed => return None,
         Strategy::Slow => {
             let d = node.net_rng.random_range(0..=shared.period_ns * 8 / 10);
-            return Answer::Sign {
+            return Some(Answer::Sign {
                 reading: honest,
                 delay_ns: d,
-            };
+            });
         }
         Strategy::Replay => {
             // The first answer to each peer is honest, and kept to be sent again.
             let peer = MemberId(requester as u16);
             if let Some(old) = node.replay_cache.get(&peer) {
-                return Answer::Resend(old.clone());
+                return Some(Answer::Resend(old.clone()));
             }
             let Ok(signed) = node.core.sign_reading(&honest) else {
-                return Answer::Nothing;
+                return None;
             };
             node.replay_cache.insert(peer, signed.clone());
-            return Answer::Resend(signed);
+            return Some(Answer::Resend(signed));
         }
         Strategy::Liar => lie,
         Strategy::TwoFaced => {
@@ -1374,10 +1372,10 @@ fn lie(
     r.receive += Nanos(shift);
     r.transmit += Nanos(shift);
     r.error = Some(Nanos::ZERO);
-    Answer::Sign {
+    Some(Answer::Sign {
         reading: r,
         delay_ns: 0,
-    }
+    })
 }
 
 /// What the core made of a response (`None`: the node has crashed).
