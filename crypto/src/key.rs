@@ -36,19 +36,48 @@ pub enum KeyError {
     PublicKey { text: String, reason: String },
 }
 
-/// A member's public key: verifies its signatures and names it on the network.
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
-pub struct PublicKey(VerifyingKey);
+/// A member's public key: verifies its signatures and names it on the network. Holds the
+/// point decompressed once, in the form ZIP-215 verification uses (spec §2.7), so no
+/// verification decompresses it again.
+#[derive(Clone, Copy)]
+pub struct PublicKey(ed25519_zebra::VerificationKey);
+
+impl PartialEq for PublicKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.to_bytes() == other.to_bytes()
+    }
+}
+
+impl Eq for PublicKey {}
+
+impl std::hash::Hash for PublicKey {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.to_bytes().hash(state);
+    }
+}
 
 impl PublicKey {
-    /// Parses 32 raw bytes; rejects points that are not valid ed25519 keys.
+    /// Parses 32 raw bytes. Refuses what ZIP-215 verification would otherwise let
+    /// through (spec §2.7): a non-canonical encoding (a second spelling of one key, so one
+    /// member could appear twice) and a small-order point (a "weak" key, under which
+    /// signatures that prove nothing verify).
     pub fn from_bytes(bytes: &[u8; 32]) -> Result<Self, KeyError> {
-        VerifyingKey::from_bytes(bytes)
+        let refuse = |reason: String| KeyError::PublicKey {
+            text: hex::encode(bytes),
+            reason,
+        };
+        let key = VerifyingKey::from_bytes(bytes).map_err(|e| refuse(e.to_string()))?;
+        if key.to_edwards().compress().to_bytes() != *bytes {
+            return Err(refuse("not the canonical encoding of its point".into()));
+        }
+        if key.is_weak() {
+            return Err(refuse(
+                "a small-order (weak) point, under which forged signatures verify".into(),
+            ));
+        }
+        ed25519_zebra::VerificationKey::try_from(*bytes)
             .map(PublicKey)
-            .map_err(|e| KeyError::PublicKey {
-                text: hex::encode(bytes),
-                reason: e.to_string(),
-            })
+            .map_err(|e| refuse(e.to_string()))
     }
 
     /// Parses the 64-hex-digit form used in cluster files.
@@ -62,14 +91,14 @@ impl PublicKey {
     }
 
     pub fn to_bytes(&self) -> [u8; 32] {
-        self.0.to_bytes()
+        self.0.into()
     }
 
     pub fn to_hex(&self) -> String {
         hex::encode(self.to_bytes())
     }
 
-    pub(crate) fn verifying_key(&self) -> &VerifyingKey {
+    pub(crate) fn zip215(&self) -> &ed25519_zebra::VerificationKey {
         &self.0
     }
 
@@ -156,7 +185,12 @@ impl NodeKey {
     /// The key with this 32-byte secret seed. Deterministic: tests and the simulator use it.
     pub fn from_seed(seed: &[u8; 32]) -> Self {
         let secret = SigningKey::from_bytes(seed);
-        let public = PublicKey(secret.verifying_key());
+        // A key derived from a seed is a canonical point of large order (a scalar
+        // multiple of the base point), which `from_bytes` accepts.
+        let public = match PublicKey::from_bytes(&secret.verifying_key().to_bytes()) {
+            Ok(public) => public,
+            Err(e) => unreachable!("an ed25519 key made from a seed is a valid member key: {e}"),
+        };
         NodeKey { secret, public }
     }
 

@@ -6,7 +6,9 @@
 //! can never be replayed as another. The same key is the node's libp2p identity:
 //! a member's public key in the cluster file *is* its network address book entry.
 //!
-//! The crate is pure: no sockets, no clocks. Randomness comes in as an argument.
+//! The crate is pure: no sockets, no clocks. Randomness comes in as an argument, except
+//! the coefficients of batch verification, drawn from the operating system: they must be
+//! unpredictable to a signer, and they never change whether a signature verifies.
 //!
 //! - [`key`]: generate, save (0600) and load node keys; convert to a libp2p `PeerId`.
 //! - [`suite`]: the signature suite behind a trait: real ed25519, and a fast
@@ -24,4 +26,5 @@ pub use key::{KeyError, NodeKey, PublicKey};
 pub use signed::{Domain, INLINE_BODY_BYTES, Signed, SignedBody, SignedError, SignedParts};
 pub use suite::{
     BatchItem, CryptoSuite, Ed25519Suite, FastSuite, Signature, Signer, SuiteKind, VerifyError,
+    verify_many,
 };

@@ -120,6 +120,14 @@ pub trait CryptoSuite: Send + Sync + fmt::Debug {
         body: &[u8],
         signature: &Signature,
     ) -> Result<(), VerifyError>;
+    /// Whether every one of `items` verifies (a `false` does not say which failed). A
+    /// suite that can check signatures together overrides this; the result must be what
+    /// checking each with [`CryptoSuite::verify`] would give.
+    fn verify_batch(&self, items: &[BatchItem<'_>]) -> bool {
+        items
+            .iter()
+            .all(|i| self.verify(i.signer, i.domain, i.body, i.signature).is_ok())
+    }
     /// A 32-byte collision-resistant digest of `domain || body` (SHA-256 for ed25519).
     fn digest(&self, domain: &[u8], body: &[u8]) -> [u8; 32];
     /// The digest that identifies one signed message: `digest(domain, body || signature)`
@@ -133,11 +141,16 @@ pub trait CryptoSuite: Send + Sync + fmt::Debug {
     }
 }
 
-/// Real ed25519 (strict verification: no malleable signatures, no small-order keys).
+/// Real ed25519. Verification follows ZIP-215 (spec §2.7): the cofactored equation
+/// `[8][s]B = [8]R + [8][k]A`, `s` canonical, `R` any point encoding. Under these rules,
+/// and only these among ed25519's variants, checking signatures in a batch accepts exactly
+/// the signatures that checking them one by one accepts, so a node, an auditor and
+/// `check-proof` cannot disagree about a signature however each checks it. Weak and
+/// non-canonical member keys are refused when loaded ([`PublicKey::from_bytes`]).
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Ed25519Suite;
 
-/// One signature for [`Ed25519Suite::verify_many`].
+/// One signature for [`CryptoSuite::verify_batch`] and [`verify_many`].
 #[derive(Debug, Clone, Copy)]
 pub struct BatchItem<'a> {
     pub signer: &'a PublicKey,
@@ -146,34 +159,20 @@ pub struct BatchItem<'a> {
     pub signature: &'a Signature,
 }
 
-impl Ed25519Suite {
-    /// Verifies many signatures at once with ed25519 batch verification (about half
-    /// the cost per signature; auditors check hundreds per record). When the batch
-    /// fails, strict single verification finds the first bad one, whose index is
-    /// returned. Batch verification is not strict about small-order points; the
-    /// members' keys were checked when the cluster file was loaded.
-    pub fn verify_many(&self, items: &[BatchItem<'_>]) -> Result<(), usize> {
-        let messages: Vec<Vec<u8>> = items
-            .iter()
-            .map(|i| domain_message(i.domain, i.body))
-            .collect();
-        let refs: Vec<&[u8]> = messages.iter().map(Vec::as_slice).collect();
-        let sigs: Vec<ed25519_dalek::Signature> = items
-            .iter()
-            .map(|i| ed25519_dalek::Signature::from_bytes(&i.signature.0))
-            .collect();
-        let keys: Vec<ed25519_dalek::VerifyingKey> =
-            items.iter().map(|i| *i.signer.verifying_key()).collect();
-        if ed25519_dalek::verify_batch(&refs, &sigs, &keys).is_ok() {
-            return Ok(());
-        }
-        match items.iter().position(|i| {
-            self.verify(i.signer, i.domain, i.body, i.signature)
-                .is_err()
-        }) {
-            Some(k) => Err(k),
-            None => Ok(()),
-        }
+/// Verifies many signatures, in one batch where the suite can (ed25519: about 20 µs per
+/// signature instead of 32 at 30 signatures). When the batch fails, one-by-one checks
+/// find the first bad signature, whose index is returned.
+pub fn verify_many(suite: &dyn CryptoSuite, items: &[BatchItem<'_>]) -> Result<(), usize> {
+    if suite.verify_batch(items) {
+        return Ok(());
+    }
+    match items.iter().position(|i| {
+        suite
+            .verify(i.signer, i.domain, i.body, i.signature)
+            .is_err()
+    }) {
+        Some(k) => Err(k),
+        None => Ok(()),
     }
 }
 
@@ -190,11 +189,39 @@ impl CryptoSuite for Ed25519Suite {
         signature: &Signature,
     ) -> Result<(), VerifyError> {
         let message = domain_message(domain, body);
-        let sig = ed25519_dalek::Signature::from_bytes(&signature.0);
         signer
-            .verifying_key()
-            .verify_strict(&message, &sig)
+            .zip215()
+            .verify(
+                &ed25519_zebra::Signature::from_bytes(&signature.0),
+                &message,
+            )
             .map_err(|_| VerifyError::BadSignature)
+    }
+
+    /// One multiscalar multiplication for the whole batch, with random 128-bit
+    /// coefficients from the operating system (their unpredictability is what makes a
+    /// batch sound; the outcome for honest and for invalid signatures does not depend on
+    /// them, so runs stay reproducible).
+    fn verify_batch(&self, items: &[BatchItem<'_>]) -> bool {
+        if items.len() < 2 {
+            return items
+                .iter()
+                .all(|i| self.verify(i.signer, i.domain, i.body, i.signature).is_ok());
+        }
+        let mut batch = ed25519_zebra::batch::Verifier::new();
+        let mut message = Vec::new();
+        for i in items {
+            message.clear();
+            message.extend_from_slice(i.domain);
+            message.extend_from_slice(i.body);
+            // The item hashes the message now, so the buffer can be reused.
+            batch.queue((
+                ed25519_zebra::VerificationKeyBytes::from(i.signer.to_bytes()),
+                ed25519_zebra::Signature::from_bytes(&i.signature.0),
+                &message[..],
+            ));
+        }
+        batch.verify(rand_core_06::OsRng).is_ok()
     }
 
     fn digest(&self, domain: &[u8], body: &[u8]) -> [u8; 32] {
@@ -348,7 +375,7 @@ mod tests {
                     signature: s,
                 })
                 .collect();
-            Ed25519Suite.verify_many(&batch)
+            verify_many(&Ed25519Suite, &batch)
         };
         assert_eq!(run(&sigs), Ok(()));
         sigs[3].0[5] ^= 1;

@@ -84,7 +84,7 @@ impl Responder {
                     .or_insert_with(|| honest.clone());
                 return Answer::Now(old.clone());
             }
-            Behaviour::Liar => self.lie,
+            Behaviour::Liar | Behaviour::Forger => self.lie,
             Behaviour::TwoFaced => {
                 if requester.0.is_multiple_of(2) {
                     self.lie
@@ -104,6 +104,11 @@ impl Responder {
         r.error = Some(Nanos::ZERO);
         r.state = SyncState::Synced;
         match Signed::sign(&r, &self.key) {
+            Ok(s) if self.behaviour == Behaviour::Forger => {
+                let mut broken = *s.signature();
+                broken.0[17] ^= 0x10;
+                Answer::Now(Signed::from_slices(s.body(), broken))
+            }
             Ok(s) => Answer::Now(s),
             Err(_) => Answer::Now(honest),
         }

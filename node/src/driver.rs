@@ -77,6 +77,7 @@ pub async fn run(
         params: cfg.params.clone(),
         detailed_summaries: cfg.audit_log.is_some(),
         incarnation: rand::random(),
+        batch_verification: true,
     };
     let incarnation = core_cfg.incarnation;
     let now = clock.now();
@@ -252,6 +253,9 @@ impl Driver {
                         verdict = %s.verdict,
                         "round completed"
                     );
+                }
+                Action::ReadingRejected { from, reason } => {
+                    self.log_reject(from, reason, "reading failed its batched signature check");
                 }
             }
         }

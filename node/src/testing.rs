@@ -30,11 +30,14 @@ pub enum Behaviour {
     Slow,
     /// Answers each requester with the first reading it ever gave it.
     Replay,
+    /// Lies like `liar`, under a broken signature (one bit flipped): a reading a node
+    /// that checks signatures in batches chains on arrival and must never use (spec §4.2).
+    Forger,
 }
 
 impl Behaviour {
     /// Every behaviour, honest `None` first (the testnet's `mixed` spreads the rest).
-    pub const ALL: [Behaviour; 8] = [
+    pub const ALL: [Behaviour; 9] = [
         Behaviour::None,
         Behaviour::Liar,
         Behaviour::TwoFaced,
@@ -43,6 +46,7 @@ impl Behaviour {
         Behaviour::Mute,
         Behaviour::Slow,
         Behaviour::Replay,
+        Behaviour::Forger,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -55,6 +59,7 @@ impl Behaviour {
             Behaviour::Mute => "mute",
             Behaviour::Slow => "slow",
             Behaviour::Replay => "replay",
+            Behaviour::Forger => "forger",
         }
     }
 }
@@ -114,7 +119,7 @@ pub struct TestingConfig {
     /// Byzantine behaviour when answering requests.
     #[serde(default)]
     pub behaviour: Behaviour,
-    /// Size of the lie for `liar`, `two-faced` and `random`, ms.
+    /// Size of the lie for `liar`, `two-faced`, `random` and `forger`, ms.
     #[serde(default = "default_lie_ms")]
     pub lie_ms: f64,
     /// Longest extra delay for `slow`, ms.

@@ -10,8 +10,8 @@ use bftime_crypto::{Ed25519Suite, NodeKey, Signed};
 use bftime_node::audit::check::{BadRecord, Checker, ClusterKeys, check_files, segments};
 use bftime_node::audit::frame::{self, Frames};
 use bftime_node::audit::record::{
-    Kind, Payload, Record, RecoveredPayload, RoundPayload, ShutdownPayload, StartPayload,
-    StatePayload, StepPayload,
+    IntervalRow, Kind, Payload, Record, RecoveredPayload, RoundPayload, ShutdownPayload,
+    StartPayload, StatePayload, StepPayload,
 };
 use bftime_node::audit::writer::{AuditError, AuditWriter, FsyncPolicy, WriterOptions};
 use bftime_node::config::{self, NodeConfig};
@@ -415,6 +415,46 @@ fn foreign_signers_forks_and_forged_readings_are_found() {
         &["bad-embedded-reading"],
         "altered embedded reading",
     );
+}
+
+/// Spec §4.2: under batch verification a node chains a reading before checking its
+/// signature, so a forged reading may stay in a round, unused: allowed when its
+/// responder has no interval and the round counts it as `bad-signature`, refused
+/// otherwise.
+#[test]
+fn a_forged_reading_may_stay_chained_only_unused_and_counted() {
+    let f = fixture();
+    let with = |name: &str, rejected: Vec<(String, u64)>, interval_for_forger: bool| {
+        let mut list = payloads(&f, 0, 0, Some(4));
+        let Payload::Round(r) = &mut list[4] else {
+            panic!("record 4 is a round");
+        };
+        let forger = r.readings[0].decode_unverified().unwrap().responder;
+        r.rejected = rejected;
+        if interval_for_forger {
+            r.intervals.push(IntervalRow {
+                member: forger.0,
+                lo_ns: -5,
+                hi_ns: 5,
+            });
+        }
+        std::fs::read(write_log(&f, 0, name, &list)).unwrap()
+    };
+    let counted = || vec![("bad-signature".to_owned(), 1)];
+    assert_eq!(
+        verify_bytes(&f, &with("ok.audit", counted(), false)).unwrap(),
+        8
+    );
+    for (bytes, what) in [
+        (
+            with("a.audit", vec![("stale".into(), 1)], false),
+            "not counted",
+        ),
+        (with("b.audit", counted(), true), "its sample used"),
+    ] {
+        let fd = frames(&bytes);
+        expect_bad(&f, &bytes, 4, fd[4].0, &["bad-embedded-reading"], what);
+    }
 }
 
 fn options(f: &Fixture, path: &Path, max: u64) -> WriterOptions {

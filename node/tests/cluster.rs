@@ -149,12 +149,18 @@ fn offset_and_drifting_node_converges() {
     eprintln!("drifting node's rate correction: {rate:.1} ppm (its oscillator: +80 ppm)");
 }
 
-fn liars_test(n: usize, liars: &[usize]) {
+/// `liars` lie by 1 s; those also in `forgers` do it under broken signatures, which the
+/// nodes check in batches after chaining the readings (spec §4.2): never used, counted.
+fn liars_test(n: usize, liars: &[usize], forgers: &[usize]) {
     let mut c = Cluster::new(n, PERIOD_MS);
     for k in 0..n {
         let mut t = honest();
         if liars.contains(&k) {
-            t.behaviour = Behaviour::Liar;
+            t.behaviour = if forgers.contains(&k) {
+                Behaviour::Forger
+            } else {
+                Behaviour::Liar
+            };
             t.lie_ms = 1000.0;
         }
         c.testing(k, t);
@@ -183,22 +189,35 @@ fn liars_test(n: usize, liars: &[usize]) {
             );
         }
         assert_eq!(s["quarantines"], 0);
+        for row in s["peers"].as_array().unwrap() {
+            let member = row["member"].as_u64().unwrap() as usize;
+            let forged = row["rejected"]["bad-signature"].as_u64().unwrap_or(0);
+            if forgers.contains(&member) {
+                assert!(forged > 0, "node-{}: no forged reading counted", k + 1);
+            } else {
+                assert_eq!(forged, 0, "node-{}: member {member}", k + 1);
+            }
+        }
     }
     check_skew(
         &c,
         &correct,
-        &format!("{n} nodes with {} liars", liars.len()),
+        &format!(
+            "{n} nodes with {} liars ({} forging)",
+            liars.len(),
+            forgers.len()
+        ),
     );
 }
 
 #[test]
 fn one_liar_among_four() {
-    liars_test(4, &[3]);
+    liars_test(4, &[3], &[]);
 }
 
 #[test]
-fn two_liars_among_seven() {
-    liars_test(7, &[1, 5]);
+fn a_liar_and_a_forger_among_seven() {
+    liars_test(7, &[1, 5], &[5]);
 }
 
 #[test]

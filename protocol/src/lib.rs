@@ -20,6 +20,7 @@
 //!     params: Params::for_members(1),
 //!     detailed_summaries: false,
 //!     incarnation: 1,
+//!     batch_verification: false,
 //! };
 //! let (mut core, actions) = Core::new(cfg, Box::new(key), Arc::new(Ed25519Suite), LocalTime(0), Nanos(0)).unwrap();
 //! let mut rng = rand::rngs::StdRng::from_seed([0; 32]);
@@ -31,6 +32,7 @@
 //!         Action::SendRequest { .. } => { /* put it on the wire, stamp the send time */ }
 //!         Action::SetTimer { .. } => { /* re-arm the one timer */ }
 //!         Action::StateChanged(_) | Action::RoundCompleted(_) => { /* log, audit, metrics */ }
+//!         Action::ReadingRejected { .. } => { /* log it */ }
 //!     }
 //! }
 //! ```

@@ -20,9 +20,19 @@ struct Net {
     /// Every reading each responder signed, as (responder, reading).
     signed: Vec<(MemberId, Signed<Reading>)>,
     rng: StdRng,
+    /// (requester, responder): every reading between them arrives with a flipped
+    /// signature bit.
+    forge: Option<(usize, MemberId)>,
+    /// Readings a core rejected after accepting them (batch verification), as
+    /// (requester, responder, reason).
+    rejected_late: Vec<(usize, MemberId, RejectReason)>,
 }
 
 fn net(n: usize) -> Net {
+    net_with(n, false)
+}
+
+fn net_with(n: usize, batch_verification: bool) -> Net {
     let keys: Vec<NodeKey> = (0..n)
         .map(|i| NodeKey::from_seed(&[i as u8 + 1; 32]))
         .collect();
@@ -41,6 +51,7 @@ fn net(n: usize) -> Net {
             params: Params::for_members(n),
             detailed_summaries: true,
             incarnation: 1000 * i as u64,
+            batch_verification,
         };
         let (core, actions) = Core::new(
             cfg,
@@ -62,6 +73,8 @@ fn net(n: usize) -> Net {
         timers,
         signed: Vec::new(),
         rng: StdRng::seed_from_u64(5),
+        forge: None,
+        rejected_late: Vec::new(),
     }
 }
 
@@ -86,10 +99,20 @@ impl Net {
                             .handle_request(from, &request, now, now)
                             .expect("honest request answered");
                         self.signed.push((to, reading.clone()));
+                        let reading = if self.forge == Some((i, to)) {
+                            let mut signature = *reading.signature();
+                            signature.0[40] ^= 4;
+                            Signed::from_slices(reading.body(), signature)
+                        } else {
+                            reading
+                        };
                         let _ = self.cores[i].handle_response(to, &reading, now, now);
                     }
                     Action::RoundCompleted(s) => self.summaries[i].push(*s),
                     Action::StateChanged(_) => {}
+                    Action::ReadingRejected { from, reason } => {
+                        self.rejected_late.push((i, from, reason));
+                    }
                 }
             }
         }
@@ -98,8 +121,14 @@ impl Net {
 
 #[test]
 fn summaries_let_an_auditor_recompute_every_nonce_and_head() {
-    let mut net = net(4);
-    net.run(6);
+    for batch in [false, true] {
+        let mut net = net_with(4, batch);
+        net.run(6);
+        auditor_recomputes_every_nonce_and_head(&net);
+    }
+}
+
+fn auditor_recomputes_every_nonce_and_head(net: &Net) {
     let suite = Ed25519Suite;
     for (i, sums) in net.summaries.iter().enumerate() {
         for pair in sums.windows(2) {
@@ -134,7 +163,7 @@ fn summaries_let_an_auditor_recompute_every_nonce_and_head() {
             "node {i}: some nonce chains within a round"
         );
         assert!(
-            sums.iter().any(|s| s.readings.len() == 3),
+            sums.iter().any(|s| s.readings.len() >= 2),
             "node {i} used readings"
         );
     }
@@ -151,6 +180,107 @@ fn summaries_let_an_auditor_recompute_every_nonce_and_head() {
             "reading from {responder} carries an unknown head"
         );
     }
+}
+
+/// Spec §4.2: checking honest readings' signatures in batches, after they are chained,
+/// changes nothing a node decides, signs or logs.
+#[test]
+fn batch_verification_changes_nothing_for_honest_readings() {
+    let mut one_by_one = net_with(4, false);
+    let mut batched = net_with(4, true);
+    one_by_one.run(6);
+    batched.run(6);
+    assert_eq!(one_by_one.signed, batched.signed);
+    for (a, b) in one_by_one.summaries.iter().zip(&batched.summaries) {
+        assert_eq!(a.len(), b.len());
+        for (x, y) in a.iter().zip(b) {
+            assert_eq!(
+                (x.round, x.correction, x.applied, x.error, x.readings_used),
+                (y.round, y.correction, y.applied, y.error, y.readings_used)
+            );
+            assert_eq!((&x.readings, &x.nonce_from), (&y.readings, &y.nonce_from));
+            assert_eq!((x.head_used, x.head), (y.head_used, y.head));
+            assert_eq!(x.intervals, y.intervals);
+        }
+    }
+    assert!(batched.rejected_late.is_empty());
+}
+
+/// Spec §4.2: under batch verification a forged reading is chained when it arrives (the
+/// head hashed its bytes, so the nonce chain still recomputes) but it is never used: its
+/// peer has no interval in that round, and it counts as `bad-signature`. From then on the
+/// forger's readings are checked alone, on arrival, like every reading when checked one
+/// by one: refused and never chained.
+#[test]
+fn a_forged_reading_is_chained_but_never_used() {
+    let suite = Ed25519Suite;
+    let forger = MemberId(1);
+    let mut net = net_with(4, true);
+    net.forge = Some((0, forger));
+    net.run(5);
+    auditor_recomputes_every_nonce_and_head(&net);
+    let mut forged = 0;
+    let forger_key = NodeKey::from_seed(&[2; 32]).public_key();
+    for s in &net.summaries[0] {
+        for r in &s.readings {
+            let body = r.decode_unverified().expect("reading");
+            if body.responder == forger {
+                assert!(
+                    r.verify(&suite, &forger_key).is_err(),
+                    "chained forged reading"
+                );
+                assert!(
+                    s.intervals.iter().all(|(m, _)| *m != forger),
+                    "round {}: the forger's sample was used",
+                    s.round
+                );
+                forged += 1;
+            }
+        }
+    }
+    assert_eq!(forged, 1, "only the first forged reading is chained");
+    let sent = net
+        .signed
+        .iter()
+        .filter(|(by, r)| {
+            *by == forger
+                && r.decode_unverified()
+                    .is_ok_and(|b| b.requester == MemberId(0))
+        })
+        .count() as u64;
+    assert!(sent >= 4, "the forger answered node 0 every round ({sent})");
+    assert_eq!(
+        net.cores[0].rejected().get(RejectReason::BadSignature),
+        sent
+    );
+    let late: Vec<_> = net
+        .rejected_late
+        .iter()
+        .filter(|(i, _, _)| *i == 0)
+        .collect();
+    assert_eq!(late.len(), 1);
+    assert!(
+        late.iter()
+            .all(|(_, m, r)| *m == forger && *r == RejectReason::BadSignature)
+    );
+    // The other nodes used the forger's honest readings.
+    assert!(
+        net.summaries[2]
+            .iter()
+            .any(|s| s.intervals.iter().any(|(m, _)| *m == forger))
+    );
+
+    let mut strict = net_with(4, false);
+    strict.forge = Some((0, forger));
+    strict.run(5);
+    auditor_recomputes_every_nonce_and_head(&strict);
+    assert!(strict.summaries[0].iter().all(|s| {
+        s.readings
+            .iter()
+            .all(|r| r.decode_unverified().is_ok_and(|b| b.responder != forger))
+    }));
+    assert!(strict.cores[0].rejected().get(RejectReason::BadSignature) >= 3);
+    assert!(strict.rejected_late.is_empty());
 }
 
 #[test]
@@ -231,6 +361,12 @@ fn a_reading_signed_in_place_is_the_signed_reading() {
 /// only a duplicate, since it states nothing new.
 #[test]
 fn a_second_answer_that_says_something_else_is_kept_as_evidence() {
+    for batch in [false, true] {
+        second_answers_as_evidence(batch);
+    }
+}
+
+fn second_answers_as_evidence(batch: bool) {
     use bftime_protocol::ResponseOutcome;
     let timer_of = |actions: &[Action]| {
         actions
@@ -241,7 +377,7 @@ fn a_second_answer_that_says_something_else_is_kept_as_evidence() {
             })
             .expect("a timer")
     };
-    let mut net = net(4);
+    let mut net = net_with(4, batch);
     let mut now = net.timers[0];
     // The node's own timers until it sends its first request.
     let (to, request, mut next_timer) = loop {
@@ -270,6 +406,18 @@ fn a_second_answer_that_says_something_else_is_kept_as_evidence() {
     let responder_key = NodeKey::from_seed(&[to.0 as u8 + 1; 32]);
     let second = Signed::sign(&other, &responder_key).expect("signed");
     assert_eq!(core.handle_response(to, &second, now, now), duplicate);
+    // A different body under a forged signature proves nothing and is not kept.
+    other.transmit = bftime_protocol::ClusterTime(other.transmit.0 + 1);
+    let mut forged = Signed::sign(&other, &responder_key).expect("signed");
+    let mut signature = *forged.signature();
+    signature.0[3] ^= 1;
+    forged = Signed::from_slices(forged.body(), signature);
+    let refused = if batch {
+        duplicate
+    } else {
+        ResponseOutcome::Rejected(RejectReason::BadSignature)
+    };
+    assert_eq!(core.handle_response(to, &forged, now, now), refused);
     // Run the node's own timers (its other requests go unanswered) to the round's end.
     let summary = loop {
         now = next_timer;

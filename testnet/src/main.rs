@@ -53,7 +53,7 @@ struct RunArgs {
     #[arg(long, default_value_t = 83)]
     faulty: usize,
     /// What the faulty nodes do: mixed, liar, two-faced, boundary, random, mute, slow,
-    /// replay or none
+    /// replay, forger (a liar whose signatures are broken) or none
     #[arg(long, default_value = "mixed", value_parser = parse_faults)]
     faults: bftime_testnet::localnet::Faults,
     /// Honest nodes whose clock steps or stalls by 2 s at 65% of the run: each must
@@ -182,7 +182,7 @@ struct ScenarioArgs {
     partition_nodes: usize,
     #[arg(long, default_value_t = 0)]
     partition_rounds: u64,
-    /// Size of the liars' lie (liar, two-faced, random), in milliseconds
+    /// Size of the liars' lie (liar, two-faced, random, forger), in milliseconds
     #[arg(long, default_value_t = 50.0)]
     lie_ms: f64,
     /// Signature suite

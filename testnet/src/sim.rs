@@ -483,6 +483,7 @@ impl Simulation {
                 params: params.clone(),
                 detailed_summaries: false,
                 incarnation: sc.seed.rotate_left(17) ^ i as u64,
+                batch_verification: false,
             };
             let signer: Box<dyn Signer> = if ed25519 {
                 Box::new(key)
@@ -1222,6 +1223,8 @@ fn execute(
                     node.ever_quarantined = true;
                 }
             }
+            // Only with batch verification, which the simulator does not use.
+            Action::ReadingRejected { .. } => {}
             Action::RoundCompleted(r) => {
                 if i < 2 && shared.trace {
                     eprintln!(

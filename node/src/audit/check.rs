@@ -7,9 +7,11 @@
 use std::path::{Path, PathBuf};
 
 use bftime_crypto::chain::GENESIS as GENESIS_HASH;
-use bftime_crypto::{BatchItem, Domain, Ed25519Suite, Hash32, PublicKey, Signed, SignedError};
+use bftime_crypto::{
+    BatchItem, CryptoSuite as _, Domain, Ed25519Suite, Hash32, PublicKey, Signed, SignedError,
+};
 use bftime_protocol::message::{derive_nonce, head_chain};
-use bftime_protocol::{MemberId, Reading};
+use bftime_protocol::{MemberId, Reading, RejectReason};
 
 use super::frame::{Frame, FrameError, Frames, chain_hash};
 use super::record::{Identity, Kind, Payload, Record};
@@ -387,11 +389,41 @@ impl<'a> Checker<'a> {
                 signature: s.signature(),
             })
             .collect();
-        if let Err(index) = verify_parallel(&items) {
-            return Err(BadReason::BadReading {
-                index,
-                why: format!("bad signature from {}", c.name(keys[index].1)),
-            });
+        if let Err(first) = verify_parallel(&items) {
+            // Under batch verification a node chains a reading before checking its
+            // signature (spec §4.2): a forged one stays in the chain, unused. So a reading
+            // may fail only if its responder has no interval this round and the round
+            // counts at least as many `bad-signature` rejections. Kept evidence must verify.
+            let forged: Vec<usize> = (first..items.len())
+                .filter(|&i| {
+                    let it = &items[i];
+                    Ed25519Suite
+                        .verify(it.signer, it.domain, it.body, it.signature)
+                        .is_err()
+                })
+                .collect();
+            let counted = r
+                .rejected
+                .iter()
+                .filter(|(reason, _)| reason == RejectReason::BadSignature.as_str())
+                .map(|(_, n)| *n)
+                .sum::<u64>();
+            for (k, &index) in forged.iter().enumerate() {
+                let responder = keys[index].1;
+                let bad = |why: &str| BadReason::BadReading {
+                    index,
+                    why: format!("bad signature from {}{why}", c.name(responder)),
+                };
+                if index >= r.readings.len() {
+                    return Err(bad(" (in kept evidence)"));
+                }
+                if r.intervals.iter().any(|row| row.member == responder.0) {
+                    return Err(bad(", and the node used its sample"));
+                }
+                if k as u64 >= counted {
+                    return Err(bad(", not counted as a bad-signature rejection"));
+                }
+            }
         }
         self.readings_checked += all.len() as u64;
         head_ok()
@@ -403,7 +435,7 @@ impl<'a> Checker<'a> {
 fn verify_parallel(items: &[BatchItem<'_>]) -> Result<(), usize> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     if threads < 2 || items.len() < 64 {
-        return Ed25519Suite.verify_many(items);
+        return bftime_crypto::verify_many(&Ed25519Suite, items);
     }
     let chunk = items.len().div_ceil(threads);
     let results: Vec<Result<(), usize>> = std::thread::scope(|scope| {
@@ -411,7 +443,9 @@ fn verify_parallel(items: &[BatchItem<'_>]) -> Result<(), usize> {
             .chunks(chunk)
             .enumerate()
             .map(|(k, part)| {
-                scope.spawn(move || Ed25519Suite.verify_many(part).map_err(|i| k * chunk + i))
+                scope.spawn(move || {
+                    bftime_crypto::verify_many(&Ed25519Suite, part).map_err(|i| k * chunk + i)
+                })
             })
             .collect();
         handles

@@ -359,7 +359,11 @@ impl LogRounds {
             if self.by_responder.len() <= who {
                 self.by_responder.resize(who + 1, Vec::new());
             }
-            self.by_responder[who].push(pos);
+            // A reading whose peer has no interval was not used: under batch verification
+            // that is a forged one, which stays in the chain (spec §4.2) but proves nothing.
+            if r.intervals.iter().any(|row| row.member == d.0.responder.0) {
+                self.by_responder[who].push(pos);
+            }
             self.before.push(heads[i]);
             self.nonce_at.push(base + u32::from(r.nonce_from[i]));
             self.salt.push(r.salt);
