@@ -220,6 +220,10 @@ struct PeerCold {
     /// checked alone, on arrival (a forger in every batch would make each batch fail and
     /// every reading in it be checked again alone: dearer than no batches at all).
     checked_alone: bool,
+    /// The round in which its forged reading was dropped: its other readings of that
+    /// round are chained but not used either (an auditor finds the forged one unused only
+    /// if the peer has no interval in that round).
+    dropped_in_round: Option<u64>,
 }
 
 /// One node's protocol state.
@@ -792,18 +796,22 @@ impl Core {
             Err(_) => return self.reject(from, RejectReason::BadTimestamps),
         };
         let drift = self.cfg.params.effective_drift();
+        let round = self.round;
         let peer = &mut self.peers[from.index()];
         peer.nonces[pos].state = NonceState::Answered;
         peer.accepted += 1;
-        peer.last = Some((sample, reading.state));
-        // Only a serving peer's opinion of us counts.
-        peer.suspects_me = reading.suspects_requester && reading.state == SyncState::Synced;
-        let keep = match peer.best {
-            Some(old) => offset::better(old, sample, t4, drift) == sample,
-            None => true,
-        };
-        if keep {
-            peer.best = Some(sample);
+        let dropped = self.cfg.batch_verification && peer.cold.dropped_in_round == Some(round);
+        if !dropped {
+            peer.last = Some((sample, reading.state));
+            // Only a serving peer's opinion of us counts.
+            peer.suspects_me = reading.suspects_requester && reading.state == SyncState::Synced;
+            let keep = match peer.best {
+                Some(old) => offset::better(old, sample, t4, drift) == sample,
+                None => true,
+            };
+            if keep {
+                peer.best = Some(sample);
+            }
         }
         // Every accepted reading advances the head (spec §2.3).
         self.head = advance_head(
@@ -862,8 +870,10 @@ impl Core {
     }
 
     fn drop_forged(&mut self, from: MemberId, forged: &Signed<Reading>) {
+        let round = self.round;
         let peer = &mut self.peers[from.index()];
         peer.cold.checked_alone = true;
+        peer.cold.dropped_in_round = Some(round);
         peer.best = None;
         peer.last = None;
         peer.suspects_me = false;

@@ -23,6 +23,8 @@ struct Net {
     /// (requester, responder): every reading between them arrives with a flipped
     /// signature bit.
     forge: Option<(usize, MemberId)>,
+    /// How many of those readings to forge (then honest again).
+    forge_left: usize,
     /// Readings a core rejected after accepting them (batch verification), as
     /// (requester, responder, reason).
     rejected_late: Vec<(usize, MemberId, RejectReason)>,
@@ -33,6 +35,11 @@ fn net(n: usize) -> Net {
 }
 
 fn net_with(n: usize, batch_verification: bool) -> Net {
+    net_exchanging(n, batch_verification, 1)
+}
+
+/// `exchanges` requests to each peer per round.
+fn net_exchanging(n: usize, batch_verification: bool, exchanges: u32) -> Net {
     let keys: Vec<NodeKey> = (0..n)
         .map(|i| NodeKey::from_seed(&[i as u8 + 1; 32]))
         .collect();
@@ -48,7 +55,10 @@ fn net_with(n: usize, batch_verification: bool) -> Net {
             me: MemberId(i as u16),
             members: members.clone(),
             cluster: 9,
-            params: Params::for_members(n),
+            params: Params {
+                exchanges_per_round: exchanges,
+                ..Params::for_members(n)
+            },
             detailed_summaries: true,
             incarnation: 1000 * i as u64,
             batch_verification,
@@ -74,6 +84,7 @@ fn net_with(n: usize, batch_verification: bool) -> Net {
         signed: Vec::new(),
         rng: StdRng::seed_from_u64(5),
         forge: None,
+        forge_left: usize::MAX,
         rejected_late: Vec::new(),
     }
 }
@@ -99,7 +110,8 @@ impl Net {
                             .handle_request(from, &request, now, now)
                             .expect("honest request answered");
                         self.signed.push((to, reading.clone()));
-                        let reading = if self.forge == Some((i, to)) {
+                        let reading = if self.forge == Some((i, to)) && self.forge_left > 0 {
+                            self.forge_left -= 1;
                             let mut signature = *reading.signature();
                             signature.0[40] ^= 4;
                             Signed::from_slices(reading.body(), signature)
@@ -142,15 +154,16 @@ fn auditor_recomputes_every_nonce_and_head(net: &Net) {
             assert_eq!(s.nonce_from.len(), s.readings.len());
             for (r, &from) in s.readings.iter().zip(&s.nonce_from) {
                 let body = r.decode_unverified().expect("reading");
-                assert_eq!(
-                    body.nonce,
-                    derive_nonce(
-                        &suite,
-                        &heads[usize::from(from)],
-                        &s.salt,
-                        body.responder,
-                        0
-                    ),
+                // `seq` counts the requests to one responder in the round.
+                assert!(
+                    (0..16).any(|seq| body.nonce
+                        == derive_nonce(
+                            &suite,
+                            &heads[usize::from(from)],
+                            &s.salt,
+                            body.responder,
+                            seq
+                        )),
                     "node {i} round {}",
                     s.round
                 );
@@ -168,9 +181,14 @@ fn auditor_recomputes_every_nonce_and_head(net: &Net) {
         );
     }
     // Every reading carries a head its responder actually had: one of the heads its
-    // accepted readings walk through (or the genesis head).
+    // accepted readings walk through (or the genesis head). Readings signed in a round
+    // the responder has not finished carry heads no summary shows yet.
     for (responder, signed) in &net.signed {
         let body = signed.decode_unverified().expect("reading");
+        let finished = net.summaries[responder.index()].last().map(|s| s.round);
+        if finished.is_none_or(|r| body.responder_round > r) {
+            continue;
+        }
         let known = net.summaries[responder.index()].iter().any(|s| {
             let digests: Vec<[u8; 32]> = s.readings.iter().map(|r| r.digest(&suite)).collect();
             head_chain(&suite, &s.head_used, &digests).contains(&body.head)
@@ -215,60 +233,99 @@ fn batch_verification_changes_nothing_for_honest_readings() {
 fn a_forged_reading_is_chained_but_never_used() {
     let suite = Ed25519Suite;
     let forger = MemberId(1);
-    let mut net = net_with(4, true);
-    net.forge = Some((0, forger));
-    net.run(5);
-    auditor_recomputes_every_nonce_and_head(&net);
-    let mut forged = 0;
     let forger_key = NodeKey::from_seed(&[2; 32]).public_key();
-    for s in &net.summaries[0] {
-        for r in &s.readings {
-            let body = r.decode_unverified().expect("reading");
-            if body.responder == forger {
-                assert!(
-                    r.verify(&suite, &forger_key).is_err(),
-                    "chained forged reading"
-                );
-                assert!(
-                    s.intervals.iter().all(|(m, _)| *m != forger),
-                    "round {}: the forger's sample was used",
-                    s.round
-                );
-                forged += 1;
+    for exchanges in [1, 2] {
+        let mut net = net_exchanging(4, true, exchanges);
+        net.forge = Some((0, forger));
+        net.run(5);
+        auditor_recomputes_every_nonce_and_head(&net);
+        let mut chained = Vec::new();
+        for s in &net.summaries[0] {
+            for r in &s.readings {
+                let body = r.decode_unverified().expect("reading");
+                if body.responder == forger {
+                    assert!(r.verify(&suite, &forger_key).is_err(), "chained, forged");
+                    assert!(
+                        s.intervals.iter().all(|(m, _)| *m != forger),
+                        "round {}: the forger's sample was used",
+                        s.round
+                    );
+                    chained.push(s.round);
+                }
             }
         }
-    }
-    assert_eq!(forged, 1, "only the first forged reading is chained");
-    let sent = net
-        .signed
-        .iter()
-        .filter(|(by, r)| {
-            *by == forger
-                && r.decode_unverified()
-                    .is_ok_and(|b| b.requester == MemberId(0))
-        })
-        .count() as u64;
-    assert!(sent >= 4, "the forger answered node 0 every round ({sent})");
-    assert_eq!(
-        net.cores[0].rejected().get(RejectReason::BadSignature),
-        sent
-    );
-    let late: Vec<_> = net
-        .rejected_late
-        .iter()
-        .filter(|(i, _, _)| *i == 0)
-        .collect();
-    assert_eq!(late.len(), 1);
-    assert!(
-        late.iter()
-            .all(|(_, m, r)| *m == forger && *r == RejectReason::BadSignature)
-    );
-    // The other nodes used the forger's honest readings.
-    assert!(
-        net.summaries[2]
+        // Caught at the first batch check; checked alone on arrival after that.
+        assert_eq!(
+            chained.len(),
+            exchanges as usize,
+            "{exchanges}: {chained:?}"
+        );
+        assert!(chained.iter().all(|&r| r == chained[0]), "one round");
+        let sent = net
+            .signed
             .iter()
-            .any(|s| s.intervals.iter().any(|(m, _)| *m == forger))
+            .filter(|(by, r)| {
+                *by == forger
+                    && r.decode_unverified()
+                        .is_ok_and(|b| b.requester == MemberId(0))
+            })
+            .count() as u64;
+        assert!(
+            sent >= 4 * u64::from(exchanges),
+            "the forger answered node 0 ({sent})"
+        );
+        assert_eq!(
+            net.cores[0].rejected().get(RejectReason::BadSignature),
+            sent
+        );
+        let late: Vec<_> = net
+            .rejected_late
+            .iter()
+            .filter(|(i, _, _)| *i == 0)
+            .collect();
+        assert_eq!(late.len(), exchanges as usize);
+        assert!(
+            late.iter()
+                .all(|(_, m, r)| *m == forger && *r == RejectReason::BadSignature)
+        );
+        // The other nodes used the forger's honest readings.
+        assert!(
+            net.summaries[2]
+                .iter()
+                .any(|s| s.intervals.iter().any(|(m, _)| *m == forger))
+        );
+    }
+
+    // Caught by a batch checked mid-round (16 exchanges per peer: 48 readings a round),
+    // the forger's later readings that round are genuine, checked alone, chained, and
+    // still not used: the round's forged reading is unused only if its peer has no
+    // interval that round. The next rounds use it again.
+    let mut net = net_exchanging(4, true, 16);
+    net.forge = Some((0, forger));
+    net.forge_left = 1;
+    net.run(4);
+    auditor_recomputes_every_nonce_and_head(&net);
+    let caught = net.summaries[0]
+        .iter()
+        .find(|s| {
+            s.readings
+                .iter()
+                .any(|r| r.verify(&suite, &forger_key).is_err())
+        })
+        .expect("the forged reading is chained");
+    let from_forger = caught
+        .readings
+        .iter()
+        .filter(|r| r.decode_unverified().is_ok_and(|b| b.responder == forger))
+        .count();
+    assert!(from_forger > 1, "genuine readings followed in that round");
+    assert!(caught.intervals.iter().all(|(m, _)| *m != forger));
+    assert!(
+        net.summaries[0]
+            .iter()
+            .any(|s| s.round > caught.round && s.intervals.iter().any(|(m, _)| *m == forger))
     );
+    assert_eq!(net.cores[0].rejected().get(RejectReason::BadSignature), 1);
 
     let mut strict = net_with(4, false);
     strict.forge = Some((0, forger));
