@@ -37,8 +37,9 @@ pub enum KeyError {
 }
 
 /// A member's public key: verifies its signatures and names it on the network. Holds the
-/// point decompressed once, in the form ZIP-215 verification uses (spec §2.7), so no
-/// verification decompresses it again.
+/// point decompressed once, in the form ZIP-215 verification uses (spec §2.7), so single
+/// checks never decompress it again (ed25519-zebra's batches take key bytes and decompress
+/// each distinct key once per batch).
 #[derive(Clone, Copy)]
 pub struct PublicKey(ed25519_zebra::VerificationKey);
 
@@ -59,8 +60,10 @@ impl std::hash::Hash for PublicKey {
 impl PublicKey {
     /// Parses 32 raw bytes. Refuses what ZIP-215 verification would otherwise let
     /// through (spec §2.7): a non-canonical encoding (a second spelling of one key, so one
-    /// member could appear twice) and a small-order point (a "weak" key, under which
-    /// signatures that prove nothing verify).
+    /// member could appear twice), a small-order point (a "weak" key, under which
+    /// signatures that prove nothing verify) and a point with a small-order component
+    /// (no honest key has one, and cofactored and cofactorless verifiers, such as other
+    /// ed25519 tools, disagree about its signatures).
     pub fn from_bytes(bytes: &[u8; 32]) -> Result<Self, KeyError> {
         let refuse = |reason: String| KeyError::PublicKey {
             text: hex::encode(bytes),
@@ -73,6 +76,11 @@ impl PublicKey {
         if key.is_weak() {
             return Err(refuse(
                 "a small-order (weak) point, under which forged signatures verify".into(),
+            ));
+        }
+        if !key.to_edwards().is_torsion_free() {
+            return Err(refuse(
+                "a point with a small-order component, which no honest key has".into(),
             ));
         }
         ed25519_zebra::VerificationKey::try_from(*bytes)

@@ -201,6 +201,20 @@ fn member_keys_of_small_order_are_refused() {
 }
 
 #[test]
+fn member_keys_with_a_small_order_component_are_refused() {
+    let honest = NodeKey::from_seed(&[5; 32]).public_key().to_bytes();
+    let point = CompressedEdwardsY(honest).decompress().expect("a point");
+    for (i, torsion) in EIGHT_TORSION.iter().enumerate().skip(1) {
+        let mixed = (point + torsion).compress().to_bytes();
+        let err = PublicKey::from_bytes(&mixed).expect_err("mixed-order key refused");
+        assert!(
+            err.to_string().contains("small-order component"),
+            "torsion {i}: {err}"
+        );
+    }
+}
+
+#[test]
 fn member_keys_in_non_canonical_encoding_are_refused() {
     // y = p + k for small k encodes the same point as y = k: find one of large order.
     let p_plus = |k: u8| {
@@ -221,8 +235,9 @@ fn member_keys_in_non_canonical_encoding_are_refused() {
         found += 1;
         let err = PublicKey::from_bytes(&bytes).expect_err("non-canonical key refused");
         assert!(err.to_string().contains("canonical"), "{err}");
-        // Its canonical spelling is a fine key.
-        assert!(PublicKey::from_bytes(&point.compress().to_bytes()).is_ok());
+        // Its canonical spelling is refused only for what the point is.
+        let canonical = PublicKey::from_bytes(&point.compress().to_bytes());
+        assert_eq!(canonical.is_ok(), point.is_torsion_free());
     }
     assert!(found > 0, "some y = p + k is a point of large order");
 }

@@ -596,3 +596,77 @@ fn double_signing_is_proven_only_by_two_different_answers_to_one_request() {
     let by_node_3 = reading(&f, 2, 0, 100, 7_000_000_000, &[0; 32]);
     assert!(check_proof(&f.cluster, &proof(&first, &by_node_3)).is_err());
 }
+
+/// Spec §4.2: a forged reading that a log may hold (chained, unused, counted) is never a
+/// proof's reading. Here a dishonest log pairs a genuine reading of node-2 with a made-up
+/// one "from node-2" far behind it: without that rule `evidence` would prove node-2 ran
+/// backwards on the strength of a signature that does not verify.
+#[test]
+fn a_forged_reading_in_a_log_proves_nothing() {
+    use bftime_node::audit::evidence::{find, read_log};
+    let f = fixture();
+    let round = |n: u64, t_ns: i64, head_used: [u8; 32], forge: bool| {
+        let mut readings: Vec<Signed<Reading>> = (1..4)
+            .map(|p| reading(&f, p, 0, n, t_ns, &head_used))
+            .collect();
+        let mut intervals: Vec<IntervalRow> = (1..4u16)
+            .map(|member| IntervalRow {
+                member,
+                lo_ns: -5,
+                hi_ns: 5,
+            })
+            .collect();
+        let mut rejected = vec![];
+        if forge {
+            let mut body = readings[0].decode_unverified().unwrap();
+            body.receive = ClusterTime(t_ns - 30_000_000_000);
+            body.transmit = ClusterTime(t_ns - 30_000_000_000 + 1000);
+            readings[0] = Signed::from_parts(
+                postcard::to_allocvec(&body).unwrap(),
+                bftime_crypto::Signature([9; 64]),
+            );
+            intervals.retain(|row| row.member != 1);
+            rejected.push(("bad-signature".to_owned(), 1));
+        }
+        let digests: Vec<[u8; 32]> = readings.iter().map(|r| r.digest(&Ed25519Suite)).collect();
+        let head = *head_chain(&Ed25519Suite, &head_used, &digests)
+            .last()
+            .unwrap();
+        let payload = Payload::Round(Box::new(RoundPayload {
+            state: SyncState::Synced,
+            correction_ns: 0,
+            applied: true,
+            stepped: false,
+            error_ns: Some(800_000),
+            rate_ppm: 0.0,
+            verdict: "healthy".into(),
+            suspects: vec![],
+            intervals,
+            head,
+            nonce_from: vec![0; readings.len()],
+            readings,
+            head_used,
+            salt: [7; 16],
+            epoch: 42,
+            rejected,
+            requests_refused: 0,
+            duplicates: vec![],
+        }));
+        (payload, head)
+    };
+    let (r1, h1) = round(100, 100_000_000_000, [0; 32], false);
+    let (r2, _) = round(101, 101_000_000_000, h1, true);
+    let start = Payload::Start(StartPayload {
+        identity: bftime_node::audit::identity(&f.nodes[0]),
+        version: "test".into(),
+        node_file_sha256: [1; 32],
+        incarnation: 42,
+    });
+    let path = write_log(&f, 0, "framing.audit", &[start, r1, r2]);
+    let (log, _) = read_log(&f.cluster, &[path], |_| {}).expect("the log verifies");
+    let proofs = find(&f.cluster, &[log]);
+    assert!(
+        proofs.iter().all(|p| p.accused_member != 1),
+        "a forged reading proved something: {proofs:?}"
+    );
+}

@@ -761,12 +761,16 @@ impl Core {
                         r.decode_unverified()
                             .is_ok_and(|o| o.nonce == reading.nonce)
                     });
+                    // Under batch verification either answer may be unchecked so far (the
+                    // first may even be a forgery already caught and dropped): evidence
+                    // needs both genuine.
+                    let key = &self.cfg.members[from.index()];
+                    let genuine =
+                        |s: SignedParts<'_, Reading>| s.verify(self.suite.as_ref(), key).is_ok();
                     if let Some(first) = first
                         && signed.body() != first.body()
-                        && (!batched
-                            || signed
-                                .verify(self.suite.as_ref(), &self.cfg.members[from.index()])
-                                .is_ok())
+                        && (!self.cfg.batch_verification
+                            || ((!batched || genuine(signed)) && genuine(first.parts())))
                     {
                         self.duplicates.push((first.clone(), signed.to_signed()));
                     }
@@ -877,8 +881,9 @@ impl Core {
         peer.best = None;
         peer.last = None;
         peer.suspects_me = false;
-        peer.accepted = peer.accepted.saturating_sub(1);
-        self.accepted = self.accepted.saturating_sub(1);
+        // `accepted` counters keep it: it was accepted into the chain (and into the
+        // `readings_accepted_total` metric, which never goes down), and is now also
+        // counted as `bad-signature`.
         self.duplicates.retain(|(first, _)| first != forged);
         self.forged_from.push(from);
         let _ = self.reject(from, RejectReason::BadSignature);

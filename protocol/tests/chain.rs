@@ -25,6 +25,10 @@ struct Net {
     forge: Option<(usize, MemberId)>,
     /// How many of those readings to forge (then honest again).
     forge_left: usize,
+    /// After a forged reading, this many more responses to its requester, then a second,
+    /// genuine answer with another body to the same request (double signing).
+    double_after: Option<usize>,
+    double_pending: Option<(MemberId, Signed<Reading>, usize)>,
     /// Readings a core rejected after accepting them (batch verification), as
     /// (requester, responder, reason).
     rejected_late: Vec<(usize, MemberId, RejectReason)>,
@@ -85,6 +89,8 @@ fn net_exchanging(n: usize, batch_verification: bool, exchanges: u32) -> Net {
         rng: StdRng::seed_from_u64(5),
         forge: None,
         forge_left: usize::MAX,
+        double_after: None,
+        double_pending: None,
         rejected_late: Vec::new(),
     }
 }
@@ -112,6 +118,9 @@ impl Net {
                         self.signed.push((to, reading.clone()));
                         let reading = if self.forge == Some((i, to)) && self.forge_left > 0 {
                             self.forge_left -= 1;
+                            if let Some(k) = self.double_after {
+                                self.double_pending = Some((to, reading.clone(), k));
+                            }
                             let mut signature = *reading.signature();
                             signature.0[40] ^= 4;
                             Signed::from_slices(reading.body(), signature)
@@ -119,6 +128,19 @@ impl Net {
                             reading
                         };
                         let _ = self.cores[i].handle_response(to, &reading, now, now);
+                        if Some(i) == self.forge.map(|f| f.0)
+                            && let Some((by, genuine, left)) = self.double_pending.take()
+                        {
+                            if left > 0 {
+                                self.double_pending = Some((by, genuine, left - 1));
+                            } else {
+                                let mut other = genuine.decode_unverified().expect("reading");
+                                other.transmit.0 += 1;
+                                let key = NodeKey::from_seed(&[by.0 as u8 + 1; 32]);
+                                let second = Signed::sign(&other, &key).expect("signed");
+                                let _ = self.cores[i].handle_response(by, &second, now, now);
+                            }
+                        }
                     }
                     Action::RoundCompleted(s) => self.summaries[i].push(*s),
                     Action::StateChanged(_) => {}
@@ -326,6 +348,29 @@ fn a_forged_reading_is_chained_but_never_used() {
             .any(|s| s.round > caught.round && s.intervals.iter().any(|(m, _)| *m == forger))
     );
     assert_eq!(net.cores[0].rejected().get(RejectReason::BadSignature), 1);
+
+    // A second, genuine answer to the forged reading's request, after a mid-round batch
+    // caught the forgery: double signing needs two genuine answers, so no evidence.
+    let mut net = net_exchanging(4, true, 16);
+    net.forge = Some((0, forger));
+    net.forge_left = 1;
+    net.double_after = Some(34);
+    net.run(3);
+    let duplicates: Vec<_> = net.summaries[0]
+        .iter()
+        .flat_map(|s| &s.duplicates)
+        .collect();
+    assert!(
+        duplicates
+            .iter()
+            .all(|(a, b)| a.verify(&suite, &forger_key).is_ok()
+                && b.verify(&suite, &forger_key).is_ok()),
+        "evidence with a forged half"
+    );
+    assert!(
+        net.cores[0].rejected().get(RejectReason::Duplicate) >= 1,
+        "the second answer came"
+    );
 
     let mut strict = net_with(4, false);
     strict.forge = Some((0, forger));

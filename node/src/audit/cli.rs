@@ -339,7 +339,7 @@ fn print_ok(
             show::format_time(c.last_time_ns.unwrap_or(0)),
             span_s,
             if with_cluster {
-                format!(", {} embedded peer readings verified", c.readings_checked)
+                format!(", {} embedded peer readings checked", c.readings_checked)
             } else {
                 ", embedded peer readings NOT checked (give --cluster)".to_owned()
             },

@@ -321,8 +321,13 @@ pub struct LogRounds {
     current_run: u32,
     /// Head value → position it stands before (the head after `q` readings).
     heads: HashMap<Hash32, u32>,
-    /// Positions of each responder's readings (indexed by member).
+    /// Positions of each responder's usable readings (indexed by member).
     by_responder: Vec<Vec<u32>>,
+    /// Whether each reading may appear in a proof (as A, B or a link's message): its
+    /// peer has an interval in its round. A reading without one was not used: under
+    /// batch verification, a forged one (chained, spec §4.2) or its sender's others in
+    /// that round. `verify` guarantees that every reading with an interval is genuine.
+    usable: Vec<bool>,
     duplicates: Vec<(Signed<Reading>, Signed<Reading>)>,
 }
 
@@ -353,17 +358,25 @@ impl LogRounds {
                 self.heads.insert(*h, base + i as u32);
             }
         }
+        let mut with_interval = Vec::new();
+        for row in &r.intervals {
+            let m = usize::from(row.member);
+            if with_interval.len() <= m {
+                with_interval.resize(m + 1, false);
+            }
+            with_interval[m] = true;
+        }
         for (i, d) in decoded.into_iter().enumerate() {
             let pos = base + i as u32;
             let who = usize::from(d.0.responder.0);
             if self.by_responder.len() <= who {
                 self.by_responder.resize(who + 1, Vec::new());
             }
-            // A reading whose peer has no interval was not used: under batch verification
-            // that is a forged one, which stays in the chain (spec §4.2) but proves nothing.
-            if r.intervals.iter().any(|row| row.member == d.0.responder.0) {
+            let usable = with_interval.get(who).copied().unwrap_or(false);
+            if usable {
                 self.by_responder[who].push(pos);
             }
+            self.usable.push(usable);
             self.before.push(heads[i]);
             self.nonce_at.push(base + u32::from(r.nonce_from[i]));
             self.salt.push(r.salt);
@@ -585,6 +598,9 @@ fn search(
         }
     }
     for k in 0..log.readings.len() as u32 {
+        if !log.usable[k as usize] {
+            continue;
+        }
         let b = &log.readings[k as usize];
         let run = log.run[k as usize];
         // One hop: A accepted here before the request for B left.
@@ -602,6 +618,9 @@ fn search(
     // Two hops: A accepted by X before X signed M (M carries X's head), M accepted
     // here before the request for B left.
     for m in 0..log.readings.len() as u32 {
+        if !log.usable[m as usize] {
+            continue;
+        }
         let mr = &log.readings[m as usize];
         let run = log.run[m as usize];
         let Some(&(xl, q)) = owner.get(&mr.0.head) else {

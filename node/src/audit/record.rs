@@ -38,7 +38,7 @@ pub enum Kind {
     Start = 0,
     /// First record of a file after rotation: repeats the identity so the file stands alone.
     Segment = 1,
-    /// One round: every reading used, the intervals, the decision.
+    /// One round: every reading accepted (chained), the intervals, the decision.
     Round = 2,
     /// The node changed state (synced, quarantined, rejoined…).
     State = 3,
@@ -129,7 +129,9 @@ pub struct RoundPayload {
     pub suspects: Vec<u16>,
     pub intervals: Vec<IntervalRow>,
     /// Every signed reading accepted in the round, in order of acceptance (with one
-    /// exchange per peer and round: every reading used).
+    /// exchange per peer and round: every reading used, except forgeries caught by batch
+    /// verification and their senders' other readings that round: chained, unused, the
+    /// sender without an interval; spec §4.2).
     pub readings: Vec<Signed<Reading>>,
     /// For each reading: how many of this round's readings had been accepted when its
     /// request was sent (its nonce chains from the head after that many).

@@ -101,7 +101,7 @@ pub fn line(c: &Checked, cluster: Option<&ClusterKeys>, peer: Option<MemberId>) 
                 r.rejected.iter().map(|(k, n)| format!("{k}={n}")).collect();
             let suspects: Vec<String> = r.suspects.iter().map(|m| name(cluster, *m)).collect();
             let mut s = format!(
-                "{:<11} corr {:>9} ms{} err {:>8} ms rate {:>8.3} ppm used {:>3} suspects [{}] rejected [{}] {}",
+                "{:<11} corr {:>9} ms{} err {:>8} ms rate {:>8.3} ppm readings {:>3} used {:>3} suspects [{}] rejected [{}] {}",
                 r.state.as_str(),
                 ms(r.correction_ns),
                 if r.stepped {
@@ -114,6 +114,7 @@ pub fn line(c: &Checked, cluster: Option<&ClusterKeys>, peer: Option<MemberId>) 
                 r.error_ns.map(ms).unwrap_or_else(|| "-".into()),
                 r.rate_ppm,
                 r.readings.len(),
+                r.intervals.len(),
                 suspects.join(","),
                 rejected.join(","),
                 r.verdict
@@ -208,7 +209,8 @@ pub fn json_line(c: &Checked, cluster: Option<&ClusterKeys>, peer: Option<Member
                 "readings": r.readings.iter()
                     .filter(|s| s.decode_unverified().is_ok_and(|b| keep(b.responder.0)))
                     .map(|s| reading_json(s, cluster)).collect::<Vec<_>>(),
-                "readings_used": r.readings.len(),
+                "readings": r.readings.len(),
+                "readings_used": r.intervals.len(),
                 "head_used": hex::encode(r.head_used),
                 "salt": hex::encode(r.salt),
                 "head": hex::encode(r.head),
