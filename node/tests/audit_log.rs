@@ -99,6 +99,17 @@ fn round_payload(
         let forged = postcard::to_allocvec(&body).unwrap();
         readings[0] = Signed::from_parts(forged, *readings[0].signature());
     }
+    round_record(readings, head_used, vec![], vec![("stale".into(), 2)])
+}
+
+/// A round record holding `readings` (requests all left at the round's start), chained
+/// from `head_used`; returns it and the head it ends at.
+fn round_record(
+    readings: Vec<Signed<Reading>>,
+    head_used: [u8; 32],
+    intervals: Vec<IntervalRow>,
+    rejected: Vec<(String, u64)>,
+) -> (Payload, [u8; 32]) {
     let digests: Vec<[u8; 32]> = readings.iter().map(|r| r.digest(&Ed25519Suite)).collect();
     let head = *head_chain(&Ed25519Suite, &head_used, &digests)
         .last()
@@ -112,14 +123,14 @@ fn round_payload(
         rate_ppm: 12.5,
         verdict: "healthy".into(),
         suspects: vec![],
-        intervals: vec![],
+        intervals,
         head,
         nonce_from: vec![0; readings.len()],
         readings,
         head_used,
         salt: [7; 16],
         epoch: 42,
-        rejected: vec![("stale".into(), 2)],
+        rejected,
         requests_refused: 0,
         duplicates: vec![],
     }));
@@ -628,31 +639,7 @@ fn a_forged_reading_in_a_log_proves_nothing() {
             intervals.retain(|row| row.member != 1);
             rejected.push(("bad-signature".to_owned(), 1));
         }
-        let digests: Vec<[u8; 32]> = readings.iter().map(|r| r.digest(&Ed25519Suite)).collect();
-        let head = *head_chain(&Ed25519Suite, &head_used, &digests)
-            .last()
-            .unwrap();
-        let payload = Payload::Round(Box::new(RoundPayload {
-            state: SyncState::Synced,
-            correction_ns: 0,
-            applied: true,
-            stepped: false,
-            error_ns: Some(800_000),
-            rate_ppm: 0.0,
-            verdict: "healthy".into(),
-            suspects: vec![],
-            intervals,
-            head,
-            nonce_from: vec![0; readings.len()],
-            readings,
-            head_used,
-            salt: [7; 16],
-            epoch: 42,
-            rejected,
-            requests_refused: 0,
-            duplicates: vec![],
-        }));
-        (payload, head)
+        round_record(readings, head_used, intervals, rejected)
     };
     let (r1, h1) = round(100, 100_000_000_000, [0; 32], false);
     let (r2, _) = round(101, 101_000_000_000, h1, true);
