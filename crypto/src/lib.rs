@@ -26,5 +26,5 @@ pub use key::{KeyError, NodeKey, PublicKey};
 pub use signed::{Domain, INLINE_BODY_BYTES, Signed, SignedBody, SignedError, SignedParts};
 pub use suite::{
     BatchItem, CryptoSuite, Ed25519Suite, FastSuite, Signature, Signer, SuiteKind, VerifyError,
-    verify_many,
+    failing_signatures,
 };

@@ -150,7 +150,7 @@ pub trait CryptoSuite: Send + Sync + fmt::Debug {
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Ed25519Suite;
 
-/// One signature for [`CryptoSuite::verify_batch`] and [`verify_many`].
+/// One signature for [`CryptoSuite::verify_batch`] and [`failing_signatures`].
 #[derive(Debug, Clone, Copy)]
 pub struct BatchItem<'a> {
     pub signer: &'a PublicKey,
@@ -159,21 +159,23 @@ pub struct BatchItem<'a> {
     pub signature: &'a Signature,
 }
 
-/// Verifies many signatures, in one batch where the suite can (ed25519: about 20 µs per
-/// signature instead of 32 at 30 signatures). When the batch fails, one-by-one checks
-/// find the first bad signature, whose index is returned.
-pub fn verify_many(suite: &dyn CryptoSuite, items: &[BatchItem<'_>]) -> Result<(), usize> {
+/// The indices of `items` whose signatures do not verify, in order (none when all do).
+/// Checks them in one batch where the suite can (ed25519: about 20 µs per signature
+/// instead of 32 at 30 signatures), and each alone only when the batch fails.
+pub fn failing_signatures(suite: &dyn CryptoSuite, items: &[BatchItem<'_>]) -> Vec<usize> {
     if suite.verify_batch(items) {
-        return Ok(());
+        return Vec::new();
     }
-    match items.iter().position(|i| {
-        suite
-            .verify(i.signer, i.domain, i.body, i.signature)
-            .is_err()
-    }) {
-        Some(k) => Err(k),
-        None => Ok(()),
-    }
+    items
+        .iter()
+        .enumerate()
+        .filter(|(_, i)| {
+            suite
+                .verify(i.signer, i.domain, i.body, i.signature)
+                .is_err()
+        })
+        .map(|(k, _)| k)
+        .collect()
 }
 
 impl CryptoSuite for Ed25519Suite {
@@ -350,7 +352,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn verify_many_finds_the_first_bad_signature() {
+    fn failing_signatures_names_every_bad_one() {
         let keys: Vec<crate::NodeKey> = (0..5u8)
             .map(|i| crate::NodeKey::from_seed(&[i + 1; 32]))
             .collect();
@@ -375,12 +377,12 @@ mod tests {
                     signature: s,
                 })
                 .collect();
-            verify_many(&Ed25519Suite, &batch)
+            failing_signatures(&Ed25519Suite, &batch)
         };
-        assert_eq!(run(&sigs), Ok(()));
+        assert_eq!(run(&sigs), Vec::<usize>::new());
         sigs[3].0[5] ^= 1;
         sigs[4].0[5] ^= 1;
-        assert_eq!(run(&sigs), Err(3));
+        assert_eq!(run(&sigs), vec![3, 4]);
     }
     use crate::key::NodeKey;
 

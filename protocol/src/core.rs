@@ -857,18 +857,12 @@ impl Core {
                 signature: signed.signature(),
             })
             .collect();
-        if !self.suite.verify_batch(&items) {
-            for (item, (from, signed)) in items.iter().zip(&batch) {
-                let forged = self
-                    .suite
-                    .verify(item.signer, item.domain, item.body, item.signature)
-                    .is_err();
-                if forged {
-                    self.drop_forged(*from, signed);
-                }
-            }
-        }
+        let forged = bftime_crypto::failing_signatures(self.suite.as_ref(), &items);
         drop(items);
+        for k in forged {
+            let (from, signed) = &batch[k];
+            self.drop_forged(*from, signed);
+        }
         self.unverified = batch;
         self.unverified.clear();
     }

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use bftime_crypto::chain::GENESIS as GENESIS_HASH;
 use bftime_crypto::{
-    BatchItem, CryptoSuite as _, Domain, Ed25519Suite, Hash32, PublicKey, Signed, SignedError,
+    BatchItem, Domain, Ed25519Suite, Hash32, PublicKey, Signed, SignedError, failing_signatures,
 };
 use bftime_protocol::message::{derive_nonce, head_chain};
 use bftime_protocol::{MemberId, Reading, RejectReason};
@@ -389,19 +389,12 @@ impl<'a> Checker<'a> {
                 signature: s.signature(),
             })
             .collect();
-        if let Err(first) = verify_parallel(&items) {
+        let forged = failing_in_parallel(&items);
+        if !forged.is_empty() {
             // Under batch verification a node chains a reading before checking its
             // signature (spec §4.2): a forged one stays in the chain, unused. So a reading
             // may fail only if its responder has no interval this round and the round
             // counts at least as many `bad-signature` rejections. Kept evidence must verify.
-            let forged: Vec<usize> = (first..items.len())
-                .filter(|&i| {
-                    let it = &items[i];
-                    Ed25519Suite
-                        .verify(it.signer, it.domain, it.body, it.signature)
-                        .is_err()
-                })
-                .collect();
             let counted = r
                 .rejected
                 .iter()
@@ -430,30 +423,33 @@ impl<'a> Checker<'a> {
     }
 }
 
-/// Batch-verifies on every core (an auditor's machine is otherwise idle); returns
-/// the index of the first bad signature.
-fn verify_parallel(items: &[BatchItem<'_>]) -> Result<(), usize> {
+/// Batch-verifies on every core (an auditor's machine is otherwise idle); returns the
+/// indices of the bad signatures, in order.
+fn failing_in_parallel(items: &[BatchItem<'_>]) -> Vec<usize> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     if threads < 2 || items.len() < 64 {
-        return bftime_crypto::verify_many(&Ed25519Suite, items);
+        return failing_signatures(&Ed25519Suite, items);
     }
     let chunk = items.len().div_ceil(threads);
-    let results: Vec<Result<(), usize>> = std::thread::scope(|scope| {
+    let mut failing: Vec<usize> = std::thread::scope(|scope| {
         let handles: Vec<_> = items
             .chunks(chunk)
             .enumerate()
             .map(|(k, part)| {
                 scope.spawn(move || {
-                    bftime_crypto::verify_many(&Ed25519Suite, part).map_err(|i| k * chunk + i)
+                    let bad = failing_signatures(&Ed25519Suite, part);
+                    bad.into_iter().map(|i| k * chunk + i).collect::<Vec<_>>()
                 })
             })
             .collect();
         handles
             .into_iter()
-            .map(|h| h.join().unwrap_or(Err(0)))
+            .flat_map(|h| h.join().unwrap_or_else(|_| vec![0]))
             .collect()
     });
-    results.into_iter().find(Result::is_err).unwrap_or(Ok(()))
+    failing.sort_unstable();
+    failing.dedup();
+    failing
 }
 
 /// The segments of a log: `PATH.000000`, `PATH.000001`, … (rotated) then `PATH`.
