@@ -70,7 +70,8 @@ impl PublicKey {
             reason,
         };
         let key = VerifyingKey::from_bytes(bytes).map_err(|e| refuse(e.to_string()))?;
-        if key.to_edwards().compress().to_bytes() != *bytes {
+        let point = key.to_edwards();
+        if point.compress().to_bytes() != *bytes {
             return Err(refuse("not the canonical encoding of its point".into()));
         }
         if key.is_weak() {
@@ -78,7 +79,7 @@ impl PublicKey {
                 "a small-order (weak) point, under which forged signatures verify".into(),
             ));
         }
-        if !key.to_edwards().is_torsion_free() {
+        if !point.is_torsion_free() {
             return Err(refuse(
                 "a point with a small-order component, which no honest key has".into(),
             ));
