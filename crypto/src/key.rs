@@ -37,11 +37,14 @@ pub enum KeyError {
 }
 
 /// A member's public key: verifies its signatures and names it on the network. Holds the
-/// point decompressed once, in the form ZIP-215 verification uses (spec §2.7), so single
-/// checks never decompress it again (ed25519-zebra's batches take key bytes and decompress
-/// each distinct key once per batch).
+/// point decompressed once, in the forms ZIP-215 verification uses (spec §2.7): ed25519-zebra's
+/// key for single checks and the point itself for batches ([`crate::batch`]), so no check
+/// decompresses it again.
 #[derive(Clone, Copy)]
-pub struct PublicKey(ed25519_zebra::VerificationKey);
+pub struct PublicKey {
+    zip215: ed25519_zebra::VerificationKey,
+    point: curve25519_dalek::EdwardsPoint,
+}
 
 impl PartialEq for PublicKey {
     fn eq(&self, other: &Self) -> bool {
@@ -84,9 +87,9 @@ impl PublicKey {
                 "a point with a small-order component, which no honest key has".into(),
             ));
         }
-        ed25519_zebra::VerificationKey::try_from(*bytes)
-            .map(PublicKey)
-            .map_err(|e| refuse(e.to_string()))
+        let zip215 =
+            ed25519_zebra::VerificationKey::try_from(*bytes).map_err(|e| refuse(e.to_string()))?;
+        Ok(PublicKey { zip215, point })
     }
 
     /// Parses the 64-hex-digit form used in cluster files.
@@ -100,7 +103,7 @@ impl PublicKey {
     }
 
     pub fn to_bytes(&self) -> [u8; 32] {
-        self.0.into()
+        self.zip215.into()
     }
 
     pub fn to_hex(&self) -> String {
@@ -108,7 +111,11 @@ impl PublicKey {
     }
 
     pub(crate) fn zip215(&self) -> &ed25519_zebra::VerificationKey {
-        &self.0
+        &self.zip215
+    }
+
+    pub(crate) fn point(&self) -> &curve25519_dalek::EdwardsPoint {
+        &self.point
     }
 
     /// The libp2p identity of this key: the node's network identity is its signing key.

@@ -16,6 +16,7 @@
 //! - [`signed`]: `Signed<T>`: postcard bytes of `T` plus a signature over `DOMAIN || bytes`.
 //! - [`chain`]: the SHA-256 hash chain used by the audit log.
 
+mod batch;
 pub mod chain;
 pub mod key;
 pub mod signed;

@@ -160,8 +160,9 @@ pub struct BatchItem<'a> {
 }
 
 /// The indices of `items` whose signatures do not verify, in order (none when all do).
-/// Checks them in one batch where the suite can (ed25519: about 20 µs per signature
-/// instead of 32 at 30 signatures), and each alone only when the batch fails.
+/// Checks them in one batch where the suite can (ed25519, 30 signatures under distinct
+/// keys: 14–19 µs per signature instead of 27–33 alone on the 2-core test VM), and each
+/// alone only when the batch fails.
 pub fn failing_signatures(suite: &dyn CryptoSuite, items: &[BatchItem<'_>]) -> Vec<usize> {
     if suite.verify_batch(items) {
         return Vec::new();
@@ -200,30 +201,20 @@ impl CryptoSuite for Ed25519Suite {
             .map_err(|_| VerifyError::BadSignature)
     }
 
-    /// One multiscalar multiplication for the whole batch, with random 128-bit
-    /// coefficients from the operating system (their unpredictability is what makes a
-    /// batch sound; the outcome for honest and for invalid signatures does not depend on
-    /// them, so runs stay reproducible).
+    /// One multiscalar multiplication for the whole batch ([`crate::batch`]), with random
+    /// 128-bit coefficients seeded from the operating system (their unpredictability is
+    /// what makes a batch sound; the outcome for honest and for invalid signatures does
+    /// not depend on them, so runs stay reproducible).
     fn verify_batch(&self, items: &[BatchItem<'_>]) -> bool {
-        if items.len() < 2 {
-            return items
+        let alone = |items: &[BatchItem<'_>]| {
+            items
                 .iter()
-                .all(|i| self.verify(i.signer, i.domain, i.body, i.signature).is_ok());
+                .all(|i| self.verify(i.signer, i.domain, i.body, i.signature).is_ok())
+        };
+        if items.len() < 2 {
+            return alone(items);
         }
-        let mut batch = ed25519_zebra::batch::Verifier::new();
-        let mut message = Vec::new();
-        for i in items {
-            message.clear();
-            message.extend_from_slice(i.domain);
-            message.extend_from_slice(i.body);
-            // The item hashes the message now, so the buffer can be reused.
-            batch.queue((
-                ed25519_zebra::VerificationKeyBytes::from(i.signer.to_bytes()),
-                ed25519_zebra::Signature::from_bytes(&i.signature.0),
-                &message[..],
-            ));
-        }
-        batch.verify(rand_core_06::OsRng).is_ok()
+        crate::batch::verify_zip215(items).unwrap_or_else(|| alone(items))
     }
 
     fn digest(&self, domain: &[u8], body: &[u8]) -> [u8; 32] {

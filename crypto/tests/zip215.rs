@@ -47,6 +47,62 @@ fn signature_with_torsion(seed: &[u8; 32], body: &[u8], torsion: usize) -> Signa
     Signature(out)
 }
 
+/// Every non-canonical encoding of a small-order point: y + p where y < 19 (the only y
+/// with a second spelling below 2²⁵⁵), and the sign bit set where x = 0. ZIP-215 takes
+/// them as R (ed25519's variants disagree here); no other point has one.
+fn non_canonical_small_order_encodings() -> Vec<[u8; 32]> {
+    const P: [u8; 32] = {
+        let mut p = [0xff; 32];
+        p[0] = 0xed;
+        p[31] = 0x7f;
+        p
+    };
+    let mut out = Vec::new();
+    for point in EIGHT_TORSION {
+        let canonical = point.compress().to_bytes();
+        let mut y = canonical;
+        y[31] &= 0x7f;
+        let mut spellings = vec![y];
+        if y[1..].iter().all(|&b| b == 0) && y[0] < 19 {
+            let mut plus_p = P;
+            plus_p[0] += y[0];
+            spellings.push(plus_p);
+        }
+        // x = 0 (the identity and the point of order 2): either sign bit names it.
+        let x_is_zero = point == -point;
+        for spelling in spellings {
+            for sign in [0u8, 0x80] {
+                let mut enc = spelling;
+                enc[31] |= sign;
+                if enc != canonical && (x_is_zero || sign == canonical[31] & 0x80) {
+                    out.push(enc);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// A valid ZIP-215 signature whose R is `encoding`, a small-order point spelled
+/// non-canonically: with r = 0, s = k·a satisfies [8][s]B = [8]R + [8][k]A.
+fn signature_with_encoded_r(seed: &[u8; 32], body: &[u8], encoding: [u8; 32]) -> Signature {
+    let key = SigningKey::from_bytes(seed);
+    let k = Scalar::from_bytes_mod_order_wide(
+        &Sha512::new()
+            .chain_update(encoding)
+            .chain_update(key.verifying_key().to_bytes())
+            .chain_update(DOMAIN)
+            .chain_update(body)
+            .finalize()
+            .into(),
+    );
+    let s = k * key.to_scalar();
+    let mut out = [0u8; 64];
+    out[..32].copy_from_slice(&encoding);
+    out[32..].copy_from_slice(s.as_bytes());
+    Signature(out)
+}
+
 /// The group order ℓ, little-endian: adding it to a canonical s gives a non-canonical one.
 const ELL: [u8; 32] = [
     0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9, 0xde, 0x14,
@@ -71,12 +127,16 @@ enum Kind {
     FlippedBit(usize),
     OtherBody,
     NonCanonicalS,
+    NonCanonicalR(usize),
     OtherKey,
 }
 
 impl Kind {
     fn valid(self) -> bool {
-        matches!(self, Kind::Honest | Kind::Torsion(_))
+        matches!(
+            self,
+            Kind::Honest | Kind::Torsion(_) | Kind::NonCanonicalR(_)
+        )
     }
 }
 
@@ -87,6 +147,7 @@ fn kind() -> impl Strategy<Value = Kind> {
         1 => (0usize..512).prop_map(Kind::FlippedBit),
         1 => Just(Kind::OtherBody),
         1 => Just(Kind::NonCanonicalS),
+        1 => (0usize..16).prop_map(Kind::NonCanonicalR),
         1 => Just(Kind::OtherKey),
     ]
 }
@@ -112,6 +173,10 @@ fn case(i: usize, kind: Kind) -> Case {
         Kind::NonCanonicalS => {
             let s = add_ell(&signature.0[32..]);
             signature.0[32..].copy_from_slice(&s);
+        }
+        Kind::NonCanonicalR(k) => {
+            let encodings = non_canonical_small_order_encodings();
+            signature = signature_with_encoded_r(&seed, &body, encodings[k % encodings.len()]);
         }
         Kind::OtherKey => signer = NodeKey::from_seed(&[200; 32]).public_key(),
     }
@@ -160,6 +225,23 @@ fn small_order_components_verify_under_the_cofactored_rule_only() {
         assert!(
             key.verifying_key().verify_strict(&message, &dalek).is_err(),
             "dalek's strict (cofactorless) check refuses torsion {t}"
+        );
+    }
+}
+
+#[test]
+fn non_canonical_encodings_of_r_verify_under_zip215() {
+    let encodings = non_canonical_small_order_encodings();
+    // y = p + 0 and p + 1 with either sign where they name a point, and −0 for x = 0:
+    // the six that "Taming the many EdDSAs" (Chalkias et al.) lists.
+    assert_eq!(encodings.len(), 6, "{encodings:02x?}");
+    let seed = [4u8; 32];
+    let public = NodeKey::from_seed(&seed).public_key();
+    for enc in encodings {
+        let sig = signature_with_encoded_r(&seed, b"body", enc);
+        assert!(
+            Ed25519Suite.verify(&public, DOMAIN, b"body", &sig).is_ok(),
+            "{enc:02x?}"
         );
     }
 }
