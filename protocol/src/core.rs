@@ -85,9 +85,10 @@ pub enum Action {
 pub struct RoundSummary {
     pub round: u64,
     pub state: SyncState,
-    /// The correction computed this round (peer consensus minus our protocol clock).
+    /// The correction this round (peer consensus minus our protocol clock); when it was
+    /// inconsistent, the part applied, the allowance (the verdict names both, spec §4.4).
     pub correction: Nanos,
-    /// Whether it was applied (not applied when inconsistent or without agreement).
+    /// Whether it was applied (not without an agreement).
     pub applied: bool,
     pub stepped: bool,
     pub error: Option<Nanos>,
@@ -1025,8 +1026,17 @@ impl Core {
             now,
             serving_before,
         );
-        let applied = correction.is_some()
-            && !matches!(verdict, Verdict::Unhealthy(Unhealthy::Inconsistent { .. }));
+        // An inconsistent correction moves us by the allowance at most (spec §4.4), and our
+        // error then includes what is left. The round still counts as unhealthy, so a
+        // cluster that keeps moving away faster than our error allows (a drag, or our
+        // clock) still quarantines us; one that moved once (a noisy round, while our
+        // error was from a quiet one) is followed. Not moving at all left a correct node
+        // where it was until K rounds quarantined it.
+        let inconsistent = match verdict {
+            Verdict::Unhealthy(Unhealthy::Inconsistent { allowance, .. }) => Some(allowance),
+            _ => None,
+        };
+        let applied = correction.is_some();
 
         // 4. Peers: judge each, then reset its per-round state (one pass over the peers:
         // at n = 250 a pass is 60 KB of cold memory per node per round). Nothing after
@@ -1098,15 +1108,23 @@ impl Core {
         let transition = self.health.on_round(verdict, &params);
         let serving_after = self.health.serving();
         let mut stepped = false;
-        let c = correction.unwrap_or(Nanos::ZERO);
+        let agreed = correction.unwrap_or(Nanos::ZERO);
+        let c = match inconsistent {
+            Some(allowance) => Nanos(agreed.0.clamp(-allowance.0, allowance.0)),
+            None => agreed,
+        };
         if applied {
-            let small = c.abs() <= params.slew_budget();
+            let small = inconsistent.is_none() && c.abs() <= params.slew_budget();
             let mut rate = self.clock.rate();
             // Only corrections that drift alone could explain say anything about our
             // frequency; larger ones are phase errors (start-up, attacks) and would
             // throw the loop to its limits.
             let drift_sized = c.abs() <= round_len.scale(Ppm(2.0 * drift.0));
-            if params.algorithm == Algorithm::Wl && drift_sized && self.last_round_small {
+            if params.algorithm == Algorithm::Wl
+                && drift_sized
+                && self.last_round_small
+                && inconsistent.is_none()
+            {
                 let limit = params.max_drift.0;
                 let delta = (RATE_GAIN * c.0 as f64 / round_len.0 as f64 * 1e6)
                     .clamp(-limit / 10.0, limit / 10.0);
@@ -1126,7 +1144,7 @@ impl Core {
             self.last_round_small = small;
             self.last_correction = c;
             if let Some(e) = error {
-                self.error = Some(e);
+                self.error = Some(e.sat_add((agreed - c).abs()));
                 self.last_update = now;
             }
         } else {

@@ -1,0 +1,158 @@
+//! The consistency check (spec §4.4), driven through real cores: a serving node whose
+//! error bar was tighter than the cluster's next move follows it, clamped to its
+//! allowance, instead of staying where it was until K inconsistent rounds quarantine it;
+//! a node that the cluster keeps leaving behind still quarantines.
+
+use std::sync::Arc;
+
+use bftime_crypto::suite::FastSigner;
+use bftime_crypto::{FastSuite, NodeKey};
+use bftime_protocol::{
+    Action, Core, CoreConfig, LocalTime, MemberId, Nanos, Params, RoundSummary, SyncState,
+};
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+
+/// Cores exchanging instantly (so their error bars are as tight as they get), each with
+/// its own local clock: `true time + skew[i]`.
+struct Cluster {
+    cores: Vec<Core>,
+    /// Each node's next timer, in true time.
+    timers: Vec<i64>,
+    skew_ns: Vec<i64>,
+    summaries: Vec<Vec<RoundSummary>>,
+    rng: StdRng,
+}
+
+const START_NS: i64 = 1_000_000_000_000;
+
+impl Cluster {
+    fn new(n: usize) -> Cluster {
+        let members: Arc<[_]> = (0..n)
+            .map(|i| NodeKey::from_seed(&[i as u8 + 1; 32]).public_key())
+            .collect::<Vec<_>>()
+            .into();
+        let mut cores = Vec::new();
+        let mut timers = Vec::new();
+        for i in 0..n {
+            let cfg = CoreConfig {
+                me: MemberId(i as u16),
+                members: members.clone(),
+                cluster: 3,
+                params: Params::for_members(n),
+                detailed_summaries: false,
+                incarnation: i as u64,
+                batch_verification: false,
+            };
+            let signer = Box::new(FastSigner::new(members[i]));
+            let (core, actions) = Core::new(
+                cfg,
+                signer,
+                Arc::new(FastSuite),
+                LocalTime(START_NS),
+                Nanos::ZERO,
+            )
+            .expect("core");
+            let Some(Action::SetTimer { at }) = actions.first() else {
+                panic!("no timer");
+            };
+            timers.push(at.0);
+            cores.push(core);
+        }
+        Cluster {
+            cores,
+            timers,
+            skew_ns: vec![0; n],
+            summaries: vec![Vec::new(); n],
+            rng: StdRng::seed_from_u64(7),
+        }
+    }
+
+    /// Runs until node 0 has completed `rounds` rounds in all.
+    fn run_until(&mut self, rounds: usize) {
+        while self.summaries[0].len() < rounds {
+            let (i, now) = self
+                .timers
+                .iter()
+                .copied()
+                .enumerate()
+                .min_by_key(|(_, t)| *t)
+                .expect("nodes");
+            let local = |skew: &[i64], k: usize| LocalTime(now + skew[k]);
+            let actions = self.cores[i].handle_timer(local(&self.skew_ns, i), &mut self.rng);
+            for a in actions {
+                match a {
+                    Action::SetTimer { at } => self.timers[i] = at.0 - self.skew_ns[i],
+                    Action::SendRequest { to, request } => {
+                        let there = local(&self.skew_ns, to.index());
+                        let reading = self.cores[to.index()]
+                            .handle_request(MemberId(i as u16), &request, there, there)
+                            .expect("answered");
+                        let here = local(&self.skew_ns, i);
+                        let _ = self.cores[i].handle_response(to, &reading, here, here);
+                    }
+                    Action::RoundCompleted(s) => self.summaries[i].push(*s),
+                    Action::StateChanged(_) | Action::ReadingRejected { .. } => {}
+                }
+            }
+        }
+    }
+
+    fn synced(&self) -> bool {
+        self.cores.iter().all(|c| c.state() == SyncState::Synced)
+    }
+}
+
+fn inconsistent(s: &RoundSummary) -> bool {
+    s.verdict.contains("Inconsistent")
+}
+
+/// Node 0's clock gains 5 ms at once (within the slew budget, far beyond its
+/// sub-millisecond error bar): from node 0's side this is the cluster moving by 5 ms,
+/// what a noisy round did to a 31-node testnet. One round is unhealthy, the correction
+/// moves node 0 by its allowance, the next is consistent, and node 0 keeps serving.
+#[test]
+fn a_node_follows_a_cluster_that_moved_once_beyond_its_error_bar() {
+    let mut c = Cluster::new(7);
+    c.run_until(20);
+    assert!(c.synced(), "all serving before the move");
+    let before = c.summaries[0].len();
+    c.skew_ns[0] += 5_000_000;
+    c.run_until(before + 8);
+    let after = &c.summaries[0][before..];
+    let bad: Vec<_> = after.iter().filter(|s| inconsistent(s)).collect();
+    assert_eq!(bad.len(), 1, "one inconsistent round: {after:#?}");
+    let first = bad[0];
+    let error = first.error.expect("error");
+    assert!(first.applied && first.correction.abs() < Nanos::from_micros(4_900));
+    assert!(
+        error.sat_add(first.correction.abs()) >= Nanos::from_micros(4_900),
+        "the error owns up to what is left: {first:#?}"
+    );
+    assert!(after.iter().all(|s| s.state == SyncState::Synced));
+    let last = after.last().expect("rounds");
+    assert!(
+        last.correction.abs() < Nanos::from_micros(100),
+        "followed: {last:#?}"
+    );
+}
+
+/// Node 0's clock gains 5 ms every round: however far its error grows, the cluster
+/// leaves it behind again each round, and K inconsistent rounds quarantine it.
+#[test]
+fn a_node_the_cluster_keeps_leaving_still_quarantines() {
+    let mut c = Cluster::new(7);
+    c.run_until(20);
+    assert!(c.synced());
+    let start = c.summaries[0].len();
+    for k in 1..=6 {
+        c.skew_ns[0] += 5_000_000;
+        c.run_until(start + k);
+    }
+    let after = &c.summaries[0][start..];
+    assert!(
+        after.iter().any(|s| s.state == SyncState::Quarantined),
+        "{after:#?}"
+    );
+    assert!(after.iter().take(3).all(inconsistent), "{after:#?}");
+}
