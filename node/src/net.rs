@@ -366,6 +366,11 @@ async fn outbound(
     let open_timeout = (period / 2).clamp(Duration::from_secs(3), Duration::from_secs(20));
     let backoff_max = BACKOFF_MAX.min(period.max(BACKOFF_MIN));
     let stale_after = period / 2;
+    // One timer for the task's whole life, pushed later before each read: tokio extends a
+    // registered deadline in place, where a `timeout` per read registered a timer and
+    // removed it again, once per exchange.
+    let deadline = tokio::time::sleep(period);
+    tokio::pin!(deadline);
 
     // Mesh formation: one connection per pair, dialled by the lower-indexed member at a
     // random moment in a window that grows with n (a cold 250-node mesh is 31 000 Noise
@@ -434,12 +439,13 @@ async fn outbound(
                     continue;
                 }
                 stats.sent(frame.len());
-                match timeout(
-                    period,
-                    wire::read_frame(s, wire::MAX_TO_REQUESTER, &mut buf),
-                )
-                .await
-                {
+                deadline.as_mut().reset(Instant::now() + period);
+                let read = tokio::select! {
+                    biased;
+                    r = wire::read_frame(s, wire::MAX_TO_REQUESTER, &mut buf) => Ok(r),
+                    () = &mut deadline => Err(()),
+                };
+                match read {
                     Ok(Ok(())) => {
                         let received_at = clock.now();
                         stats.received(buf.len());
@@ -526,19 +532,20 @@ async fn inbound(
 ) {
     let idle = period * 4 + Duration::from_secs(10);
     let mut buf = Vec::with_capacity(128);
+    // As in `outbound`: one timer, extended before each read.
+    let deadline = tokio::time::sleep(idle);
+    tokio::pin!(deadline);
     loop {
-        match timeout(
-            idle,
-            wire::read_frame(&mut stream, wire::MAX_TO_RESPONDER, &mut buf),
-        )
-        .await
-        {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => {
-                stats.frame_error(e);
-                return;
+        deadline.as_mut().reset(Instant::now() + idle);
+        tokio::select! {
+            biased;
+            r = wire::read_frame(&mut stream, wire::MAX_TO_RESPONDER, &mut buf) => {
+                if let Err(e) = r {
+                    stats.frame_error(e);
+                    return;
+                }
             }
-            Err(_) => return,
+            () = &mut deadline => return,
         }
         let received_at = clock.now();
         stats.received(buf.len());
@@ -555,7 +562,9 @@ async fn inbound(
                     NetStats::bump(&stats.requests_overloaded);
                     continue;
                 }
-                if let Ok(Ok(Some(bytes))) = timeout(period, answer).await {
+                // The driver answers at once (a testing `slow` member within the round)
+                // or drops the sender, which ends the wait: no timer needed.
+                if let Ok(Some(bytes)) = answer.await {
                     if wire::write_frame(&mut stream, &bytes).await.is_err() {
                         return;
                     }
