@@ -88,7 +88,8 @@ pub struct RoundSummary {
     /// The correction this round (peer consensus minus our protocol clock); when it was
     /// inconsistent, the part applied, the allowance (the verdict names both, spec §4.4).
     pub correction: Nanos,
-    /// Whether it was applied (not without an agreement).
+    /// Whether it was applied (not without an agreement, nor on the round that
+    /// quarantines a node for inconsistency).
     pub applied: bool,
     pub stepped: bool,
     pub error: Option<Nanos>,
@@ -245,6 +246,9 @@ pub struct Core {
     error: Option<Nanos>,
     last_update: LocalTime,
     last_correction: Nanos,
+    /// How far the last applied correction fell short of the agreement (an inconsistent
+    /// round moves by its allowance only): part of `error`, not of the next allowance.
+    residual: Nanos,
     last_round_small: bool,
     last_answered: usize,
     head: Head,
@@ -357,6 +361,7 @@ impl Core {
             error: None,
             last_update: now,
             last_correction: Nanos::ZERO,
+            residual: Nanos::ZERO,
             last_round_small: false,
             last_answered: 0,
             head: [0; 32],
@@ -1026,17 +1031,16 @@ impl Core {
             now,
             serving_before,
         );
-        // An inconsistent correction moves us by the allowance at most (spec §4.4), and our
-        // error then includes what is left. The round still counts as unhealthy, so a
-        // cluster that keeps moving away faster than our error allows (a drag, or our
-        // clock) still quarantines us; one that moved once (a noisy round, while our
-        // error was from a quiet one) is followed. Not moving at all left a correct node
-        // where it was until K rounds quarantined it.
+        // An inconsistent correction moves a node that stays serving by its allowance at
+        // most (spec §4.4); the error it reports includes what is left, but the next
+        // allowance does not (`residual`), so no pattern of moves takes it further than
+        // an allowance per round, and a cluster it cannot catch up with in K rounds still
+        // quarantines it. Not moving at all left a correct node where it was until K
+        // rounds quarantined it, after one noisy round moved the others.
         let inconsistent = match verdict {
             Verdict::Unhealthy(Unhealthy::Inconsistent { allowance, .. }) => Some(allowance),
             _ => None,
         };
-        let applied = correction.is_some();
 
         // 4. Peers: judge each, then reset its per-round state (one pass over the peers:
         // at n = 250 a pass is 60 KB of cold memory per node per round). Nothing after
@@ -1107,6 +1111,8 @@ impl Core {
         // 5. State transition, then apply the correction: slew only if serving before and after.
         let transition = self.health.on_round(verdict, &params);
         let serving_after = self.health.serving();
+        // The round that quarantines a node for inconsistency does not move it either.
+        let applied = correction.is_some() && (inconsistent.is_none() || serving_after);
         let mut stepped = false;
         let agreed = correction.unwrap_or(Nanos::ZERO);
         let c = match inconsistent {
@@ -1144,7 +1150,8 @@ impl Core {
             self.last_round_small = small;
             self.last_correction = c;
             if let Some(e) = error {
-                self.error = Some(e.sat_add((agreed - c).abs()));
+                self.residual = (agreed - c).abs();
+                self.error = Some(e.sat_add(self.residual));
                 self.last_update = now;
             }
         } else {
@@ -1254,7 +1261,10 @@ impl Core {
             });
         }
         if serving && matches!(params.algorithm, Algorithm::Wl | Algorithm::Byztimed) {
-            let prev = self.current_error(now).unwrap_or(Nanos::INFINITE);
+            // Our aged error, without what an inconsistent round left us to catch up.
+            let prev = self
+                .current_error(now)
+                .map_or(Nanos::INFINITE, |p| p.sat_add(-self.residual));
             let allowance = prev.sat_add(e);
             if c.abs() > allowance {
                 return Verdict::Unhealthy(Unhealthy::Inconsistent {

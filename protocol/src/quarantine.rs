@@ -26,7 +26,8 @@ pub enum Unhealthy {
     /// The correction is more than one round of slewing can absorb.
     CorrectionTooLarge { correction: Nanos, budget: Nanos },
     /// The new agreement contradicts the previous one beyond what drift allows
-    /// (byztimed's consistency check); the correction was not applied.
+    /// (byztimed's consistency check); a node that stays serving moved by the
+    /// allowance only (spec §4.4).
     Inconsistent { correction: Nanos, allowance: Nanos },
     /// A node that does not serve yet: fewer than n − f clocks (own included) lie
     /// within Π/4 of the agreement (spec §6.1). Trimming needs only n − 2f to agree;
