@@ -532,9 +532,11 @@ async fn inbound(
 ) {
     let idle = period * 4 + Duration::from_secs(10);
     let mut buf = Vec::with_capacity(128);
-    // As in `outbound`: one timer, extended before each read.
+    // As in `outbound`: timers for the task's life, each only ever pushed later.
     let deadline = tokio::time::sleep(idle);
     tokio::pin!(deadline);
+    let answer_deadline = tokio::time::sleep(period);
+    tokio::pin!(answer_deadline);
     loop {
         deadline.as_mut().reset(Instant::now() + idle);
         tokio::select! {
@@ -562,9 +564,16 @@ async fn inbound(
                     NetStats::bump(&stats.requests_overloaded);
                     continue;
                 }
-                // The driver answers at once (a testing `slow` member within the round)
-                // or drops the sender, which ends the wait: no timer needed.
-                if let Ok(Some(bytes)) = answer.await {
+                // The driver answers at once or drops the sender; only a late answer (a
+                // testing `slow` member, a driver behind its queue) meets this deadline,
+                // one period on, and is not sent.
+                answer_deadline.as_mut().reset(Instant::now() + period);
+                let answered = tokio::select! {
+                    biased;
+                    a = answer => a.ok().flatten(),
+                    () = &mut answer_deadline => None,
+                };
+                if let Some(bytes) = answered {
                     if wire::write_frame(&mut stream, &bytes).await.is_err() {
                         return;
                     }
