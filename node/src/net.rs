@@ -366,11 +366,6 @@ async fn outbound(
     let open_timeout = (period / 2).clamp(Duration::from_secs(3), Duration::from_secs(20));
     let backoff_max = BACKOFF_MAX.min(period.max(BACKOFF_MIN));
     let stale_after = period / 2;
-    // One timer for the task's whole life, pushed later before each read: tokio extends a
-    // registered deadline in place, where a `timeout` per read registered a timer and
-    // removed it again, once per exchange.
-    let deadline = tokio::time::sleep(period);
-    tokio::pin!(deadline);
 
     // Mesh formation: one connection per pair, dialled by the lower-indexed member at a
     // random moment in a window that grows with n (a cold 250-node mesh is 31 000 Noise
@@ -439,13 +434,12 @@ async fn outbound(
                     continue;
                 }
                 stats.sent(frame.len());
-                deadline.as_mut().reset(Instant::now() + period);
-                let read = tokio::select! {
-                    biased;
-                    r = wire::read_frame(s, wire::MAX_TO_REQUESTER, &mut buf) => Ok(r),
-                    () = &mut deadline => Err(()),
-                };
-                match read {
+                match timeout(
+                    period,
+                    wire::read_frame(s, wire::MAX_TO_REQUESTER, &mut buf),
+                )
+                .await
+                {
                     Ok(Ok(())) => {
                         let received_at = clock.now();
                         stats.received(buf.len());
@@ -532,22 +526,19 @@ async fn inbound(
 ) {
     let idle = period * 4 + Duration::from_secs(10);
     let mut buf = Vec::with_capacity(128);
-    // As in `outbound`: timers for the task's life, each only ever pushed later.
-    let deadline = tokio::time::sleep(idle);
-    tokio::pin!(deadline);
-    let answer_deadline = tokio::time::sleep(period);
-    tokio::pin!(answer_deadline);
     loop {
-        deadline.as_mut().reset(Instant::now() + idle);
-        tokio::select! {
-            biased;
-            r = wire::read_frame(&mut stream, wire::MAX_TO_RESPONDER, &mut buf) => {
-                if let Err(e) = r {
-                    stats.frame_error(e);
-                    return;
-                }
+        match timeout(
+            idle,
+            wire::read_frame(&mut stream, wire::MAX_TO_RESPONDER, &mut buf),
+        )
+        .await
+        {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                stats.frame_error(e);
+                return;
             }
-            () = &mut deadline => return,
+            Err(_) => return,
         }
         let received_at = clock.now();
         stats.received(buf.len());
@@ -564,16 +555,7 @@ async fn inbound(
                     NetStats::bump(&stats.requests_overloaded);
                     continue;
                 }
-                // The driver answers at once or drops the sender; only a late answer (a
-                // testing `slow` member, a driver behind its queue) meets this deadline,
-                // one period on, and is not sent.
-                answer_deadline.as_mut().reset(Instant::now() + period);
-                let answered = tokio::select! {
-                    biased;
-                    a = answer => a.ok().flatten(),
-                    () = &mut answer_deadline => None,
-                };
-                if let Some(bytes) = answered {
+                if let Ok(Ok(Some(bytes))) = timeout(period, answer).await {
                     if wire::write_frame(&mut stream, &bytes).await.is_err() {
                         return;
                     }
