@@ -446,7 +446,7 @@ pub fn run(o: &RunOptions) -> anyhow::Result<RunReport> {
     let tty = std::io::stderr().is_terminal();
     // (CPU seconds of all nodes, exchanges answered) when the cluster first converged:
     // the steady-state cost per exchange leaves out mesh formation and start-up.
-    let mut at_convergence: Option<(f64, u64)> = None;
+    let mut at_convergence: Option<(f64, u64, u64)> = None;
     let mut last_line = Instant::now();
 
     let mut conns: Vec<Option<ApiConnection>> = (0..n).map(|_| None).collect();
@@ -578,7 +578,10 @@ pub fn run(o: &RunOptions) -> anyhow::Result<RunReport> {
                     .filter_map(|k| fleet.pid(k).and_then(procstat::cpu_seconds))
                     .sum();
                 let answered = sum_status(&tracks, |s| s.network.requests_answered);
-                at_convergence = Some((cpu, answered));
+                let wakeups: u64 = (0..n)
+                    .filter_map(|k| fleet.pid(k).and_then(procstat::voluntary_switches))
+                    .sum();
+                at_convergence = Some((cpu, answered, wakeups));
             }
             series.push(point);
         }
@@ -612,6 +615,9 @@ pub fn run(o: &RunOptions) -> anyhow::Result<RunReport> {
     let rss: Vec<Option<u64>> = (0..n)
         .map(|k| fleet.pid(k).and_then(procstat::max_rss_bytes))
         .collect();
+    let wakeups: u64 = (0..n)
+        .filter_map(|k| fleet.pid(k).and_then(procstat::voluntary_switches))
+        .sum();
     let crashed: Vec<usize> = (0..n).filter(|&k| fleet.crashed_at[k].is_some()).collect();
     fleet.stop(Duration::from_secs(5));
     let unclean: Vec<usize> = (0..n)
@@ -689,9 +695,13 @@ pub fn run(o: &RunOptions) -> anyhow::Result<RunReport> {
         exchanges_per_node_per_round: answered as f64 / n as f64 / rounds.max(1e-9),
         frame_bytes_per_node_per_round: bytes as f64 / n as f64 / rounds.max(1e-9),
         cpu_per_exchange_us: (answered > 0).then(|| total_cpu / answered as f64 * 1e6),
-        cpu_per_exchange_steady_us: at_convergence.and_then(|(cpu0, ans0)| {
+        cpu_per_exchange_steady_us: at_convergence.and_then(|(cpu0, ans0, _)| {
             let d = answered.saturating_sub(ans0);
             (d > 0).then(|| (total_cpu - cpu0) / d as f64 * 1e6)
+        }),
+        wakeups_per_exchange_steady: at_convergence.and_then(|(_, ans0, woken0)| {
+            let d = answered.saturating_sub(ans0);
+            (d > 0).then(|| wakeups.saturating_sub(woken0) as f64 / d as f64)
         }),
         samples: series.len(),
         elapsed_s,

@@ -92,6 +92,11 @@ pub struct Summary {
     /// The same from convergence to the end: no mesh formation or start-up.
     #[serde(default)]
     pub cpu_per_exchange_steady_us: Option<f64>,
+    /// Threads of all nodes put to sleep and woken again (voluntary context switches),
+    /// per exchange answered, from convergence to the end: the cost CPU per exchange
+    /// mostly follows on a shared host, and a count that does not move with its speed.
+    #[serde(default)]
+    pub wakeups_per_exchange_steady: Option<f64>,
     pub samples: usize,
     pub elapsed_s: f64,
 }
@@ -191,6 +196,12 @@ impl RunReport {
                 "CPU per exchange after convergence",
                 s.cpu_per_exchange_steady_us
                     .map(|u| format!("{u:.0} µs"))
+                    .unwrap_or_else(|| "-".into()),
+            ),
+            (
+                "wake-ups per exchange after convergence (all threads)",
+                s.wakeups_per_exchange_steady
+                    .map(|w| format!("{w:.2}"))
                     .unwrap_or_else(|| "-".into()),
             ),
             (
