@@ -2,6 +2,8 @@
 //! messages instantly: what an auditor recomputes from a log must match what the core
 //! actually sent and signed.
 
+mod common;
+
 use std::sync::Arc;
 
 use bftime_crypto::{Ed25519Suite, NodeKey, Signed};
@@ -99,13 +101,7 @@ impl Net {
     /// Runs until every node has completed `rounds` rounds.
     fn run(&mut self, rounds: usize) {
         while self.summaries.iter().any(|s| s.len() < rounds) {
-            let (i, now) = self
-                .timers
-                .iter()
-                .copied()
-                .enumerate()
-                .min_by_key(|(_, t)| *t)
-                .expect("nodes");
+            let (i, now) = common::earliest(&self.timers);
             let actions = self.cores[i].handle_timer(now, &mut self.rng);
             for a in actions {
                 match a {

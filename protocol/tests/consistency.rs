@@ -3,6 +3,8 @@
 //! allowance, instead of staying where it was until K inconsistent rounds quarantine it;
 //! a node that the cluster keeps leaving behind still quarantines.
 
+mod common;
+
 use std::sync::Arc;
 
 use bftime_crypto::suite::FastSigner;
@@ -71,13 +73,7 @@ impl Cluster {
     /// Runs until node 0 has completed `rounds` rounds in all.
     fn run_until(&mut self, rounds: usize) {
         while self.summaries[0].len() < rounds {
-            let (i, now) = self
-                .timers
-                .iter()
-                .copied()
-                .enumerate()
-                .min_by_key(|(_, t)| *t)
-                .expect("nodes");
+            let (i, now) = common::earliest(&self.timers);
             let local = |skew: &[i64], k: usize| LocalTime(now + skew[k]);
             let actions = self.cores[i].handle_timer(local(&self.skew_ns, i), &mut self.rng);
             for a in actions {
