@@ -181,6 +181,22 @@ fn honest_cluster_with_bad_clocks_yields_no_proofs() {
         "{lines:?}"
     );
     assert!(lines.iter().all(|l| l["kind"] == "state"));
+    // A round's JSON carries its readings and their count (one key each).
+    let out = audit(&["show", "--kind", "round", "--json"], &logs[..1]);
+    assert_eq!(out.status.code(), Some(0));
+    let rounds: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(!rounds.is_empty());
+    for r in &rounds {
+        let readings = r["payload"]["readings"].as_array().expect("readings");
+        assert_eq!(
+            r["payload"]["readings_accepted"].as_u64(),
+            Some(readings.len() as u64),
+            "{r}"
+        );
+    }
 }
 
 fn kill9(c: &mut Cluster, k: usize) {

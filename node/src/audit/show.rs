@@ -209,7 +209,7 @@ pub fn json_line(c: &Checked, cluster: Option<&ClusterKeys>, peer: Option<Member
                 "readings": r.readings.iter()
                     .filter(|s| s.decode_unverified().is_ok_and(|b| keep(b.responder.0)))
                     .map(|s| reading_json(s, cluster)).collect::<Vec<_>>(),
-                "readings": r.readings.len(),
+                "readings_accepted": r.readings.len(),
                 "readings_used": r.intervals.len(),
                 "head_used": hex::encode(r.head_used),
                 "salt": hex::encode(r.salt),
