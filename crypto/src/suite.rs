@@ -124,9 +124,7 @@ pub trait CryptoSuite: Send + Sync + fmt::Debug {
     /// suite that can check signatures together overrides this; the result must be what
     /// checking each with [`CryptoSuite::verify`] would give.
     fn verify_batch(&self, items: &[BatchItem<'_>]) -> bool {
-        items
-            .iter()
-            .all(|i| self.verify(i.signer, i.domain, i.body, i.signature).is_ok())
+        verify_each(self, items)
     }
     /// A 32-byte collision-resistant digest of `domain || body` (SHA-256 for ed25519).
     fn digest(&self, domain: &[u8], body: &[u8]) -> [u8; 32];
@@ -157,6 +155,15 @@ pub struct BatchItem<'a> {
     pub domain: &'a [u8],
     pub body: &'a [u8],
     pub signature: &'a Signature,
+}
+
+/// Whether every one of `items` verifies, checked one by one.
+fn verify_each<S: CryptoSuite + ?Sized>(suite: &S, items: &[BatchItem<'_>]) -> bool {
+    items.iter().all(|i| {
+        suite
+            .verify(i.signer, i.domain, i.body, i.signature)
+            .is_ok()
+    })
 }
 
 /// The indices of `items` whose signatures do not verify, in order (none when all do).
@@ -206,15 +213,10 @@ impl CryptoSuite for Ed25519Suite {
     /// what makes a batch sound; the outcome for honest and for invalid signatures does
     /// not depend on them, so runs stay reproducible).
     fn verify_batch(&self, items: &[BatchItem<'_>]) -> bool {
-        let alone = |items: &[BatchItem<'_>]| {
-            items
-                .iter()
-                .all(|i| self.verify(i.signer, i.domain, i.body, i.signature).is_ok())
-        };
         if items.len() < 2 {
-            return alone(items);
+            return verify_each(self, items);
         }
-        crate::batch::verify_zip215(items).unwrap_or_else(|| alone(items))
+        crate::batch::verify_zip215(items).unwrap_or_else(|| verify_each(self, items))
     }
 
     fn digest(&self, domain: &[u8], body: &[u8]) -> [u8; 32] {

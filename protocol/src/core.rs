@@ -50,15 +50,17 @@ pub struct CoreConfig {
     /// (readings from two runs of one node never share an epoch; spec §2.6).
     pub incarnation: u64,
     /// Check readings' signatures in batches, after they are chained and before any is
-    /// used (spec §4.2): about 20 µs a signature instead of 32. The node does; the
+    /// used (spec §4.2): 14–19 µs a signature instead of 27–33 on the 2-core test VM
+    /// (`crypto/src/batch.rs`). The node does; the
     /// simulator's stand-in signatures gain nothing from it.
     pub batch_verification: bool,
 }
 
 /// Readings waiting for their signature check are checked together once this many have
 /// accumulated, and at the end of every round (spec §4.2): large enough to amortise a
-/// batch (ed25519-zebra: 21–24 µs a signature at 16–64 against 32 alone), small enough that
-/// one batch stalls a node's loop for under a millisecond.
+/// batch (16–32 signatures under distinct keys: 14–19 µs each, against 27–33 alone; 64 were
+/// no cheaper each), small enough that one batch stalls a node's loop for under a
+/// millisecond.
 pub const VERIFY_BATCH: usize = 32;
 
 /// Something the driver must do.
