@@ -218,6 +218,18 @@ impl Fleet {
         self.children[k].as_ref().map(Child::id)
     }
 
+    /// One `/proc` figure of every node still running (`None` for the others).
+    fn per_node<T>(&self, read: impl Fn(u32) -> Option<T>) -> Vec<Option<T>> {
+        (0..self.children.len())
+            .map(|k| self.pid(k).and_then(&read))
+            .collect()
+    }
+
+    /// The sum of one `/proc` figure over the nodes still running.
+    fn total<T: std::iter::Sum>(&self, read: impl Fn(u32) -> Option<T>) -> T {
+        self.per_node(read).into_iter().flatten().sum()
+    }
+
     /// Notes processes that ended on their own.
     fn reap(&mut self, t: f64) -> Vec<usize> {
         let mut ended = Vec::new();
@@ -574,13 +586,9 @@ pub fn run(o: &RunOptions) -> anyhow::Result<RunReport> {
                 && point.correct_serving == correct.len()
                 && skew.is_some_and(|s| s <= bound_ns)
             {
-                let cpu: f64 = (0..n)
-                    .filter_map(|k| fleet.pid(k).and_then(procstat::cpu_seconds))
-                    .sum();
+                let cpu = fleet.total(procstat::cpu_seconds);
                 let answered = sum_status(&tracks, |s| s.network.requests_answered);
-                let wakeups: u64 = (0..n)
-                    .filter_map(|k| fleet.pid(k).and_then(procstat::voluntary_switches))
-                    .sum();
+                let wakeups = fleet.total(procstat::voluntary_switches);
                 at_convergence = Some((cpu, answered, wakeups));
             }
             series.push(point);
@@ -609,15 +617,9 @@ pub fn run(o: &RunOptions) -> anyhow::Result<RunReport> {
     });
 
     let elapsed_s = started.elapsed().as_secs_f64();
-    let cpu: Vec<Option<f64>> = (0..n)
-        .map(|k| fleet.pid(k).and_then(procstat::cpu_seconds))
-        .collect();
-    let rss: Vec<Option<u64>> = (0..n)
-        .map(|k| fleet.pid(k).and_then(procstat::max_rss_bytes))
-        .collect();
-    let wakeups: u64 = (0..n)
-        .filter_map(|k| fleet.pid(k).and_then(procstat::voluntary_switches))
-        .sum();
+    let cpu = fleet.per_node(procstat::cpu_seconds);
+    let rss = fleet.per_node(procstat::max_rss_bytes);
+    let wakeups = fleet.total(procstat::voluntary_switches);
     let crashed: Vec<usize> = (0..n).filter(|&k| fleet.crashed_at[k].is_some()).collect();
     fleet.stop(Duration::from_secs(5));
     let unclean: Vec<usize> = (0..n)
