@@ -18,9 +18,6 @@ const DOMAIN: &[u8] = b"bftime test\0";
 /// cofactored equation accepts it, the cofactorless one (RFC 8032's alternative, and
 /// ed25519-dalek's strict check) does not.
 fn signature_with_torsion(seed: &[u8; 32], body: &[u8], torsion: usize) -> Signature {
-    let key = SigningKey::from_bytes(seed);
-    let a = key.to_scalar();
-    let public = key.verifying_key().to_bytes();
     let r = Scalar::from_bytes_mod_order_wide(
         &Sha512::new()
             .chain_update(seed)
@@ -31,16 +28,22 @@ fn signature_with_torsion(seed: &[u8; 32], body: &[u8], torsion: usize) -> Signa
     let big_r = (r * ED25519_BASEPOINT_POINT + EIGHT_TORSION[torsion % 8])
         .compress()
         .to_bytes();
+    signature_with_r(seed, body, r, big_r)
+}
+
+/// The signature (R, s = r + k·a) with R spelled `big_r`, k = SHA-512(R ‖ A ‖ message).
+fn signature_with_r(seed: &[u8; 32], body: &[u8], r: Scalar, big_r: [u8; 32]) -> Signature {
+    let key = SigningKey::from_bytes(seed);
     let k = Scalar::from_bytes_mod_order_wide(
         &Sha512::new()
             .chain_update(big_r)
-            .chain_update(public)
+            .chain_update(key.verifying_key().to_bytes())
             .chain_update(DOMAIN)
             .chain_update(body)
             .finalize()
             .into(),
     );
-    let s = r + k * a;
+    let s = r + k * key.to_scalar();
     let mut out = [0u8; 64];
     out[..32].copy_from_slice(&big_r);
     out[32..].copy_from_slice(s.as_bytes());
@@ -86,21 +89,7 @@ fn non_canonical_small_order_encodings() -> Vec<[u8; 32]> {
 /// A valid ZIP-215 signature whose R is `encoding`, a small-order point spelled
 /// non-canonically: with r = 0, s = k·a satisfies [8][s]B = [8]R + [8][k]A.
 fn signature_with_encoded_r(seed: &[u8; 32], body: &[u8], encoding: [u8; 32]) -> Signature {
-    let key = SigningKey::from_bytes(seed);
-    let k = Scalar::from_bytes_mod_order_wide(
-        &Sha512::new()
-            .chain_update(encoding)
-            .chain_update(key.verifying_key().to_bytes())
-            .chain_update(DOMAIN)
-            .chain_update(body)
-            .finalize()
-            .into(),
-    );
-    let s = k * key.to_scalar();
-    let mut out = [0u8; 64];
-    out[..32].copy_from_slice(&encoding);
-    out[32..].copy_from_slice(s.as_bytes());
-    Signature(out)
+    signature_with_r(seed, body, Scalar::ZERO, encoding)
 }
 
 /// The group order ℓ, little-endian: adding it to a canonical s gives a non-canonical one.
