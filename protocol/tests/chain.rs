@@ -9,8 +9,7 @@ use std::sync::Arc;
 use bftime_crypto::{Ed25519Suite, NodeKey, Signed};
 use bftime_protocol::message::{derive_nonce, head_chain};
 use bftime_protocol::{
-    Action, Core, CoreConfig, LocalTime, MemberId, Nanos, Params, Reading, RejectReason,
-    RoundSummary,
+    Action, Core, CoreConfig, LocalTime, MemberId, Params, Reading, RejectReason, RoundSummary,
 };
 use rand::SeedableRng;
 use rand::rngs::StdRng;
@@ -69,18 +68,13 @@ fn net_exchanging(n: usize, batch_verification: bool, exchanges: u32) -> Net {
             incarnation: 1000 * i as u64,
             batch_verification,
         };
-        let (core, actions) = Core::new(
+        let (core, at) = common::start(
             cfg,
             Box::new(key),
             Arc::new(Ed25519Suite),
             LocalTime(1_000_000_000_000),
-            Nanos::ZERO,
-        )
-        .expect("core");
-        let Some(Action::SetTimer { at }) = actions.first() else {
-            panic!("no timer");
-        };
-        timers.push(*at);
+        );
+        timers.push(at);
         cores.push(core);
     }
     Net {

@@ -47,17 +47,7 @@ impl Cluster {
                 batch_verification: false,
             };
             let signer = Box::new(FastSigner::new(members[i]));
-            let (core, actions) = Core::new(
-                cfg,
-                signer,
-                Arc::new(FastSuite),
-                LocalTime(START_NS),
-                Nanos::ZERO,
-            )
-            .expect("core");
-            let Some(Action::SetTimer { at }) = actions.first() else {
-                panic!("no timer");
-            };
+            let (core, at) = common::start(cfg, signer, Arc::new(FastSuite), LocalTime(START_NS));
             timers.push(at.0);
             cores.push(core);
         }
