@@ -238,9 +238,12 @@ fn clock_step_quarantines_runs_hook_and_exits() {
         c.quarantine_action(
             k,
             QuarantineAction {
+                // node-6's hook then hangs: it is still running when node-6 is told
+                // to stop, below.
                 hook: Some(format!(
-                    "env | grep '^BFTIME_' | sort > '{}'",
-                    out.display()
+                    "env | grep '^BFTIME_' | sort > '{}'{}",
+                    out.display(),
+                    if k == 5 { "; exec sleep 120" } else { "" }
                 )),
                 exit_on_quarantine: k == 6,
             },
@@ -298,6 +301,26 @@ fn clock_step_quarantines_runs_hook_and_exits() {
         assert_eq!(s["quarantines"], 0, "node-{}", k + 1);
     }
     check_skew(&c, &[0, 1, 2, 3, 4], "5 correct nodes after two stepped");
+
+    // SIGTERM while the quarantine hook hangs: the stop still ends within 2 s, the hook
+    // is killed and the log says so.
+    let (code, secs) = c.terminate(5);
+    assert_eq!(code, Some(0), "SIGTERM exits 0");
+    assert!(
+        secs < 2.0,
+        "graceful stop with a hung hook took {secs:.2} s"
+    );
+    let log = c.log(5);
+    assert!(
+        log.contains("the quarantine hook was still running"),
+        "{}",
+        common::tail(&log, 20)
+    );
+    assert!(
+        log.contains("bftime node stopped"),
+        "{}",
+        common::tail(&log, 20)
+    );
 }
 
 #[test]
