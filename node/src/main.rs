@@ -107,17 +107,38 @@ enum Command {
     /// Load and check a node's configuration (node file, cluster file, key).
     ///
     /// Exits 0 with a one-line summary, or 78 with the file, the field and the fix.
+    /// Unknown fields are errors. The fields (README, "Configuration", has a commented
+    /// example of each file):
+    ///
+    /// node.toml: key_file, cluster_file, listen (multiaddrs), api_listen (loopback
+    /// unless allow_remote_api = true), audit_log; [audit] fsync ("record" | "round" |
+    /// "never"), max_file_mb, quarantine_on_failure; [quarantine] hook,
+    /// exit_on_quarantine; [testing] (the testnet's simulated clocks and behaviours,
+    /// refused unless enabled = true; never in production).
+    ///
+    /// cluster.toml: cluster_id, round_period_ms, precision_ms, max_drift_ppm, faulty
+    /// (optional), startup_round_divisor; [quarantine] unhealthy_rounds,
+    /// probation_rounds, allow_rejoin; one [[member]] per node with name, public_key
+    /// (64 hex digits, from `bftime keygen`) and addresses (multiaddrs, /dns4/… allowed).
     Validate {
+        /// The node file (node.toml); it names the cluster file and the key.
         #[arg(long)]
         config: PathBuf,
+        /// Print JSON: {"ok": true, …the summary} or {"ok": false, "file", "field",
+        /// "problem", "fix"}.
         #[arg(long)]
         json: bool,
     },
     /// Run the node in the foreground until SIGINT/SIGTERM (or quarantine, if
     /// `exit_on_quarantine` is set). Log level: RUST_LOG (default `info`).
+    ///
+    /// Exit codes: 0 stopped on a signal; 10 quarantined with exit_on_quarantine; 78
+    /// configuration error; 1 anything else (the log says what).
     Run {
+        /// The node file (node.toml); check it first with `bftime validate`.
         #[arg(long)]
         config: PathBuf,
+        /// Log lines for people (human) or one JSON object per line (json).
         #[arg(long, value_enum, default_value = "human")]
         log_format: LogFormat,
     },

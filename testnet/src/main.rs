@@ -27,8 +27,12 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Run one simulated cluster and report its true skew.
+    // Negative numbers are values (`--delay-ms -1`), so the scenario's own check can say
+    // what is wrong with them.
+    #[command(allow_negative_numbers = true)]
     Sim(SimArgs),
     /// Run every strategy against every algorithm and print a Markdown table.
+    #[command(allow_negative_numbers = true)]
     Table(TableArgs),
     /// Spawn N real `bftime run` processes on loopback with drifting, stepping and lying
     /// clocks, measure the true skew every second, and write report.json, report.md
@@ -180,6 +184,7 @@ struct ScenarioArgs {
     /// Nodes cut off from the network for --partition-rounds rounds, from a third of the run
     #[arg(long, default_value_t = 0)]
     partition_nodes: usize,
+    /// How many rounds --partition-nodes stay cut off
     #[arg(long, default_value_t = 0)]
     partition_rounds: u64,
     /// Size of the liars' lie (liar, two-faced, random, forger), in milliseconds
@@ -223,8 +228,10 @@ struct TableArgs {
     /// Byzantine members
     #[arg(long, default_value_t = 83)]
     faulty: usize,
+    /// Rounds to simulate for each row
     #[arg(long, default_value_t = 100)]
     rounds: u64,
+    /// Seed: every row runs the same scenario from it
     #[arg(long, default_value_t = 1)]
     seed: u64,
     #[command(flatten)]
@@ -283,13 +290,28 @@ fn fmt_ms(ns: i64) -> String {
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// A usage error on one line, as scripts and the issue ask: clap's message with its
+/// hints folded in, without the usage block and the pointer to `--help`.
+fn one_line(e: &clap::Error) -> String {
+    e.to_string()
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with("Usage:") && !l.starts_with("For more"))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(c) => c,
+        Err(e) if e.use_stderr() => {
+            eprintln!("{}", one_line(&e));
+            return ExitCode::from(2);
+        }
         Err(e) => {
-            let code = if e.use_stderr() { 2 } else { 0 };
+            // --help and --version.
             let _ = e.print();
-            return ExitCode::from(code);
+            return ExitCode::SUCCESS;
         }
     };
     match cli.command {

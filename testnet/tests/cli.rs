@@ -13,17 +13,23 @@ fn sim(args: &[&str]) -> std::process::Output {
 
 #[test]
 fn bad_arguments_exit_2_with_one_line() {
-    for args in [
-        &["--nodes", "0"][..],
-        &["--nodes", "10", "--faulty", "10"],
-        &["--delay-ms", "-1"],
-        &["--strategy", "sneaky"],
-        &["--rounds", "0"],
+    // Each with a word the one line must contain, so it says what is wrong.
+    for (args, names) in [
+        (&["--nodes", "0"][..], "nodes"),
+        (&["--nodes", "10", "--faulty", "10"], "faulty"),
+        (&["--delay-ms", "-1"], "delay"),
+        (&["--delay-ms=-1"], "delay"),
+        (&["--jitter-ms", "-0.5"], "jitter"),
+        (&["--strategy", "sneaky"], "sneaky"),
+        (&["--rounds", "0"], "rounds"),
+        (&["--no-such-flag"], "no-such-flag"),
     ] {
         let out = sim(args);
         assert_eq!(out.status.code(), Some(2), "{args:?}");
         let err = String::from_utf8_lossy(&out.stderr);
-        assert!(!err.trim().is_empty(), "{args:?}");
+        assert_eq!(err.trim().lines().count(), 1, "{args:?}: {err}");
+        assert!(err.contains(names), "{args:?}: {err}");
+        assert!(out.stdout.is_empty(), "{args:?}");
     }
 }
 
