@@ -57,6 +57,73 @@ fn check_skew(c: &Cluster, nodes: &[usize], label: &str) {
     assert!(worst.0 < PI_NS, "{label}: skew {} ns beyond Π", worst.0);
 }
 
+/// `/metrics` of a synced node `k` in an `n`-node cluster: Prometheus text with the
+/// names issue #3 lists (prefix `bftime_`, base units, `_total` counters) and values that
+/// match what the node is doing.
+fn check_metrics(c: &Cluster, k: usize, n: usize) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let addr = c.init.nodes[k].api_listen.parse().unwrap();
+    let (code, body) = rt
+        .block_on(bftime_node::client::get(addr, "/metrics"))
+        .unwrap();
+    assert_eq!(code, 200);
+    let text = String::from_utf8(body).unwrap();
+    let samples: Vec<(&str, f64)> = text
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .map(|l| {
+            let (name, value) = l.rsplit_once(' ').unwrap();
+            (name, value.parse::<f64>().unwrap())
+        })
+        .collect();
+    let value = |name: &str| {
+        samples
+            .iter()
+            .find(|(s, _)| *s == name)
+            .map(|(_, v)| *v)
+            .unwrap_or_else(|| panic!("no sample {name} in:\n{text}"))
+    };
+    for (name, _) in &samples {
+        assert!(name.starts_with("bftime_"), "{name}");
+    }
+    for l in text.lines().filter(|l| l.starts_with("# TYPE ")) {
+        if l.ends_with(" counter") {
+            let family = l.split(' ').nth(2).unwrap();
+            assert!(
+                samples
+                    .iter()
+                    .any(|(s, _)| s.starts_with(&format!("{family}_total"))),
+                "counter {family} has no _total sample"
+            );
+        }
+    }
+    assert_eq!(value("bftime_state{state=\"synced\"}"), 1.0);
+    assert_eq!(value("bftime_state{state=\"quarantined\"}"), 0.0);
+    assert_eq!(value("bftime_serving"), 1.0);
+    assert_eq!(value("bftime_members"), n as f64);
+    assert!(value("bftime_round") >= 1.0);
+    assert!(value("bftime_readings_accepted_total") > 0.0);
+    assert_eq!(value("bftime_quarantines_total"), 0.0);
+    let error = value("bftime_error_bound_seconds");
+    assert!(error > 0.0 && error < 0.2, "error bound {error} s");
+    assert!(value("bftime_offset_seconds").is_finite());
+    assert!(value("bftime_rate_correction_ratio").abs() < 1e-3);
+    for prefix in [
+        "bftime_peer_offset_seconds{",
+        "bftime_peer_delay_seconds{",
+        "bftime_peer_error_seconds{",
+    ] {
+        let rows = samples
+            .iter()
+            .filter(|(s, _)| s.starts_with(prefix))
+            .count();
+        assert_eq!(rows, n - 1, "{prefix} rows");
+    }
+}
+
 fn all_synced_test(n: usize) {
     let mut c = Cluster::new(n, PERIOD_MS);
     c.start_all();
@@ -87,6 +154,7 @@ fn all_synced_test(n: usize) {
         assert_eq!(now["status"], "synced");
     }
     check_skew(&c, &all, &format!("{n} nodes"));
+    check_metrics(&c, 0, n);
     // Human status names every peer.
     let out = std::process::Command::new(common::BIN)
         .args(["status", "--config"])
