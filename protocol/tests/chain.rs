@@ -524,3 +524,151 @@ fn second_answers_as_evidence(batch: bool) {
     };
     assert_eq!(summary.duplicates, vec![(first, second)]);
 }
+
+/// Drives core `i` alone through its timers (dropping what it sends) until it asks
+/// `peer`: that request, and the local time it went out.
+fn next_request_to(
+    net: &mut Net,
+    i: usize,
+    peer: MemberId,
+    rng: &mut StdRng,
+) -> (bftime_protocol::Request, LocalTime) {
+    for _ in 0..10_000 {
+        let t = net.timers[i];
+        let mut found = None;
+        for a in net.cores[i].handle_timer(t, rng) {
+            match a {
+                Action::SetTimer { at } => net.timers[i] = at,
+                Action::SendRequest { to, request } if to == peer => found = Some(request),
+                _ => {}
+            }
+        }
+        if let Some(r) = found {
+            return (r, t);
+        }
+    }
+    panic!("core {i} never asked {peer:?}");
+}
+
+/// Spec §4.2: a response is used only if it is signed by the member it came from,
+/// names that member as responder, this node as requester and this cluster, answers a
+/// nonce this node sent in the round the reading names and still waits for, and its
+/// timestamps are in order. Each bad variant is refused with its own reason and counted,
+/// and none of them spends the nonce: the genuine answer is still accepted afterwards,
+/// once.
+#[test]
+fn every_bad_response_is_refused_with_its_reason() {
+    use bftime_protocol::ResponseOutcome;
+    let mut net = net(4);
+    net.run(2);
+    let mut rng = StdRng::seed_from_u64(11);
+    let (request, sent) = next_request_to(&mut net, 0, MemberId(1), &mut rng);
+    let arrived = LocalTime(sent.0 + 300_000);
+    let honest = net.cores[1]
+        .answer_request(MemberId(0), &request, sent, sent)
+        .expect("answered");
+    let key = |m: u16| NodeKey::from_seed(&[m as u8 + 1; 32]);
+    let signed_by = |m: u16, r: &Reading| Signed::sign(r, &key(m)).expect("signed");
+    let refused = |net: &mut Net, from: u16, signed: &Signed<Reading>, t1, t4| match net.cores[0]
+        .handle_response(MemberId(from), signed, t1, t4)
+    {
+        ResponseOutcome::Rejected(reason) => reason,
+        ResponseOutcome::Accepted => panic!("accepted"),
+    };
+    let variant = |f: &dyn Fn(&mut Reading)| {
+        let mut r = honest;
+        f(&mut r);
+        r
+    };
+    let cases: Vec<(&str, u16, Signed<Reading>, RejectReason)> = vec![
+        (
+            "signed by another member",
+            1,
+            signed_by(2, &honest),
+            RejectReason::BadSignature,
+        ),
+        (
+            "names another responder than its signer",
+            2,
+            signed_by(2, &honest),
+            RejectReason::WrongResponder,
+        ),
+        (
+            "another cluster",
+            1,
+            signed_by(1, &variant(&|r| r.cluster ^= 1)),
+            RejectReason::WrongCluster,
+        ),
+        (
+            "another requester",
+            1,
+            signed_by(1, &variant(&|r| r.requester = MemberId(2))),
+            RejectReason::WrongRequester,
+        ),
+        (
+            "a nonce never sent",
+            1,
+            signed_by(1, &variant(&|r| r.nonce[0] ^= 1)),
+            RejectReason::UnknownNonce,
+        ),
+        (
+            "another round than the request's",
+            1,
+            signed_by(1, &variant(&|r| r.round += 1)),
+            RejectReason::ForeignRound,
+        ),
+    ];
+    for (what, from, signed, want) in &cases {
+        let before = net.cores[0].rejected().get(*want);
+        assert_eq!(
+            refused(&mut net, *from, signed, sent, arrived),
+            *want,
+            "{what}"
+        );
+        assert_eq!(
+            net.cores[0].rejected().get(*want),
+            before + 1,
+            "{what} counted"
+        );
+    }
+    let genuine = signed_by(1, &honest);
+    assert_eq!(
+        refused(&mut net, 1, &genuine, arrived, sent),
+        RejectReason::BadTimestamps,
+        "answered before it was asked"
+    );
+    assert_eq!(
+        refused(&mut net, 1, &genuine, LocalTime(sent.0 - 1), arrived),
+        RejectReason::BadTimestamps,
+        "sent before the request existed"
+    );
+    assert_eq!(
+        net.cores[0].handle_response(MemberId(1), &genuine, sent, arrived),
+        ResponseOutcome::Accepted,
+        "the nonce was not spent by the refusals"
+    );
+    assert_eq!(
+        refused(&mut net, 1, &genuine, sent, arrived),
+        RejectReason::Duplicate
+    );
+
+    // A request left unanswered past its round's end is stale.
+    let (request, sent) = next_request_to(&mut net, 0, MemberId(2), &mut rng);
+    let late = net.cores[2]
+        .answer_request(MemberId(0), &request, sent, sent)
+        .expect("answered");
+    let round = net.cores[0].round();
+    while net.cores[0].round() == round {
+        let t = net.timers[0];
+        for a in net.cores[0].handle_timer(t, &mut rng) {
+            if let Action::SetTimer { at } = a {
+                net.timers[0] = at;
+            }
+        }
+    }
+    let now = net.timers[0];
+    assert_eq!(
+        refused(&mut net, 2, &signed_by(2, &late), sent, now),
+        RejectReason::Stale
+    );
+}
