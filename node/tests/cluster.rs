@@ -284,6 +284,11 @@ fn one_liar_among_four() {
 }
 
 #[test]
+fn two_liars_among_seven() {
+    liars_test(7, &[1, 5], &[]);
+}
+
+#[test]
 fn a_liar_and_a_forger_among_seven() {
     liars_test(7, &[1, 5], &[5]);
 }
@@ -460,4 +465,62 @@ fn outsider_key_gets_nothing_and_changes_nothing() {
     }
     eprintln!("members refused {refused} connections from the outsider");
     assert!(refused > 0, "members refused the outsider's connections");
+}
+
+/// Started by systemd (`Type=notify`, as in `node/dist/bftime.service`): the node tells
+/// the notify socket its state from the start, `READY=1` once (when it serves time),
+/// pings the watchdog at half its interval, and says `STOPPING=1` on SIGTERM.
+#[test]
+fn systemd_hears_status_ready_watchdog_and_stopping() {
+    use std::os::unix::net::UnixDatagram;
+    let mut c = Cluster::new(4, PERIOD_MS);
+    let socket_path = c.dir.path().join("notify.sock");
+    let socket = UnixDatagram::bind(&socket_path).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    for k in 0..3 {
+        c.start(k);
+    }
+    let socket_env = socket_path.to_str().unwrap().to_owned();
+    c.start_with_env(
+        3,
+        &[("NOTIFY_SOCKET", &socket_env), ("WATCHDOG_USEC", "1000000")],
+    );
+    let mut heard: Vec<String> = Vec::new();
+    let mut buf = [0u8; 4096];
+    let mut listen = |heard: &mut Vec<String>, for_how_long: Duration| {
+        let start = std::time::Instant::now();
+        while start.elapsed() < for_how_long {
+            if let Ok(len) = socket.recv(&mut buf) {
+                heard.push(String::from_utf8_lossy(&buf[..len]).into_owned());
+            }
+        }
+    };
+    let start = std::time::Instant::now();
+    while !heard.iter().any(|m| m.contains("READY=1")) {
+        assert!(
+            start.elapsed() < SYNC_TIMEOUT,
+            "no READY=1 within {SYNC_TIMEOUT:?}; heard {heard:?}"
+        );
+        listen(&mut heard, Duration::from_secs(1));
+    }
+    // Some more of the watchdog (every 0.5 s) and of the state.
+    listen(&mut heard, Duration::from_secs(3));
+    assert!(synced(&c.status(3).unwrap()));
+    let first_status = heard.iter().find(|m| m.contains("STATUS=")).unwrap();
+    assert!(first_status.contains("starting"), "{heard:?}");
+    let ready: Vec<&String> = heard.iter().filter(|m| m.contains("READY=1")).collect();
+    assert_eq!(ready.len(), 1, "READY=1 once: {heard:?}");
+    assert!(ready[0].contains("STATUS="), "{ready:?}");
+    let pings = heard.iter().filter(|m| m.contains("WATCHDOG=1")).count();
+    assert!(
+        pings >= 4,
+        "{pings} watchdog pings in 3 s and more: {heard:?}"
+    );
+    let (code, secs) = c.terminate(3);
+    assert_eq!(code, Some(0));
+    assert!(secs < 2.0, "stop took {secs:.2} s");
+    listen(&mut heard, Duration::from_millis(500));
+    assert!(heard.iter().any(|m| m.contains("STOPPING=1")), "{heard:?}");
 }

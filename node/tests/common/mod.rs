@@ -84,12 +84,18 @@ impl Cluster {
     }
 
     pub fn start(&mut self, k: usize) {
+        self.start_with_env(k, &[]);
+    }
+
+    /// As [`Cluster::start`], with these extra environment variables.
+    pub fn start_with_env(&mut self, k: usize, env: &[(&str, &str)]) {
         let log = std::fs::File::create(self.log_path(k)).unwrap();
         let child = Command::new(BIN)
             .args(["run", "--config"])
             .arg(self.config(k))
             .env("RUST_LOG", "info")
             .env("NO_COLOR", "1")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
