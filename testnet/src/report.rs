@@ -93,8 +93,11 @@ pub struct SimReport {
     pub converged_round: Option<u64>,
     pub correct_nodes: usize,
     pub synced_correct_at_end: usize,
-    /// Correct nodes (not clock-faulted) that quarantined at some point.
+    /// Correct nodes that quarantined at some point, but for those that had to: a
+    /// stepped or stalled clock (`--clock-faults`), or cut off by `--partition-nodes`
+    /// for at least K (`unhealthy_rounds`) rounds.
     pub false_quarantines: usize,
+    /// Nodes that had to quarantine (as above), and how many of them did.
     pub expected_quarantines: usize,
     pub observed_quarantines: usize,
     /// Faulty nodes that more than half of the correct nodes list as suspects at the end.

@@ -825,14 +825,28 @@ impl Simulation {
             .iter()
             .filter(|&&b| votes[b] * 2 > correct.len())
             .count();
+        // Correct nodes cut off for K rounds or more cannot gather a quorum, so they
+        // must quarantine (fail closed, spec §6): an expected quarantine, like a stepped
+        // clock's, not a false one. A shorter cut must be ridden out.
+        let sc = &self.sc;
+        let cut_off_for_k = sc.partition_nodes > 0
+            && self.nodes.first().is_some_and(|n| {
+                sc.partition_rounds >= u64::from(n.core.params().unhealthy_rounds)
+            });
+        let partition_first = sc.nodes - sc.faulty - sc.clock_faults - sc.partition_nodes;
+        let must_quarantine = |i: usize| {
+            self.nodes[i].role == Role::ClockFaulty
+                || (cut_off_for_k
+                    && (partition_first..partition_first + sc.partition_nodes).contains(&i))
+        };
         let false_quarantines = correct
             .iter()
-            .filter(|&&c| self.nodes[c].ever_quarantined)
+            .filter(|&&c| self.nodes[c].ever_quarantined && !must_quarantine(c))
             .count();
-        let clock_faulty: Vec<usize> = (0..self.nodes.len())
-            .filter(|&i| self.nodes[i].role == Role::ClockFaulty)
+        let expected: Vec<usize> = (0..self.nodes.len())
+            .filter(|&i| must_quarantine(i))
             .collect();
-        let observed = clock_faulty
+        let observed = expected
             .iter()
             .filter(|&&c| self.nodes[c].ever_quarantined)
             .count();
@@ -844,7 +858,7 @@ impl Simulation {
             correct: correct.len(),
             faulty_suspected,
             false_quarantines,
-            expected_quarantines: clock_faulty.len(),
+            expected_quarantines: expected.len(),
             observed_quarantines: observed,
             synced_correct_at_end: synced_at_end,
         }

@@ -237,3 +237,79 @@ fn baselines_break_where_wl_holds() {
         "{berkeley:?} vs {wl:?}"
     );
 }
+
+fn n40(strategy: Strategy, rounds: u64) -> Scenario {
+    Scenario {
+        nodes: 40,
+        faulty: 13,
+        strategy,
+        rounds,
+        seed: 5,
+        ..Scenario::default()
+    }
+}
+
+/// spec §6: a node whose clock steps or stalls mid-run quarantines (a hard violation),
+/// no other correct node does, and no two serving nodes are ever more than Π apart.
+#[test]
+fn stepped_and_stalled_clocks_quarantine_and_nobody_else_does() {
+    let r = run(Scenario {
+        clock_faults: 2,
+        ..n40(Strategy::Mixed, 40)
+    });
+    assert_eq!(r.expected_quarantines, 2, "{r:?}");
+    assert_eq!(r.observed_quarantines, 2, "{r:?}");
+    assert_eq!(r.false_quarantines, 0, "{r:?}");
+    assert!(r.max_serving_skew_ns <= r.precision_ns, "{r:?}");
+    assert_eq!(r.synced_correct_at_end, r.correct_nodes, "{r:?}");
+}
+
+/// spec §6: correct nodes cut off from everyone for K rounds or more have no quorum, so
+/// they quarantine, and rejoin after probation once the partition heals; a cut shorter
+/// than K is ridden out without a quarantine. The rest never notice.
+#[test]
+fn partitioned_nodes_quarantine_and_rejoin_and_a_short_cut_is_ridden_out() {
+    let long = run(Scenario {
+        partition_nodes: 3,
+        partition_rounds: 8,
+        ..n40(Strategy::Mixed, 60)
+    });
+    assert_eq!(long.expected_quarantines, 3, "{long:?}");
+    assert_eq!(long.observed_quarantines, 3, "{long:?}");
+    assert_eq!(long.false_quarantines, 0, "{long:?}");
+    assert!(long.max_serving_skew_ns <= long.precision_ns, "{long:?}");
+    assert_eq!(long.synced_correct_at_end, long.correct_nodes, "{long:?}");
+    let short = run(Scenario {
+        partition_nodes: 3,
+        partition_rounds: 2,
+        ..n40(Strategy::Mixed, 60)
+    });
+    assert_eq!(short.expected_quarantines, 0, "{short:?}");
+    assert_eq!(short.false_quarantines, 0, "{short:?}");
+    assert_eq!(
+        short.synced_correct_at_end, short.correct_nodes,
+        "{short:?}"
+    );
+}
+
+/// Lost messages (the simulator drops each one independently; TCP would turn loss into
+/// delay): 5 % loss with the maximum of faulty members still converges with no false
+/// quarantine; at 30 % no node gathers a quorum, so nobody serves time (liveness lost,
+/// safety kept: fail closed).
+#[test]
+fn message_loss_costs_liveness_never_safety() {
+    let some = run(Scenario {
+        loss: 0.05,
+        ..n40(Strategy::Mixed, 60)
+    });
+    assert!(some.converged, "{some:?}");
+    assert_eq!(some.false_quarantines, 0, "{some:?}");
+    assert!(some.max_skew_ns <= some.precision_ns, "{some:?}");
+    assert_eq!(some.synced_correct_at_end, some.correct_nodes, "{some:?}");
+    let heavy = run(Scenario {
+        loss: 0.3,
+        ..n40(Strategy::Mixed, 60)
+    });
+    assert!(heavy.max_serving_skew_ns <= heavy.precision_ns, "{heavy:?}");
+    assert_eq!(heavy.synced_correct_at_end, 0, "{heavy:?}");
+}
