@@ -18,8 +18,22 @@ pub struct HookEnv {
     pub reason: String,
 }
 
-/// Runs `sh -c hook` with `BFTIME_NODE`, `BFTIME_ROUND`, `BFTIME_QUARANTINE_CODE` and
-/// `BFTIME_QUARANTINE_REASON` set; logs how it ended.
+/// Kills a hook's whole process group when dropped, unless disarmed: a hook that runs
+/// too long, or is still running when the node stops (its task is then dropped), goes
+/// with everything it started (`sh -c 'curl …'` leaves `curl` running if only the shell
+/// is killed). A hook that ends on its own keeps what it put in the background.
+struct GroupKiller(Option<rustix::process::Pid>);
+
+impl Drop for GroupKiller {
+    fn drop(&mut self) {
+        if let Some(group) = self.0.take() {
+            let _ = rustix::process::kill_process_group(group, rustix::process::Signal::KILL);
+        }
+    }
+}
+
+/// Runs `sh -c hook` in a process group of its own, with `BFTIME_NODE`, `BFTIME_ROUND`,
+/// `BFTIME_QUARANTINE_CODE` and `BFTIME_QUARANTINE_REASON` set; logs how it ended.
 pub async fn run(hook: String, env: HookEnv) {
     let mut cmd = Command::new("sh");
     cmd.arg("-c")
@@ -29,6 +43,7 @@ pub async fn run(hook: String, env: HookEnv) {
         .env("BFTIME_QUARANTINE_CODE", &env.code)
         .env("BFTIME_QUARANTINE_REASON", &env.reason)
         .stdin(std::process::Stdio::null())
+        .process_group(0)
         .kill_on_drop(true);
     let mut child = match cmd.spawn() {
         Ok(c) => c,
@@ -37,7 +52,19 @@ pub async fn run(hook: String, env: HookEnv) {
             return;
         }
     };
-    match tokio::time::timeout(HOOK_TIMEOUT, child.wait()).await {
+    // The group's id is the shell's pid (`process_group(0)`).
+    let mut killer = GroupKiller(
+        child
+            .id()
+            .and_then(|id| i32::try_from(id).ok())
+            .and_then(rustix::process::Pid::from_raw),
+    );
+    let waited = tokio::time::timeout(HOOK_TIMEOUT, child.wait()).await;
+    if matches!(waited, Ok(Ok(_))) {
+        killer.0 = None;
+    }
+    drop(killer);
+    match waited {
         Ok(Ok(status)) if status.success() => tracing::info!(%hook, "quarantine hook finished"),
         Ok(Ok(status)) => tracing::error!(%hook, %status, "quarantine hook failed"),
         Ok(Err(e)) => tracing::error!(%hook, error = %e, "quarantine hook failed"),

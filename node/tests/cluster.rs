@@ -311,12 +311,19 @@ fn clock_step_quarantines_runs_hook_and_exits() {
         c.quarantine_action(
             k,
             QuarantineAction {
-                // node-6's hook then hangs: it is still running when node-6 is told
-                // to stop, below.
+                // node-6's hook then hangs, waiting for a child of its own: both are
+                // still running when node-6 is told to stop, below.
                 hook: Some(format!(
                     "env | grep '^BFTIME_' | sort > '{}'{}",
                     out.display(),
-                    if k == 5 { "; exec sleep 120" } else { "" }
+                    if k == 5 {
+                        format!(
+                            "; sleep 120 & echo $! > '{}'; wait",
+                            dir.join("hook-child.pid").display()
+                        )
+                    } else {
+                        String::new()
+                    }
                 )),
                 exit_on_quarantine: k == 6,
             },
@@ -394,6 +401,18 @@ fn clock_step_quarantines_runs_hook_and_exits() {
         "{}",
         common::tail(&log, 20)
     );
+    // The hook's own child went with it (its whole process group is killed).
+    let pid = std::fs::read_to_string(dir.join("hook-child.pid")).unwrap();
+    let alive = |pid: &str| {
+        std::fs::read_to_string(format!("/proc/{}/stat", pid.trim()))
+            .is_ok_and(|stat| !stat.contains(") Z "))
+    };
+    let mut waited = 0;
+    while alive(&pid) && waited < 20 {
+        std::thread::sleep(Duration::from_millis(100));
+        waited += 1;
+    }
+    assert!(!alive(&pid), "the hook's child {} survived", pid.trim());
 }
 
 #[test]
