@@ -356,6 +356,37 @@ fn clock_step_quarantines_runs_hook_and_exits() {
     let (http, _) = rt.block_on(bftime_node::client::get(addr, "/now")).unwrap();
     assert_eq!(http, 503);
 
+    // Its signed `Leaving` told the others why; once it has served again after its
+    // probation (M = 10 healthy rounds), they no longer list it as gone.
+    let row_of_node_6 = |s: &Value| {
+        s["peers"]
+            .as_array()
+            .and_then(|rows| rows.iter().find(|r| r["member"] == 5).cloned())
+            .unwrap_or(Value::Null)
+    };
+    c.wait_for(
+        &[0, 1, 2, 3, 4],
+        Duration::from_secs(10),
+        "the others learn why node-6 left",
+        |s| {
+            row_of_node_6(s)["left"]
+                .as_str()
+                .is_some_and(|why| why.contains("quarantine") || why.contains("clock"))
+        },
+    );
+    c.wait_for(
+        &[5],
+        Duration::from_secs(60),
+        "node-6 rejoins after its probation",
+        synced,
+    );
+    c.wait_for(
+        &[0, 1, 2, 3, 4],
+        Duration::from_secs(15),
+        "the others see node-6 serving again",
+        |s| row_of_node_6(s)["left"].is_null(),
+    );
+
     for k in [5, 6] {
         let path = dir.join(format!("hook-{}.txt", k + 1));
         let mut text = String::new();

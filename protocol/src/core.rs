@@ -185,6 +185,9 @@ struct PeerState {
     accepted: u64,
     suspects_me: bool,
     misbehaved: bool,
+    /// It sent a `Leaving` (reason in `cold.left`) and has not served since: checked
+    /// here, on the record's hot line, so a response touches `cold` only then.
+    has_left: bool,
 }
 
 impl PeerState {
@@ -219,7 +222,11 @@ struct Answering {
 #[derive(Debug, Clone, Default)]
 struct PeerCold {
     rejected: RejectCounts,
+    /// Why it left, until it serves again (see [`PeerState::has_left`]).
     left: Option<String>,
+    /// Its round when it left: a reading from a later round that says it serves clears
+    /// `left` (it rejoined after probation, or restarted).
+    left_in_round: u64,
     /// Batch verification: this peer once sent a forged reading, so its readings are
     /// checked alone, on arrival (a forger in every batch would make each batch fail and
     /// every reading in it be checked again alone: dearer than no batches at all).
@@ -813,6 +820,13 @@ impl Core {
         peer.nonces[pos].state = NonceState::Answered;
         peer.accepted += 1;
         let dropped = self.cfg.batch_verification && peer.cold.dropped_in_round == Some(round);
+        if peer.has_left
+            && reading.state == SyncState::Synced
+            && reading.responder_round > peer.cold.left_in_round
+        {
+            peer.has_left = false;
+            peer.cold.left = None;
+        }
         if !dropped {
             peer.last = Some((sample, reading.state));
             // Only a serving peer's opinion of us counts.
@@ -898,7 +912,10 @@ impl Core {
         }
         match signed.verify(self.suite.as_ref(), &self.cfg.members[from.index()]) {
             Ok(l) if l.member == from && l.cluster == self.cfg.cluster => {
-                self.peers[from.index()].cold.left = Some(l.reason);
+                let peer = &mut self.peers[from.index()];
+                peer.cold.left = Some(l.reason);
+                peer.cold.left_in_round = l.round;
+                peer.has_left = true;
                 ResponseOutcome::Accepted
             }
             Ok(_) => self.reject(from, RejectReason::WrongResponder),
