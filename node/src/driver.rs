@@ -41,6 +41,11 @@ const LEAVING_FLUSH: Duration = Duration::from_millis(300);
 /// quarantine (`exit_on_quarantine`) gives its hook the whole [`hook::HOOK_TIMEOUT`].
 const HOOK_GRACE_ON_SIGNAL: Duration = Duration::from_millis(1200);
 
+/// A stop on SIGTERM/SIGINT ends within this of the signal: closing the network and
+/// the API share what the leaving notice and the hooks left of it. (Closing the audit
+/// log is not cut short: it is the record of the stop.)
+const STOP_BUDGET_ON_SIGNAL: Duration = Duration::from_millis(1800);
+
 struct Driver {
     cfg: NodeConfig,
     core: Core,
@@ -189,7 +194,8 @@ pub async fn run(
     let hook_deadline = if stopped_by_signal {
         stop_started + HOOK_GRACE_ON_SIGNAL
     } else {
-        Instant::now() + hook::HOOK_TIMEOUT
+        // The hook's own limit ends it first (`hook::run`).
+        Instant::now() + hook::HOOK_TIMEOUT + Duration::from_secs(1)
     };
     for mut h in d.hooks.drain(..) {
         if tokio::time::timeout_at(hook_deadline, &mut h)
@@ -201,7 +207,7 @@ pub async fn run(
             let _ = h.await;
             tracing::error!(
                 grace = ?HOOK_GRACE_ON_SIGNAL,
-                "the quarantine hook was still running when the node was told to stop; killed it"
+                "the quarantine hook was still running when the node stopped; killed it"
             );
         }
     }
@@ -216,8 +222,14 @@ pub async fn run(
         tokio::task::spawn_blocking(move || j.close(&reason, round, t)).await?;
     }
     let _ = stop_tx.send(true);
-    d.net.stop().await;
-    let _ = tokio::time::timeout(Duration::from_millis(500), api_task).await;
+    let wind_down = if stopped_by_signal {
+        stop_started + STOP_BUDGET_ON_SIGNAL
+    } else {
+        Instant::now() + Duration::from_secs(1)
+    };
+    let _ = tokio::time::timeout_at(wind_down, d.net.stop()).await;
+    let api_limit = wind_down.min(Instant::now() + Duration::from_millis(500));
+    let _ = tokio::time::timeout_at(api_limit, api_task).await;
     tracing::info!(code, "bftime node stopped");
     Ok(code)
 }
