@@ -304,6 +304,11 @@ fn one_line(e: &clap::Error) -> String {
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(c) => c,
+        // Run with no command: clap's help, as it prints it.
+        Err(e) if e.kind() == clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            let _ = e.print();
+            return ExitCode::from(2);
+        }
         Err(e) if e.use_stderr() => {
             eprintln!("{}", one_line(&e));
             return ExitCode::from(2);
