@@ -93,9 +93,10 @@ pub struct SimReport {
     pub converged_round: Option<u64>,
     pub correct_nodes: usize,
     pub synced_correct_at_end: usize,
-    /// Correct nodes that quarantined at some point, but for those that had to: a
-    /// stepped or stalled clock (`--clock-faults`), or cut off by `--partition-nodes`
-    /// for at least K (`unhealthy_rounds`) rounds.
+    /// Correct nodes that quarantined at some point, but for those that had to or may
+    /// have: a stepped or stalled clock (`--clock-faults`), or cut off by
+    /// `--partition-nodes` for more than K (`unhealthy_rounds`) rounds (must), or for
+    /// K − 1 or K rounds (may: the cut need not start on a round boundary).
     pub false_quarantines: usize,
     /// Nodes that had to quarantine (as above), and how many of them did.
     pub expected_quarantines: usize,

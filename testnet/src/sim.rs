@@ -825,23 +825,26 @@ impl Simulation {
             .iter()
             .filter(|&&b| votes[b] * 2 > correct.len())
             .count();
-        // Correct nodes cut off for K rounds or more cannot gather a quorum, so they
-        // must quarantine (fail closed, spec §6): an expected quarantine, like a stepped
-        // clock's, not a false one. A shorter cut must be ridden out.
+        // Correct nodes cut off from everyone cannot gather a quorum. A cut of L rounds,
+        // which need not start on a round boundary, makes L − 1 to L + 1 rounds
+        // unhealthy: with L > K they must quarantine (fail closed, spec §6), an expected
+        // quarantine like a stepped clock's; with L < K − 1 they must ride it out; in
+        // between either is right, so neither is counted.
         let sc = &self.sc;
-        let cut_off_for_k = sc.partition_nodes > 0
-            && self.nodes.first().is_some_and(|n| {
-                sc.partition_rounds >= u64::from(n.core.params().unhealthy_rounds)
-            });
+        let k = self
+            .nodes
+            .first()
+            .map_or(0, |n| u64::from(n.core.params().unhealthy_rounds));
         let partition_first = sc.nodes - sc.faulty - sc.clock_faults - sc.partition_nodes;
+        let cut_off =
+            |i: usize| (partition_first..partition_first + sc.partition_nodes).contains(&i);
         let must_quarantine = |i: usize| {
-            self.nodes[i].role == Role::ClockFaulty
-                || (cut_off_for_k
-                    && (partition_first..partition_first + sc.partition_nodes).contains(&i))
+            self.nodes[i].role == Role::ClockFaulty || (cut_off(i) && sc.partition_rounds > k)
         };
+        let may_quarantine = |i: usize| cut_off(i) && sc.partition_rounds + 1 >= k;
         let false_quarantines = correct
             .iter()
-            .filter(|&&c| self.nodes[c].ever_quarantined && !must_quarantine(c))
+            .filter(|&&c| self.nodes[c].ever_quarantined && !may_quarantine(c))
             .count();
         let expected: Vec<usize> = (0..self.nodes.len())
             .filter(|&i| must_quarantine(i))
