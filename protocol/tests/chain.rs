@@ -632,6 +632,7 @@ fn every_bad_response_is_refused_with_its_reason() {
         );
     }
     let genuine = signed_by(1, &honest);
+    let bad_timestamps = net.cores[0].rejected().get(RejectReason::BadTimestamps);
     assert_eq!(
         refused(&mut net, 1, &genuine, arrived, sent),
         RejectReason::BadTimestamps,
@@ -641,6 +642,10 @@ fn every_bad_response_is_refused_with_its_reason() {
         refused(&mut net, 1, &genuine, LocalTime(sent.0 - 1), arrived),
         RejectReason::BadTimestamps,
         "sent before the request existed"
+    );
+    assert_eq!(
+        net.cores[0].rejected().get(RejectReason::BadTimestamps),
+        bad_timestamps + 2
     );
     assert_eq!(
         net.cores[0].handle_response(MemberId(1), &genuine, sent, arrived),
@@ -667,8 +672,10 @@ fn every_bad_response_is_refused_with_its_reason() {
         }
     }
     let now = net.timers[0];
+    let stale = net.cores[0].rejected().get(RejectReason::Stale);
     assert_eq!(
         refused(&mut net, 2, &signed_by(2, &late), sent, now),
         RejectReason::Stale
     );
+    assert_eq!(net.cores[0].rejected().get(RejectReason::Stale), stale + 1);
 }
