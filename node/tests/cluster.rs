@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use bftime_node::config::QuarantineAction;
 use bftime_node::testing::Behaviour;
-use common::{Cluster, honest};
+use common::{Cluster, honest, stepping};
 use serde_json::Value;
 
 const PERIOD_MS: u64 = 1000;
@@ -303,10 +303,7 @@ fn clock_step_quarantines_runs_hook_and_exits() {
     }
     let dir = c.dir.path().to_path_buf();
     for k in [5, 6] {
-        let mut t = honest();
-        t.step_after_s = Some(15.0);
-        t.step_ms = 2000.0;
-        c.testing(k, t);
+        c.testing(k, stepping(15.0));
         let out = dir.join(format!("hook-{}.txt", k + 1));
         c.quarantine_action(
             k,
@@ -548,10 +545,7 @@ fn sigterm_while_the_quarantine_hook_hangs() {
         c.testing(k, honest());
     }
     let dir = c.dir.path().to_path_buf();
-    let mut t = honest();
-    t.step_after_s = Some(12.0);
-    t.step_ms = 2000.0;
-    c.testing(3, t);
+    c.testing(3, stepping(12.0));
     let pid_file = dir.join("hook-child.pid");
     c.quarantine_action(
         3,

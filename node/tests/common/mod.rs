@@ -258,3 +258,12 @@ pub fn tail(s: &str, lines: usize) -> String {
 pub fn honest() -> TestingConfig {
     TestingConfig::enabled()
 }
+
+/// An honest node's testing section whose clock steps by 2 s `after_s` seconds in (a
+/// hard violation once it serves: it must quarantine).
+pub fn stepping(after_s: f64) -> TestingConfig {
+    let mut t = honest();
+    t.step_after_s = Some(after_s);
+    t.step_ms = 2000.0;
+    t
+}
