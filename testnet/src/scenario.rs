@@ -84,6 +84,14 @@ impl Default for Scenario {
 pub struct ScenarioError(pub String);
 
 impl Scenario {
+    /// The members `partition_nodes` cuts off: the correct ones just before the
+    /// clock-faulty and the faulty ones (see `Simulation::new`). Empty without a
+    /// partition; call on a validated scenario.
+    pub fn partitioned_members(&self) -> std::ops::Range<usize> {
+        let end = self.nodes.saturating_sub(self.faulty + self.clock_faults);
+        end.saturating_sub(self.partition_nodes)..end
+    }
+
     pub fn validate(&self) -> Result<(), ScenarioError> {
         let bad = |m: String| Err(ScenarioError(m));
         if self.nodes == 0 {

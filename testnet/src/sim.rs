@@ -835,9 +835,7 @@ impl Simulation {
             .nodes
             .first()
             .map_or(0, |n| u64::from(n.core.params().unhealthy_rounds));
-        let partition_first = sc.nodes - sc.faulty - sc.clock_faults - sc.partition_nodes;
-        let cut_off =
-            |i: usize| (partition_first..partition_first + sc.partition_nodes).contains(&i);
+        let cut_off = |i: usize| sc.partitioned_members().contains(&i);
         let must_quarantine = |i: usize| {
             self.nodes[i].role == Role::ClockFaulty || (cut_off(i) && sc.partition_rounds > k)
         };
@@ -1126,10 +1124,9 @@ fn partitioned(i: usize, now: i64, shared: &Shared<'_>) -> bool {
     if sc.partition_nodes == 0 {
         return false;
     }
-    let first = sc.nodes - sc.faulty - sc.clock_faults - sc.partition_nodes;
     let start = shared.period_ns * (sc.rounds / 3) as i64;
     let stop = start + shared.period_ns * sc.partition_rounds as i64;
-    (first..first + sc.partition_nodes).contains(&i) && (start..stop).contains(&now)
+    sc.partitioned_members().contains(&i) && (start..stop).contains(&now)
 }
 
 /// One-way delay from `from` to `to` sent at `now`, or `None` if the message is lost.
