@@ -145,7 +145,6 @@ pub async fn run(
     let mut watchdog_tick = tokio::time::interval(watchdog.unwrap_or(Duration::from_secs(3600)));
     tokio::pin!(shutdown);
     let mut stopped_by_signal = false;
-    let mut stop_started = Instant::now();
     // One timer, re-armed only when the core's deadline changes or it fired (arming a
     // fresh timer for every network event would cost more than the event).
     let sleep = tokio::time::sleep(d.sleep_for());
@@ -157,7 +156,6 @@ pub async fn run(
             biased;
             () = &mut shutdown => {
                 stopped_by_signal = true;
-                stop_started = Instant::now();
                 break;
             }
             Some(ev) = d.net.events.recv() => d.on_net(ev),
@@ -183,7 +181,9 @@ pub async fn run(
         }
     }
 
-    // Graceful stop: tell peers, let hooks finish, close the network and the API.
+    // Graceful stop: tell peers, let hooks finish, close the network and the API. On a
+    // signal the loop breaks at once, so the stop's deadlines count from here.
+    let stop_started = Instant::now();
     d.systemd.stopping();
     let code = d.exit_code.unwrap_or(exit::OK);
     if stopped_by_signal {
