@@ -676,6 +676,17 @@ pub fn run(o: &RunOptions) -> anyhow::Result<RunReport> {
     let accepted = sum_status(&tracks, |s| s.snapshot.readings_accepted);
     let bytes = sum_status(&tracks, |s| s.network.frame_bytes_sent);
     let rounds = elapsed_s / (period_ms as f64 / 1000.0);
+    // From convergence to the end: exchanges answered, CPU seconds and wake-ups.
+    let steady = at_convergence.and_then(|(cpu0, ans0, woken0)| {
+        let exchanges = answered.saturating_sub(ans0);
+        (exchanges > 0).then(|| {
+            (
+                exchanges as f64,
+                total_cpu - cpu0,
+                wakeups.saturating_sub(woken0) as f64,
+            )
+        })
+    });
     let summary = Summary {
         max_skew_ns: max_skew,
         p50_skew_ns: p50_skew,
@@ -697,14 +708,8 @@ pub fn run(o: &RunOptions) -> anyhow::Result<RunReport> {
         exchanges_per_node_per_round: answered as f64 / n as f64 / rounds.max(1e-9),
         frame_bytes_per_node_per_round: bytes as f64 / n as f64 / rounds.max(1e-9),
         cpu_per_exchange_us: (answered > 0).then(|| total_cpu / answered as f64 * 1e6),
-        cpu_per_exchange_steady_us: at_convergence.and_then(|(cpu0, ans0, _)| {
-            let d = answered.saturating_sub(ans0);
-            (d > 0).then(|| (total_cpu - cpu0) / d as f64 * 1e6)
-        }),
-        wakeups_per_exchange_steady: at_convergence.and_then(|(_, ans0, woken0)| {
-            let d = answered.saturating_sub(ans0);
-            (d > 0).then(|| wakeups.saturating_sub(woken0) as f64 / d as f64)
-        }),
+        cpu_per_exchange_steady_us: steady.map(|(exchanges, cpu_s, _)| cpu_s / exchanges * 1e6),
+        wakeups_per_exchange_steady: steady.map(|(exchanges, _, woken)| woken / exchanges),
         samples: series.len(),
         elapsed_s,
     };
