@@ -198,6 +198,23 @@ struct ScenarioArgs {
     json: bool,
 }
 
+/// Threads for a simulation: `--threads`, else every core from [`ALL_CORES_FROM_NODES`]
+/// nodes up, else one.
+fn sim_threads(asked: Option<u16>, nodes: usize) -> usize {
+    match asked {
+        Some(t) => usize::from(t),
+        None if nodes >= ALL_CORES_FROM_NODES => {
+            std::thread::available_parallelism().map_or(1, |c| c.get().min(64))
+        }
+        None => 1,
+    }
+}
+
+/// From this many nodes a run's windows are busy enough for threads to pay: 250 nodes ×
+/// 1000 rounds took 19.7 s on two threads against 28.3 s on one (2-core host); 100
+/// nodes gained 6 %, and 31 (real ed25519, small windows) ran 12 % slower.
+const ALL_CORES_FROM_NODES: usize = 200;
+
 #[derive(clap::Args, Debug)]
 struct SimArgs {
     /// Byzantine members actually present (the protocol tolerates ⌊(n−1)/3⌋)
@@ -215,10 +232,10 @@ struct SimArgs {
     /// Algorithm: wl (bftime) or a baseline
     #[arg(long, value_enum, default_value_t = AlgorithmArg::Wl)]
     algorithm: AlgorithmArg,
-    /// Threads for busy stretches of the run. The report is identical for any value;
-    /// only wall_ms changes
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
-    threads: u16,
+    /// Threads for busy stretches of the run [default: every core from 200 nodes up, else
+    /// 1]. The report is identical for any value; only wall_ms changes
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=64))]
+    threads: Option<u16>,
     #[command(flatten)]
     scenario: ScenarioArgs,
 }
@@ -329,8 +346,9 @@ fn main() -> ExitCode {
                 a.seed,
                 a.algorithm.into(),
             );
+            let threads = sim_threads(a.threads, a.scenario.nodes);
             let sim = match Simulation::new(sc) {
-                Ok(s) => s.with_threads(usize::from(a.threads)),
+                Ok(s) => s.with_threads(threads),
                 Err(e) => {
                     eprintln!("error: {e}");
                     return ExitCode::from(2);
@@ -346,7 +364,8 @@ fn main() -> ExitCode {
                     }
                 }
             } else {
-                println!("{}", report.human());
+                let plural = if threads == 1 { "" } else { "s" };
+                println!("{} on {threads} thread{plural}", report.human());
             }
             ExitCode::SUCCESS
         }
@@ -443,5 +462,19 @@ fn main() -> ExitCode {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn threads_default_to_every_core_only_for_large_runs() {
+        assert_eq!(sim_threads(Some(3), 31), 3, "an explicit --threads wins");
+        assert_eq!(sim_threads(Some(1), 1000), 1);
+        assert_eq!(sim_threads(None, 199), 1);
+        let cores = std::thread::available_parallelism().map_or(1, |c| c.get().min(64));
+        assert_eq!(sim_threads(None, ALL_CORES_FROM_NODES), cores);
     }
 }
