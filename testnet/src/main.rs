@@ -198,17 +198,22 @@ struct ScenarioArgs {
     json: bool,
 }
 
-/// Threads for a simulation: `--threads`, else every core from [`ALL_CORES_FROM_NODES`]
-/// nodes up, else one.
+/// Threads for a simulation: `--threads`, else every core (at most
+/// [`AUTO_THREADS_MAX`]) from [`ALL_CORES_FROM_NODES`] nodes up, else one.
 fn sim_threads(asked: Option<u16>, nodes: usize) -> usize {
     match asked {
         Some(t) => usize::from(t),
         None if nodes >= ALL_CORES_FROM_NODES => {
-            std::thread::available_parallelism().map_or(1, |c| c.get().min(64))
+            std::thread::available_parallelism().map_or(1, |c| c.get().min(AUTO_THREADS_MAX))
         }
         None => 1,
     }
 }
+
+/// The most threads a run takes by itself. Every window ends with all threads meeting and
+/// trading mail, so many threads with few nodes each may cost more than they give; only
+/// one and two threads have been measured (`--threads` asks for more).
+const AUTO_THREADS_MAX: usize = 4;
 
 /// From this many nodes a run's windows are busy enough for threads to pay: 250 nodes ×
 /// 1000 rounds took 19.7 s on two threads against 28.3 s on one (2-core host); 100
@@ -232,8 +237,8 @@ struct SimArgs {
     /// Algorithm: wl (bftime) or a baseline
     #[arg(long, value_enum, default_value_t = AlgorithmArg::Wl)]
     algorithm: AlgorithmArg,
-    /// Threads for busy stretches of the run [default: every core from 200 nodes up, else
-    /// 1]. The report is identical for any value; only wall_ms changes
+    /// Threads for busy stretches of the run [default: every core, at most 4, from 200
+    /// nodes up; else 1]. The report is identical for any value; only wall_ms changes
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..=64))]
     threads: Option<u16>,
     #[command(flatten)]
@@ -474,7 +479,8 @@ mod tests {
         assert_eq!(sim_threads(Some(3), 31), 3, "an explicit --threads wins");
         assert_eq!(sim_threads(Some(1), 1000), 1);
         assert_eq!(sim_threads(None, 199), 1);
-        let cores = std::thread::available_parallelism().map_or(1, |c| c.get().min(64));
+        let cores =
+            std::thread::available_parallelism().map_or(1, |c| c.get().min(AUTO_THREADS_MAX));
         assert_eq!(sim_threads(None, ALL_CORES_FROM_NODES), cores);
     }
 }
