@@ -211,6 +211,31 @@ fn any_thread_count_gives_the_same_report() {
     }
 }
 
+/// `boundary` attackers sit just inside what survives trimming and pull the same way every
+/// round: they cannot move the skew, so they bias the rate instead (spec §5.3). The
+/// midpoint stays within the correct clocks' range, so each round the pull is at most
+/// that range's width, about 0.5 ms here: below 500 ppm at P = 1 s (measured: 259 ppm,
+/// 263 for `liar`). A change that let the adversary push further shows up here.
+#[test]
+fn boundary_biases_the_rate_by_less_than_the_correct_range_per_round() {
+    let r = run(Scenario {
+        nodes: 31,
+        faulty: 10,
+        strategy: Strategy::Boundary,
+        rounds: 60,
+        ..Scenario::default()
+    });
+    assert_eq!(r.false_quarantines, 0, "{r:?}");
+    assert!(r.max_rate_error_ppm > 50.0, "the attack did pull: {r:?}");
+    assert!(r.max_rate_error_ppm < 500.0, "{r:?}");
+    let range_per_round_ppm = r.max_skew_ns as f64 / (r.round_period_ms * 1e6) * 1e6;
+    assert!(
+        r.max_rate_error_ppm <= range_per_round_ppm,
+        "rate bias {} ppm beyond the correct range's width per round ({range_per_round_ppm} ppm)",
+        r.max_rate_error_ppm
+    );
+}
+
 /// Baselines on the identical scenario: Berkeley's master-average lets liars drag the
 /// cluster — its rate error and its steady skew are more than ten times WL's. (The plain
 /// median, measured on the same scenarios, stays within Π and close to WL here: with
