@@ -1,6 +1,7 @@
 //! `bftime-testnet`: the deterministic simulator (`sim`), and the table of every
 //! strategy against every algorithm (`table`).
 
+use std::io::IsTerminal as _;
 use std::process::ExitCode;
 
 use bftime_protocol::Algorithm;
@@ -16,7 +17,7 @@ use clap::{Parser, Subcommand, ValueEnum};
         `sim` runs the real protocol core for N nodes in virtual time: seeded, reproducible, \
         faster than real time. It prints the true skew among correct nodes (max over rounds after \
         convergence), the convergence round, false quarantines and how many faulty nodes were \
-        caught.\n\nSet BFTIME_SIM_TRACE=1 to print every round's true skew and every state change \
+        caught. While it runs, a terminal's stderr shows the round reached.\n\nSet BFTIME_SIM_TRACE=1 to print every round's true skew and every state change \
         to stderr.\n\nExample:\n  bftime-testnet sim --nodes 250 --faulty 83 --strategy mixed --rounds 200 --seed 1"
 )]
 struct Cli {
@@ -353,7 +354,9 @@ fn main() -> ExitCode {
             );
             let threads = sim_threads(a.threads, a.scenario.nodes);
             let sim = match Simulation::new(sc) {
-                Ok(s) => s.with_threads(threads),
+                Ok(s) => s
+                    .with_threads(threads)
+                    .with_progress(std::io::stderr().is_terminal()),
                 Err(e) => {
                     eprintln!("error: {e}");
                     return ExitCode::from(2);

@@ -394,6 +394,55 @@ pub struct Simulation {
     /// `BFTIME_SIM_TRACE` set: print per-round ground truth, state changes and the first
     /// two nodes' round summaries to stderr.
     trace: bool,
+    /// Print the round reached to stderr while running (see [`Simulation::with_progress`]).
+    progress: bool,
+}
+
+/// The progress line of a long run (see [`Simulation::with_progress`]).
+struct Progress {
+    on: bool,
+    rounds: u64,
+    started: Instant,
+    last: Option<Instant>,
+}
+
+impl Progress {
+    /// How often the line is rewritten.
+    const EVERY: std::time::Duration = std::time::Duration::from_millis(500);
+
+    fn new(on: bool, rounds: u64) -> Progress {
+        Progress {
+            on,
+            rounds,
+            started: Instant::now(),
+            last: None,
+        }
+    }
+
+    /// Round `done` (of `rounds`) has been measured.
+    fn round(&mut self, done: u64) {
+        if !self.on {
+            return;
+        }
+        let now = Instant::now();
+        let since = self.last.unwrap_or(self.started);
+        if now.duration_since(since) < Self::EVERY {
+            return;
+        }
+        self.last = Some(now);
+        eprint!(
+            "\rsimulating: round {done}/{} after {:.1} s ",
+            self.rounds,
+            now.duration_since(self.started).as_secs_f64()
+        );
+    }
+
+    /// Clears the line, if one was printed.
+    fn finish(&self) {
+        if self.last.is_some() {
+            eprint!("\r{:60}\r", "");
+        }
+    }
 }
 
 /// Scenario figures used on every message, in nanoseconds.
@@ -536,6 +585,7 @@ impl Simulation {
             suite,
             threads: 1,
             trace: std::env::var_os("BFTIME_SIM_TRACE").is_some(),
+            progress: false,
             ns: ScenarioNs {
                 delay: ms(sc.delay_ms),
                 asymmetry_half: ms(sc.asymmetry_ms) / 2,
@@ -554,9 +604,17 @@ impl Simulation {
         self
     }
 
+    /// With `on`, prints the simulated round and the wall time so far to stderr about
+    /// twice a second, on one line that the end of the run clears. Nothing else changes.
+    pub fn with_progress(mut self, on: bool) -> Simulation {
+        self.progress = on;
+        self
+    }
+
     /// Runs to the end and reports.
     pub fn run(mut self) -> SimReport {
         let started = Instant::now();
+        let mut progress = Progress::new(self.progress, self.sc.rounds);
         let end = self.period_ns * self.sc.rounds as i64;
         let period_ns = self.period_ns;
         let measure_at = move |k: u64| k as i64 * period_ns + period_ns / 2;
@@ -626,6 +684,7 @@ impl Simulation {
                     let nodes = guards.iter().flat_map(|g| g.nodes.iter());
                     self.measure(next_measure, measure_at(next_measure), nodes);
                     next_measure += 1;
+                    progress.round(next_measure);
                 }
                 if start > end {
                     break;
@@ -715,6 +774,7 @@ impl Simulation {
             self.nodes.extend(dealt[i % ranges].next());
         }
         debug_assert_eq!(self.nodes.len(), n, "a node went missing between ranges");
+        progress.finish();
         let wall_ms = started.elapsed().as_secs_f64() * 1e3;
         crate::report::build(
             &self.sc,
