@@ -13,6 +13,7 @@
 pub mod clockmodel;
 pub mod localnet;
 pub mod packed;
+mod progress;
 pub mod queue;
 pub mod report;
 pub mod scenario;

@@ -398,53 +398,6 @@ pub struct Simulation {
     progress: bool,
 }
 
-/// The progress line of a long run (see [`Simulation::with_progress`]).
-struct Progress {
-    on: bool,
-    rounds: u64,
-    started: Instant,
-    last: Option<Instant>,
-}
-
-impl Progress {
-    /// How often the line is rewritten.
-    const EVERY: std::time::Duration = std::time::Duration::from_millis(500);
-
-    fn new(on: bool, rounds: u64) -> Progress {
-        Progress {
-            on,
-            rounds,
-            started: Instant::now(),
-            last: None,
-        }
-    }
-
-    /// Round `done` (of `rounds`) has been measured.
-    fn round(&mut self, done: u64) {
-        if !self.on {
-            return;
-        }
-        let now = Instant::now();
-        let since = self.last.unwrap_or(self.started);
-        if now.duration_since(since) < Self::EVERY {
-            return;
-        }
-        self.last = Some(now);
-        eprint!(
-            "\rsimulating: round {done}/{} after {:.1} s ",
-            self.rounds,
-            now.duration_since(self.started).as_secs_f64()
-        );
-    }
-
-    /// Clears the line, if one was printed.
-    fn finish(&self) {
-        if self.last.is_some() {
-            eprint!("\r{:60}\r", "");
-        }
-    }
-}
-
 /// Scenario figures used on every message, in nanoseconds.
 #[derive(Clone, Copy)]
 struct ScenarioNs {
@@ -614,7 +567,7 @@ impl Simulation {
     /// Runs to the end and reports.
     pub fn run(mut self) -> SimReport {
         let started = Instant::now();
-        let mut progress = Progress::new(self.progress, self.sc.rounds);
+        let mut progress = crate::progress::Progress::new(self.progress, self.sc.rounds);
         let end = self.period_ns * self.sc.rounds as i64;
         let period_ns = self.period_ns;
         let measure_at = move |k: u64| k as i64 * period_ns + period_ns / 2;
