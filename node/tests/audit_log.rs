@@ -547,6 +547,37 @@ fn damage_before_the_tail_and_foreign_logs_stop_the_writer() {
     assert!(matches!(err, AuditError::NotOurs { .. }), "{err}");
 }
 
+/// A second writer on a log in use (a node started twice) is refused before it reads a
+/// byte: it must neither append its own records into the chain nor take the first
+/// writer's half-written record for a torn tail and cut it off. The lock goes with the
+/// writer, so the log opens again once the first one is closed.
+#[test]
+fn a_log_in_use_is_refused_untouched_and_opens_again_once_closed() {
+    let f = fixture();
+    let path = f.dir.path().join("busy.audit");
+    let p = payloads(&f, 0, 0, None);
+    let key: Arc<NodeKey> = f.nodes[0].key.clone();
+    let (mut first, _) = AuditWriter::open(options(&f, &path, 1 << 30), key.clone()).unwrap();
+    for i in 0..3 {
+        first.append(i, i as i64 + 1, &p[i as usize]).unwrap();
+    }
+    // The first writer is in the middle of its next record.
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes.extend_from_slice(&bytes[..40].to_vec());
+    std::fs::write(&path, &bytes).unwrap();
+    let err = AuditWriter::open(options(&f, &path, 1 << 30), key.clone()).unwrap_err();
+    assert!(matches!(err, AuditError::InUse { .. }), "{err}");
+    assert!(err.to_string().contains("already running"), "{err}");
+    assert_eq!(std::fs::read(&path).unwrap(), bytes, "the log is untouched");
+    drop(first);
+    let (_, opened) = AuditWriter::open(options(&f, &path, 1 << 30), key).unwrap();
+    assert_eq!(opened.continued_from_seq, 3, "free again once closed");
+    assert!(
+        opened.recovered.is_some(),
+        "and only then is the torn tail cut"
+    );
+}
+
 #[test]
 fn rotation_keeps_one_chain_across_files_and_survives_a_crash_mid_rotation() {
     let f = fixture();

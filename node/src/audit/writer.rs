@@ -58,6 +58,41 @@ pub enum AuditError {
         "audit log {file} was written by another node key ({other}); point audit_log at this node's own log"
     )]
     NotOurs { file: String, other: String },
+    #[error(
+        "audit log {file} is in use by another bftime process (it holds the lock on {lock}); nothing was read or written. Is this node already running (say, as a systemd unit and by hand)? Stop the other process, or give this node its own audit_log"
+    )]
+    InUse { file: String, lock: String },
+}
+
+/// The lock file beside the log (`<log>.lock`): held, exclusively, for as long as a
+/// writer has the log open. Two processes appending to one log would interleave their
+/// records and break the chain, and a second one opening it would take the first one's
+/// half-written record for a crash's torn tail and cut it off. The lock goes with the
+/// process, so a crash never leaves it held. Rotated files need no lock of their own:
+/// only the holder rotates.
+fn lock_log(path: &Path) -> Result<File, AuditError> {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let lock = path.with_file_name(format!("{name}.lock"));
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock)
+        .map_err(io(&lock))?;
+    match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+        Ok(()) => Ok(file),
+        Err(e) if e == rustix::io::Errno::WOULDBLOCK => Err(AuditError::InUse {
+            file: path.display().to_string(),
+            lock: lock.display().to_string(),
+        }),
+        Err(e) => Err(AuditError::Io {
+            path: lock,
+            source: e.into(),
+        }),
+    }
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> AuditError + '_ {
@@ -91,6 +126,8 @@ pub struct WriterOptions {
 /// The synchronous writer (one per log).
 #[derive(Debug)]
 pub struct AuditWriter {
+    /// The log's lock (see [`lock_log`]), released when the writer is dropped.
+    _lock: File,
     opts: WriterOptions,
     key: Arc<NodeKey>,
     file: File,
@@ -114,6 +151,8 @@ impl AuditWriter {
         {
             std::fs::create_dir_all(dir).map_err(io(dir))?;
         }
+        // Before anything is read: another writer's half-written record would look torn.
+        let lock = lock_log(&opts.path)?;
         let mut files = segments(&opts.path);
         // An empty current file (a crash right after rotating) holds nothing to check.
         if files.last() == Some(&opts.path)
@@ -213,6 +252,7 @@ impl AuditWriter {
         let file_bytes = file.metadata().map_err(io(&opts.path))?.len();
         let continued_from_seq = checker.next_seq();
         let mut w = AuditWriter {
+            _lock: lock,
             key,
             file,
             file_bytes,
