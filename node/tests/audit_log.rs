@@ -563,7 +563,7 @@ fn a_log_in_use_is_refused_untouched_and_opens_again_once_closed() {
     }
     // The first writer is in the middle of its next record.
     let mut bytes = std::fs::read(&path).unwrap();
-    bytes.extend_from_slice(&bytes[..40].to_vec());
+    bytes.extend_from_within(..40);
     std::fs::write(&path, &bytes).unwrap();
     let err = AuditWriter::open(options(&f, &path, 1 << 30), key.clone()).unwrap_err();
     assert!(matches!(err, AuditError::InUse { .. }), "{err}");
