@@ -500,7 +500,7 @@ fn print_status(v: &StatusView) {
         "Round            : {} (P = {} ms)",
         s.round, v.round_period_ms
     );
-    println!("Offset applied   : {}", fmt_ns(s.offset_ns));
+    println!("Offset applied   : {} (since start)", fmt_ns(s.applied_ns));
     println!("Last correction  : {}", fmt_ns(s.last_correction_ns));
     println!("Pending slew     : {}", fmt_ns(s.pending_slew_ns));
     println!(

@@ -112,7 +112,7 @@ impl Metrics {
         };
         r.register(
             "offset_seconds",
-            "Cluster clock minus local clock",
+            "Correction applied to the local clock since the node started (cluster clock minus local clock, less the offset it started with)",
             m.offset.clone(),
         );
         r.register(
@@ -227,13 +227,21 @@ impl Metrics {
             "1 when the audit log could not be written",
             m.audit_failed.clone(),
         );
+        // Every reason's series exists from the start, at 0: an alert on a rate of
+        // rejections then works before the first one (a series that appears only with its
+        // first increment has no earlier sample to compare against).
+        for reason in bftime_protocol::RejectReason::ALL {
+            drop(m.rejected.get_or_create(&ReasonLabel {
+                reason: reason.as_str().into(),
+            }));
+        }
         Metrics { registry: r, ..m }
     }
 
     /// Sets every metric from a status view.
     pub fn observe(&self, v: &StatusView) {
         let s = &v.snapshot;
-        self.offset.set(ns_to_s(s.offset_ns));
+        self.offset.set(ns_to_s(s.applied_ns));
         self.last_correction.set(ns_to_s(s.last_correction_ns));
         self.pending_slew.set(ns_to_s(s.pending_slew_ns));
         self.error_bound

@@ -109,7 +109,19 @@ fn check_metrics(c: &Cluster, k: usize, n: usize) {
     assert_eq!(value("bftime_quarantines_total"), 0.0);
     let error = value("bftime_error_bound_seconds");
     assert!(error > 0.0 && error < 0.2, "error bound {error} s");
-    assert!(value("bftime_offset_seconds").is_finite());
+    // The correction applied since the node started: seconds at most (a start-up step
+    // from a simulated offset), never the wall clock's distance from the epoch that
+    // cluster minus local clock is.
+    let applied = value("bftime_offset_seconds");
+    assert!(applied.abs() < 60.0, "offset applied {applied} s");
+    // Every rejection reason has its series, zero or not, so alerts have one to watch.
+    for reason in bftime_protocol::RejectReason::ALL {
+        let series = format!(
+            "bftime_readings_rejected_total{{reason=\"{}\"}}",
+            reason.as_str()
+        );
+        assert!(samples.iter().any(|(s, _)| *s == series), "no {series}");
+    }
     assert!(value("bftime_rate_correction_ratio").abs() < 1e-3);
     for prefix in [
         "bftime_peer_offset_seconds{",

@@ -61,6 +61,8 @@ pub struct ClusterClock {
     current: Segment,
     previous: Segment,
     slew: Slew,
+    /// C − L when the clock was made: where [`Self::applied`] counts from.
+    initial_offset: Nanos,
 }
 
 impl ClusterClock {
@@ -75,6 +77,7 @@ impl ClusterClock {
             current: seg,
             previous: seg,
             slew: Slew::NONE,
+            initial_offset,
         }
     }
 
@@ -105,6 +108,14 @@ impl ClusterClock {
     /// C − L at `local`: the total offset applied to the local clock.
     pub fn offset(&self, local: LocalTime) -> Nanos {
         self.served_time(local) - ClusterTime(local.0)
+    }
+
+    /// C − L at `local` less C − L at the start: everything the protocol has moved this
+    /// clock by since it was made (steps, slews and rate). The node seeds C from the
+    /// host's wall clock, so C − L itself is about the Unix epoch and says nothing to an
+    /// operator; this is the figure `bftime status` shows as the offset applied.
+    pub fn applied(&self, local: LocalTime) -> Nanos {
+        self.offset(local) - self.initial_offset
     }
 
     /// The local time at which A reaches `target` under the current segment (rounded up).
@@ -167,6 +178,32 @@ mod tests {
         assert_eq!(c.protocol_time(LocalTime(100)), ClusterTime(1_100));
         // Before the step the previous segment still converts.
         assert_eq!(c.protocol_time(LocalTime(50)), ClusterTime(50));
+    }
+
+    /// The offset applied counts from where the clock started (the node seeds C from
+    /// the wall clock), and takes in steps and, as they are slewed in, slews.
+    #[test]
+    fn applied_counts_every_correction_since_the_start() {
+        let epoch = Nanos::from_secs(1_795_000_000);
+        let mut c = ClusterClock::new(LocalTime(7), epoch);
+        assert_eq!(c.offset(LocalTime(7)), epoch);
+        assert_eq!(c.applied(LocalTime(7)), Nanos::ZERO);
+        c.step(LocalTime(100), Nanos::from_millis(3), Ppm::ZERO);
+        assert_eq!(c.applied(LocalTime(100)), Nanos::from_millis(3));
+        let t = LocalTime(1_000_000_000);
+        let d = c.slew(
+            t,
+            Nanos::from_millis(-5),
+            Ppm::ZERO,
+            Nanos::from_secs(1),
+            Ppm(10_000.0),
+        );
+        assert_eq!(
+            c.applied(t),
+            Nanos::from_millis(3),
+            "a slew starts from nothing"
+        );
+        assert_eq!(c.applied(t + d), Nanos::from_millis(-2), "and ends in full");
     }
 
     #[test]

@@ -1365,6 +1365,7 @@ impl Core {
             local_time_ns: local.0,
             cluster_time_ns: self.clock.served_time(local).0,
             offset_ns: self.clock.offset(local).0,
+            applied_ns: self.clock.applied(local).0,
             last_correction_ns: self.last_correction.0,
             pending_slew_ns: self.clock.pending_slew(local).0,
             error_ns: self.current_error(local).map(|e| e.0),

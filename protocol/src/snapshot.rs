@@ -21,8 +21,13 @@ pub struct NodeSnapshot {
     pub round: u64,
     pub local_time_ns: i64,
     pub cluster_time_ns: i64,
-    /// Cluster clock minus local clock.
+    /// Cluster clock minus local clock. The node seeds its cluster clock from the host's
+    /// wall clock, so on a real node this is about the Unix epoch: see `applied_ns`.
     pub offset_ns: i64,
+    /// Everything this node has moved its clock by since it started: `offset_ns` less
+    /// the offset it started with (steps, slews and rate correction).
+    #[serde(default)]
+    pub applied_ns: i64,
     /// The last correction the midpoint asked for.
     pub last_correction_ns: i64,
     /// Part of past corrections still being slewed in.
