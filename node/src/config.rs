@@ -460,7 +460,7 @@ pub fn request_slots(n: usize) -> u32 {
     u32::try_from(slots).unwrap_or(u32::MAX).clamp(4, 256)
 }
 
-fn params_from(path: &Path, c: &ClusterFile) -> Result<Params, ConfigError> {
+pub(crate) fn params_from(path: &Path, c: &ClusterFile) -> Result<Params, ConfigError> {
     let n = c.members.len();
     let mut p = Params::for_members(n);
     if let Some(f) = c.faulty {

@@ -26,6 +26,23 @@ pub fn keygen(dir: &Path, file_name: &str) -> anyhow::Result<(PathBuf, NodeKey)>
     Ok((path, key))
 }
 
+/// A request `init-cluster` refuses before writing anything (the command line's fault:
+/// `bftime` exits 2, as for any usage error).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+/// The `init-cluster` flag that sets a cluster file field (for errors).
+fn flag_of(field: &str) -> &str {
+    match field {
+        "round_period_ms" => "--round-period-ms",
+        "precision_ms" => "--precision-ms",
+        "startup_round_divisor" => "--startup-round-divisor",
+        "cluster_id" => "--cluster-id",
+        other => other,
+    }
+}
+
 /// What `init-cluster` makes.
 #[derive(Debug, Clone)]
 pub struct InitOptions {
@@ -84,21 +101,29 @@ fn peer_addr(host: &str, port: u32) -> String {
 /// Generates N keys, `cluster.toml` and `node-1.toml` … `node-N.toml` in `out`, with
 /// paths relative to `out` so the folder can move.
 pub fn init_cluster(o: &InitOptions) -> anyhow::Result<InitResult> {
-    anyhow::ensure!(o.nodes >= 1, "--nodes must be at least 1");
-    anyhow::ensure!(
-        o.nodes <= usize::from(u16::MAX),
-        "--nodes must be at most 65535"
-    );
+    let usage = |m: String| anyhow::Error::new(UsageError(m));
+    if o.cluster_id.trim().is_empty() {
+        return Err(usage(
+            "--cluster-id is empty: give the cluster a name, e.g. --cluster-id prod-eu".into(),
+        ));
+    }
+    if !(1..=usize::from(u16::MAX)).contains(&o.nodes) {
+        return Err(usage(format!(
+            "--nodes {} is out of range: a cluster has 1 to 65535 members",
+            o.nodes
+        )));
+    }
     let api_base = u32::from(o.api_base_port.unwrap_or_else(|| {
         u16::try_from(u32::from(o.base_port) + o.nodes as u32).unwrap_or(u16::MAX)
     }));
     let last_peer = u32::from(o.base_port) + o.nodes as u32 - 1;
     let last_api = api_base + o.nodes as u32 - 1;
-    anyhow::ensure!(
-        last_peer <= 65535 && last_api <= 65535,
-        "ports run past 65535: lower --base-port (peer ports {}..={last_peer}, API ports {api_base}..={last_api})",
-        o.base_port
-    );
+    if last_peer > 65535 || last_api > 65535 {
+        return Err(usage(format!(
+            "ports run past 65535: lower --base-port (peer ports {}..={last_peer}, API ports {api_base}..={last_api})",
+            o.base_port
+        )));
+    }
     std::fs::create_dir_all(&o.out)
         .with_context(|| format!("cannot create {}", o.out.display()))?;
     let cluster_path = o.out.join("cluster.toml");
@@ -111,18 +136,19 @@ pub fn init_cluster(o: &InitOptions) -> anyhow::Result<InitResult> {
     let mut members = Vec::with_capacity(o.nodes);
     let mut nodes = Vec::with_capacity(o.nodes);
     let mut node_files = Vec::with_capacity(o.nodes);
+    let mut keys = Vec::with_capacity(o.nodes);
     let loopback = o.host == "127.0.0.1" || o.host == "localhost" || o.host == "::1";
     for k in 1..=o.nodes {
         let name = format!("node-{k}");
         let key_name = format!("{name}.key");
         let key = fresh_key()?;
-        key.save(&o.out.join(&key_name))?;
         let port = u32::from(o.base_port) + k as u32 - 1;
         members.push(MemberEntry {
             name: name.clone(),
             public_key: key.public_key().to_hex(),
             addresses: vec![peer_addr(&o.host, port)],
         });
+        keys.push((o.out.join(&key_name), key));
         let listen_host = if loopback { o.host.as_str() } else { "0.0.0.0" };
         let api_host = if o.host == "::1" {
             "[::1]"
@@ -152,6 +178,19 @@ pub fn init_cluster(o: &InitOptions) -> anyhow::Result<InitResult> {
         quarantine: ClusterQuarantine::default(),
         members,
     };
+    // Whatever `bftime validate` would refuse in the cluster file is refused here,
+    // before a key or a file is written.
+    if let Err(e) = crate::config::params_from(&cluster_path, &cluster) {
+        let fix = if e.fix.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", e.fix)
+        };
+        return Err(usage(format!("{}: {}{fix}", flag_of(&e.field), e.problem)));
+    }
+    for (path, key) in &keys {
+        key.save(path)?;
+    }
     write_toml(&cluster_path, &cluster)?;
     for (path, node) in node_files.iter().zip(&nodes) {
         write_toml(path, node)?;

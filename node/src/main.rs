@@ -262,7 +262,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             startup_round_divisor,
             json,
         } => {
-            let r = init::init_cluster(&init::InitOptions {
+            let made = init::init_cluster(&init::InitOptions {
                 nodes,
                 out: out.clone(),
                 host,
@@ -272,7 +272,15 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                 round_period_ms,
                 precision_ms,
                 startup_round_divisor,
-            })?;
+            });
+            let r = match made {
+                Ok(r) => r,
+                Err(e) if e.downcast_ref::<init::UsageError>().is_some() => {
+                    eprintln!("error: {e}");
+                    return Ok(exit::USAGE);
+                }
+                Err(e) => return Err(e),
+            };
             if json {
                 println!(
                     "{}",

@@ -232,3 +232,40 @@ fn audit_settings_are_checked() {
     assert_eq!(code, 78);
     assert!(err.contains("audit_log"), "{err}");
 }
+
+/// `init-cluster` refuses, as a usage error (exit 2) and before writing a file, what
+/// `validate` would refuse in the cluster it writes, naming the flag.
+#[test]
+fn init_cluster_refuses_what_validate_would_before_writing() {
+    let cases: [(&[&str], &str); 6] = [
+        (&["--nodes", "0"], "--nodes"),
+        (&["--nodes", "4", "--precision-ms", "0"], "--precision-ms"),
+        (
+            &["--nodes", "4", "--round-period-ms", "5"],
+            "--round-period-ms",
+        ),
+        (
+            &["--nodes", "4", "--startup-round-divisor", "0"],
+            "--startup-round-divisor",
+        ),
+        (&["--nodes", "4", "--base-port", "65534"], "--base-port"),
+        (&["--nodes", "4", "--cluster-id", " "], "--cluster-id"),
+    ];
+    for (args, flag) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("c");
+        let o = Command::new(BIN)
+            .arg("init-cluster")
+            .args(args)
+            .arg("--out")
+            .arg(&out)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(flag), "{args:?} names {flag}: {err}");
+        assert_eq!(err.lines().count(), 1, "one line: {err}");
+        let written = std::fs::read_dir(&out).map_or(0, |d| d.count());
+        assert_eq!(written, 0, "{args:?} wrote nothing");
+    }
+}
