@@ -272,13 +272,47 @@ fn read_toml<T: for<'de> Deserialize<'de>>(path: &Path, what: &str) -> Result<T,
     })?;
     toml::from_str(&text).map_err(|e| {
         let msg = e.to_string();
-        let field = unknown_field(&msg).unwrap_or_else(|| "(syntax)".into());
+        let field = unknown_field(&msg)
+            .or_else(|| e.span().and_then(|span| field_at(&text, span.start)))
+            .unwrap_or_else(|| "(syntax)".into());
         cfg_err(
             path,
             field,
             msg.trim().replace('\n', "\n  "),
-            "see `bftime validate --help` and the README's configuration section",
+            "see `bftime validate --help` and the README's \"Running a cluster on real machines\"",
         )
+    })
+}
+
+/// The dotted name of the field whose line holds byte `at` of `text` (`quarantine.hook`,
+/// `member[2].addresses`), for errors toml reports by position only (a wrong type or
+/// value): the key before the line's `=`, under the table header above it.
+fn field_at(text: &str, at: usize) -> Option<String> {
+    let before = text.get(..at)?;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let line = text[line_start..].lines().next()?;
+    let key = line.split_once('=')?.0.trim().trim_matches('"');
+    if key.is_empty() || key.starts_with('#') || key.starts_with('[') {
+        return None;
+    }
+    let mut members = 0usize;
+    let mut table = None;
+    for l in before[..line_start].lines() {
+        let l = l.trim();
+        if let Some(name) = l.strip_prefix("[[").and_then(|r| r.strip_suffix("]]")) {
+            let name = name.trim();
+            if name == "member" {
+                members += 1;
+            }
+            table = Some(name.to_owned());
+        } else if let Some(name) = l.strip_prefix('[').and_then(|r| r.strip_suffix(']')) {
+            table = Some(name.trim().to_owned());
+        }
+    }
+    Some(match table {
+        Some(t) if t == "member" => format!("member[{}].{key}", members.saturating_sub(1)),
+        Some(t) => format!("{t}.{key}"),
+        None => key.to_owned(),
     })
 }
 

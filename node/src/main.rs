@@ -108,8 +108,8 @@ enum Command {
     /// Load and check a node's configuration (node file, cluster file, key).
     ///
     /// Exits 0 with a one-line summary, or 78 with the file, the field and the fix.
-    /// Unknown fields are errors. The fields (README, "Configuration", has a commented
-    /// example of each file):
+    /// Unknown fields are errors. The fields (README, "Running a cluster on real
+    /// machines", has an example of each file):
     ///
     /// node.toml: key_file, cluster_file, listen (multiaddrs), api_listen (loopback
     /// unless allow_remote_api = true), audit_log; [audit] fsync ("record" | "round" |

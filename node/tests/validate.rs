@@ -91,6 +91,47 @@ fn unknown_field_is_named() {
     );
 }
 
+/// A value of the wrong type is reported by position only; the first line still names
+/// the field, with its table (`member[1].public_key`).
+#[test]
+fn wrong_types_name_the_field() {
+    let cases: [(&str, fn(String) -> String, &str); 3] = [
+        (
+            "cluster.toml",
+            |t| {
+                let line = t.lines().find(|l| l.starts_with("precision_ms")).unwrap();
+                t.replacen(line, "precision_ms = \"200\"", 1)
+            },
+            "field `precision_ms`",
+        ),
+        (
+            "cluster.toml",
+            |t| t.replacen("name = \"node-2\"", "name = 2", 1),
+            "field `member[1].name`",
+        ),
+        (
+            "node-1.toml",
+            |t| {
+                t.replacen(
+                    "exit_on_quarantine = false",
+                    "exit_on_quarantine = \"no\"",
+                    1,
+                )
+            },
+            "field `quarantine.exit_on_quarantine`",
+        ),
+    ];
+    for (file, change, named) in cases {
+        let d = tempfile::tempdir().unwrap();
+        init(d.path());
+        edit(&d.path().join(file), change);
+        let (code, _, err) = validate(&d.path().join("node-1.toml"));
+        assert_eq!(code, 78, "{err}");
+        let first = err.lines().next().unwrap_or_default();
+        assert!(first.contains(named), "{named} in {first:?}\n{err}");
+    }
+}
+
 #[test]
 fn missing_key_file_is_named() {
     let d = tempfile::tempdir().unwrap();
