@@ -95,7 +95,9 @@ fn unknown_field_is_named() {
 /// the field, with its table (`member[1].public_key`).
 #[test]
 fn wrong_types_name_the_field() {
-    let cases: [(&str, fn(String) -> String, &str); 3] = [
+    /// The file to change, how, and what the first line of the error must say.
+    type Case = (&'static str, fn(String) -> String, &'static str);
+    let cases: [Case; 3] = [
         (
             "cluster.toml",
             |t| {
