@@ -305,6 +305,21 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         }
         Command::Validate { config, json } => match config::load(&config) {
             Ok(c) => {
+                // Valid, but worth an operator's second look.
+                let mut warnings = Vec::new();
+                if c.key_permissions_too_open {
+                    warnings.push("key file is readable by others (chmod 600 it)".to_owned());
+                }
+                if c.params.faulty == 0 {
+                    warnings.push(if c.members.len() < 4 {
+                        format!(
+                            "with {} member(s) the cluster tolerates no faulty or lying member (f = 1 needs 4)",
+                            c.members.len()
+                        )
+                    } else {
+                        "faulty = 0: the cluster tolerates no faulty or lying member".to_owned()
+                    });
+                }
                 if json {
                     println!(
                         "{}",
@@ -318,6 +333,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                             "cluster_tag": format!("{:016x}", c.cluster_tag),
                             "api_listen": c.api_listen.to_string(),
                             "testing": c.testing.is_some(),
+                            "warnings": warnings,
                         })
                     );
                 } else {
@@ -342,11 +358,10 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                         } else {
                             ""
                         },
-                        if c.key_permissions_too_open {
-                            "; WARNING: key file is readable by others (chmod 600 it)"
-                        } else {
-                            ""
-                        },
+                        warnings
+                            .iter()
+                            .map(|w| format!("; WARNING: {w}"))
+                            .collect::<String>(),
                     );
                 }
                 Ok(exit::OK)

@@ -312,3 +312,45 @@ fn init_cluster_refuses_what_validate_would_before_writing() {
         assert_eq!(written, 0, "{args:?} wrote nothing");
     }
 }
+
+/// What is valid but risky is said in both outputs: a key others can read, and a
+/// cluster too small to tolerate a single faulty member.
+#[test]
+fn warnings_reach_the_json_output_too() {
+    let d = tempfile::tempdir().unwrap();
+    let st = Command::new(BIN)
+        .args([
+            "init-cluster",
+            "--nodes",
+            "3",
+            "--base-port",
+            "7300",
+            "--out",
+        ])
+        .arg(d.path())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let key = d.path().join("node-1.key");
+    std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    let cfg = d.path().join("node-1.toml");
+    let (code, out, err) = validate(&cfg);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("WARNING: key file is readable"), "{out}");
+    assert!(out.contains("tolerates no faulty"), "{out}");
+    let o = Command::new(BIN)
+        .args(["validate", "--json", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let warnings: Vec<&str> = v["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|w| w.as_str())
+        .collect();
+    assert_eq!(warnings.len(), 2, "{v}");
+    assert!(warnings[0].contains("chmod 600"), "{v}");
+    assert!(warnings[1].contains("3 member(s)"), "{v}");
+}
