@@ -413,6 +413,9 @@ pub fn load_cluster(path: &Path) -> Result<(ClusterFile, Vec<Member>, Params, u6
     let mut members = Vec::with_capacity(cluster.members.len());
     let mut names = HashSet::new();
     let mut keys = HashSet::new();
+    // Address (without any /p2p part) → the member listing it first.
+    let mut endpoints: std::collections::HashMap<Multiaddr, usize> =
+        std::collections::HashMap::new();
     for (i, m) in cluster.members.iter().enumerate() {
         let field = |f: &str| format!("member[{i}].{f}");
         if m.name.trim().is_empty() || !names.insert(m.name.clone()) {
@@ -457,6 +460,32 @@ pub fn load_cluster(path: &Path) -> Result<(ClusterFile, Vec<Member>, Params, u6
                     "write it as /ip4/ADDR/tcp/PORT or /dns4/HOST/tcp/PORT",
                 )
             })?;
+            let at = format!("member[{i}].addresses[{j}]");
+            if let Some(Protocol::P2p(id)) = addr.iter().last()
+                && id != key.to_peer_id()
+            {
+                return Err(cfg_err(
+                    path,
+                    at,
+                    format!("ends in /p2p/{id}, which is not this member's key"),
+                    "drop the /p2p part (the key identifies the member) or use this member's own peer id",
+                ));
+            }
+            let endpoint: Multiaddr = addr
+                .iter()
+                .filter(|p| !matches!(p, Protocol::P2p(_)))
+                .collect();
+            if let Some(&other) = endpoints.get(&endpoint)
+                && other != i
+            {
+                return Err(cfg_err(
+                    path,
+                    at,
+                    format!("{endpoint} is member[{other}]'s address too"),
+                    "give every member the address (host and port) it listens on",
+                ));
+            }
+            endpoints.insert(endpoint, i);
             addresses.push(addr);
         }
         members.push(Member {
@@ -609,6 +638,29 @@ pub fn load(node_path: &Path) -> Result<NodeConfig, ConfigError> {
             "e.g. api_listen = \"127.0.0.1:7600\"",
         )
     })?;
+    let clash = listen.iter().find_map(|a| {
+        let mut parts = a.iter();
+        let ip: Option<std::net::IpAddr> = match parts.next() {
+            Some(Protocol::Ip4(ip)) => Some(ip.into()),
+            Some(Protocol::Ip6(ip)) => Some(ip.into()),
+            _ => None,
+        };
+        let Some(Protocol::Tcp(port)) = parts.next() else {
+            return None;
+        };
+        let overlaps = |ip: std::net::IpAddr| {
+            ip == api_listen.ip() || ip.is_unspecified() || api_listen.ip().is_unspecified()
+        };
+        (port == api_listen.port() && ip.is_some_and(overlaps)).then(|| a.clone())
+    });
+    if let Some(a) = clash {
+        return Err(cfg_err(
+            node_path,
+            "api_listen",
+            format!("{api_listen} is the port of listen address {a}: the two would clash"),
+            "give the API its own port (init-cluster uses the peer port + n)",
+        ));
+    }
     if !api_listen.ip().is_loopback() && !node.allow_remote_api {
         return Err(cfg_err(
             node_path,

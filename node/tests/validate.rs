@@ -354,3 +354,58 @@ fn warnings_reach_the_json_output_too() {
     assert!(warnings[0].contains("chmod 600"), "{v}");
     assert!(warnings[1].contains("3 member(s)"), "{v}");
 }
+
+/// Files that parse and whose every field is fine alone, but that cannot work together:
+/// two members at one address, an API on a peer port, a /p2p part naming another key.
+#[test]
+fn addresses_that_clash_are_refused() {
+    let d = tempfile::tempdir().unwrap();
+    init(d.path());
+    let cluster = d.path().join("cluster.toml");
+    let original = std::fs::read_to_string(&cluster).unwrap();
+    edit(&cluster, |t| t.replacen("/tcp/7101\"", "/tcp/7100\"", 1));
+    let (code, _, err) = validate(&d.path().join("node-1.toml"));
+    assert_eq!(code, 78, "{err}");
+    assert!(
+        err.contains("member[1].addresses[0]") && err.contains("member[0]'s address"),
+        "{err}"
+    );
+    std::fs::write(&cluster, &original).unwrap();
+
+    // node-2's peer id on node-1's address.
+    let key2 = original
+        .split("[[member]]")
+        .nth(2)
+        .and_then(|m| m.split("public_key = \"").nth(1))
+        .and_then(|k| k.split('"').next())
+        .unwrap()
+        .to_owned();
+    let id2 = bftime_crypto::PublicKey::from_hex(&key2)
+        .unwrap()
+        .to_peer_id();
+    edit(&cluster, |t| {
+        t.replacen("/tcp/7100\"", &format!("/tcp/7100/p2p/{id2}\""), 1)
+    });
+    let (code, _, err) = validate(&d.path().join("node-1.toml"));
+    assert_eq!(code, 78, "{err}");
+    assert!(
+        err.contains("member[0].addresses[0]") && err.contains("not this member's key"),
+        "{err}"
+    );
+    std::fs::write(&cluster, &original).unwrap();
+
+    let node = d.path().join("node-1.toml");
+    edit(&node, |t| {
+        t.replacen(
+            "api_listen = \"127.0.0.1:7104\"",
+            "api_listen = \"127.0.0.1:7100\"",
+            1,
+        )
+    });
+    let (code, _, err) = validate(&node);
+    assert_eq!(code, 78, "{err}");
+    assert!(
+        err.contains("field `api_listen`") && err.contains("clash"),
+        "{err}"
+    );
+}
