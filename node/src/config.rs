@@ -275,11 +275,24 @@ fn read_toml<T: for<'de> Deserialize<'de>>(path: &Path, what: &str) -> Result<T,
         let field = unknown_field(&msg)
             .or_else(|| e.span().and_then(|span| field_at(&text, span.start)))
             .unwrap_or_else(|| "(syntax)".into());
+        // The cluster file given where the node file goes (or the other way round) is
+        // an easy slip: say so rather than list the fields it does not know.
+        let swapped = match what {
+            "node file" if ["cluster_id", "member", "round_period_ms"].contains(&field.as_str()) => {
+                Some("this is a cluster file: give the node's own file (node-K.toml), which names its cluster_file")
+            }
+            "cluster file" if ["key_file", "cluster_file", "listen"].contains(&field.as_str()) => {
+                Some("this is a node file: cluster_file must name the cluster's file (cluster.toml)")
+            }
+            _ => None,
+        };
         cfg_err(
             path,
             field,
             msg.trim().replace('\n', "\n  "),
-            "see `bftime validate --help` and the README's \"Running a cluster on real machines\"",
+            swapped.unwrap_or(
+                "see `bftime validate --help` and the README's \"Running a cluster on real machines\"",
+            ),
         )
     })
 }

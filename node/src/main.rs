@@ -144,6 +144,8 @@ enum Command {
         log_format: LogFormat,
     },
     /// Show a running node's state and one row per peer (like chronyc tracking + sources).
+    ///
+    /// Exits 0, or 69 when no node answers at the address.
     Status {
         #[command(flatten)]
         target: Target,
@@ -156,6 +158,9 @@ enum Command {
     #[command(subcommand)]
     Audit(bftime_node::audit::cli::AuditCommand),
     /// Print cluster time with its [earliest, latest] bounds; exit 3 if not serving.
+    ///
+    /// Exits 0 while the node serves time, 3 while it does not (starting or
+    /// quarantined: the reason is printed), and 69 when no node answers at the address.
     Now {
         #[command(flatten)]
         target: Target,
@@ -168,7 +173,8 @@ enum Command {
 #[derive(Debug, clap::Args)]
 #[group(required = false, multiple = false)]
 struct Target {
-    /// The node's API address.
+    /// The node's API address [default: 127.0.0.1:7600, the node file's own default;
+    /// init-cluster's nodes listen on base-port + n + K − 1: use --config]
     #[arg(long)]
     api: Option<SocketAddr>,
     /// Read the API address (`api_listen`) from this node file.

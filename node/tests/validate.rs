@@ -409,3 +409,13 @@ fn addresses_that_clash_are_refused() {
         "{err}"
     );
 }
+
+/// The cluster file passed where the node file goes: the fix says so.
+#[test]
+fn a_cluster_file_given_as_the_node_file_is_recognised() {
+    let d = tempfile::tempdir().unwrap();
+    init(d.path());
+    let (code, _, err) = validate(&d.path().join("cluster.toml"));
+    assert_eq!(code, 78, "{err}");
+    assert!(err.contains("fix: this is a cluster file"), "{err}");
+}
