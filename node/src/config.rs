@@ -563,15 +563,30 @@ pub(crate) fn params_from(path: &Path, c: &ClusterFile) -> Result<Params, Config
     p.probation_rounds = c.quarantine.probation_rounds;
     p.allow_rejoin = c.quarantine.allow_rejoin;
     p.validate().map_err(|e| {
-        let field = match e.field {
-            "round_period" => "round_period_ms",
-            "precision" => "precision_ms",
-            "max_drift" | "max_slew" => "max_drift_ppm",
-            "unhealthy_rounds" => "quarantine.unhealthy_rounds",
-            "probation_rounds" => "quarantine.probation_rounds",
-            other => other,
+        let (field, fix) = match e.field {
+            "round_period" => (
+                "round_period_ms",
+                "set round_period_ms to at least 10 (the default, 2000, suits most clusters)",
+            ),
+            "precision" => (
+                "precision_ms",
+                "set precision_ms to the skew your applications tolerate, e.g. 200",
+            ),
+            "max_drift" | "max_slew" => (
+                "max_drift_ppm",
+                "set max_drift_ppm to how fast your VMs' clocks may drift, 0 to 100000 (default 200)",
+            ),
+            "unhealthy_rounds" => (
+                "quarantine.unhealthy_rounds",
+                "use 1 or more (default 3)",
+            ),
+            "startup_round_divisor" => (
+                "startup_round_divisor",
+                "use 1 (no faster start-up rounds) to 16 (default 4)",
+            ),
+            other => (other, ""),
         };
-        cfg_err(path, field, e.problem, "")
+        cfg_err(path, field, e.problem, fix)
     })?;
     Ok(p)
 }

@@ -419,3 +419,26 @@ fn a_cluster_file_given_as_the_node_file_is_recognised() {
     assert_eq!(code, 78, "{err}");
     assert!(err.contains("fix: this is a cluster file"), "{err}");
 }
+
+/// Every parameter the analysis relies on that is out of range says how to fix it.
+#[test]
+fn out_of_range_parameters_come_with_a_fix() {
+    for (line, field) in [
+        ("precision_ms = 0", "precision_ms"),
+        ("round_period_ms = 5", "round_period_ms"),
+        ("max_drift_ppm = -1.0", "max_drift_ppm"),
+        ("startup_round_divisor = 0", "startup_round_divisor"),
+    ] {
+        let d = tempfile::tempdir().unwrap();
+        init(d.path());
+        let key = line.split(' ').next().unwrap();
+        edit(&d.path().join("cluster.toml"), |t| {
+            let old = t.lines().find(|l| l.starts_with(key)).unwrap().to_owned();
+            t.replacen(&old, line, 1)
+        });
+        let (code, _, err) = validate(&d.path().join("node-1.toml"));
+        assert_eq!(code, 78, "{line}: {err}");
+        assert!(err.contains(&format!("field `{field}`")), "{line}: {err}");
+        assert!(err.contains("\n  fix: "), "{line} has a fix: {err}");
+    }
+}
