@@ -133,6 +133,24 @@ fn two_faced_member_is_proven_and_nobody_else_is_accused() {
     );
     assert_eq!(out.status.code(), Some(65), "{}", text(&out));
     assert!(text(&out).contains("INVALID"));
+
+    // The unsigned words of a proofs file are checked too: an honest member's name on
+    // the proof, or another cluster id under the same tag, void it.
+    let edited = |path: &str, value: &str| {
+        let mut v = file.clone();
+        match path {
+            "accused" => v["proofs"][0]["accused"] = Value::from(value),
+            _ => v["cluster_id"] = Value::from(value),
+        }
+        let p = c.dir.path().join(format!("edited-{path}.json"));
+        std::fs::write(&p, v.to_string()).unwrap();
+        audit(&["check-proof", "--cluster", &cluster_file(&c)], &[p])
+    };
+    let out = edited("accused", "node-1");
+    assert_eq!(out.status.code(), Some(65), "{}", text(&out));
+    assert!(text(&out).contains("INVALID"), "{}", text(&out));
+    let out = edited("cluster_id", "other");
+    assert_eq!(out.status.code(), Some(65), "{}", text(&out));
 }
 
 #[test]

@@ -637,6 +637,13 @@ fn double_signing_is_proven_only_by_two_different_answers_to_one_request() {
     // Nor does one the accused did not sign.
     let by_node_3 = reading(&f, 2, 0, 100, 7_000_000_000, &[0; 32]);
     assert!(check_proof(&f.cluster, &proof(&first, &by_node_3)).is_err());
+    // The accused's name is not signed: another member's name on the proof voids it.
+    let renamed = Proof {
+        accused: "node-1".into(),
+        ..proof(&first, &second)
+    };
+    let e = check_proof(&f.cluster, &renamed).unwrap_err();
+    assert!(e.to_string().contains("\"node-1\""), "{e}");
 }
 
 /// Spec §4.2: a forged reading that a log may hold (chained, unused, counted) is never a

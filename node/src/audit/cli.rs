@@ -269,16 +269,29 @@ pub fn run(cmd: AuditCommand) -> anyhow::Result<i32> {
                 );
                 return Ok(exit::BAD_DATA);
             }
+            if file.cluster_id != c.cluster_id {
+                eprintln!(
+                    "error: the proofs file says cluster {:?}, the cluster file (same tag) says {:?}: the proofs file was edited",
+                    file.cluster_id, c.cluster_id
+                );
+                return Ok(exit::BAD_DATA);
+            }
             for (i, p) in file.proofs.iter().enumerate() {
                 let r = evidence::check_proof(&c, p);
                 if r.is_err() {
                     code = exit::BAD_DATA;
                 }
+                // What is printed as the accused is what the check established (the
+                // cluster file's name for the signer), never the file's own words.
+                let accused = match &r {
+                    Ok(_) => c.name(bftime_protocol::MemberId(p.accused_member)),
+                    Err(_) => p.accused.clone(),
+                };
                 if json {
                     emit!(
                         "{}",
                         json!({
-                            "proof": i, "kind": p.kind.as_str(), "accused": p.accused,
+                            "proof": i, "kind": p.kind.as_str(), "accused": accused,
                             "valid": r.is_ok(),
                             "proves": r.as_ref().ok(), "error": r.as_ref().err().map(|e| e.to_string()),
                         })
@@ -287,9 +300,8 @@ pub fn run(cmd: AuditCommand) -> anyhow::Result<i32> {
                     match r {
                         Ok(s) => emit!("proof {i} VALID ({}): {s}", p.kind.as_str()),
                         Err(e) => emit!(
-                            "proof {i} INVALID ({} against {}): {e}",
+                            "proof {i} INVALID ({} against {accused:?}, as the file claims): {e}",
                             p.kind.as_str(),
-                            p.accused
                         ),
                     }
                 }

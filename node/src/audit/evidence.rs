@@ -185,6 +185,16 @@ pub fn check_proof(c: &ClusterKeys, p: &Proof) -> Result<String, ProofError> {
             p.accused_member
         ));
     }
+    // The name is not signed: a proof must not carry one the cluster file does not
+    // give its member number (an honest member's name on a faulty member's proof).
+    if p.accused != c.name(accused) {
+        return err(format!(
+            "the proof names {:?} as the accused, but member {} is {:?} in the cluster file",
+            p.accused,
+            p.accused_member,
+            c.name(accused)
+        ));
+    }
     let first_s = p
         .first
         .decode()
