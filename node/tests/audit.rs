@@ -77,6 +77,22 @@ fn two_faced_member_is_proven_and_nobody_else_is_accused() {
         assert_eq!(c.terminate(k).0, Some(0));
     }
     let logs = verify_all(&c);
+    // A missing log is said, and does not stop the others from being checked.
+    let missing = c.dir.path().join("gone.audit");
+    let out = audit(
+        &["verify", "--cluster", &cluster_file(&c)],
+        &[missing, logs[0].clone()],
+    );
+    assert_eq!(out.status.code(), Some(65), "{}", text(&out));
+    let said = text(&out);
+    assert!(
+        said.contains("MISSING") && said.contains("gone.audit"),
+        "{said}"
+    );
+    assert!(
+        said.contains("OK "),
+        "the next log is still checked: {said}"
+    );
     let proofs = c.dir.path().join("proofs.json");
     let correct_logs: Vec<PathBuf> = correct.iter().map(|&k| logs[k].clone()).collect();
     let out = audit(

@@ -122,7 +122,22 @@ pub fn run(cmd: AuditCommand) -> anyhow::Result<i32> {
             for log in &logs {
                 let files = files_of(log);
                 if !files.iter().any(|f| f.exists()) {
-                    anyhow::bail!("{} does not exist", log.display());
+                    // Said, and the rest still checked: one missing log must not hide
+                    // what the others show.
+                    code = exit::BAD_DATA;
+                    let detail = "no such file, and no rotated segments of it";
+                    if json {
+                        emit!(
+                            "{}",
+                            json!({
+                                "log": log.display().to_string(), "ok": false,
+                                "reason": "missing", "detail": detail,
+                            })
+                        );
+                    } else {
+                        emit!("MISSING {}: {detail}", log.display());
+                    }
+                    continue;
                 }
                 let mut checker = Checker::new(cluster.as_ref());
                 let started = Instant::now();
