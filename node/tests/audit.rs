@@ -95,6 +95,16 @@ fn two_faced_member_is_proven_and_nobody_else_is_accused() {
     );
     let proofs = c.dir.path().join("proofs.json");
     let correct_logs: Vec<PathBuf> = correct.iter().map(|&k| logs[k].clone()).collect();
+    // One node's log given twice would count its violations twice: refused.
+    let mut twice = correct_logs.clone();
+    twice.push(correct_logs[0].clone());
+    let out = audit(&["evidence", "--cluster", &cluster_file(&c)], &twice);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("give each node's log once"),
+        "{}",
+        text(&out)
+    );
     let out = audit(
         &[
             "evidence",

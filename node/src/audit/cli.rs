@@ -217,9 +217,26 @@ pub fn run(cmd: AuditCommand) -> anyhow::Result<i32> {
         AuditCommand::Evidence { logs, cluster, out } => {
             let c = ClusterKeys::load(&cluster).map_err(|e| anyhow::anyhow!("{e}"))?;
             let mut all = Vec::new();
+            // Whose log each input is: one node's log given twice would count its
+            // violations twice (or pass one node's log off as another's).
+            let mut whose: std::collections::HashMap<[u8; 32], &PathBuf> =
+                std::collections::HashMap::new();
             for log in &logs {
                 match evidence::read_log(&c, &files_of(log), |_| {}) {
-                    Ok((rounds, _)) => all.push(rounds),
+                    Ok((rounds, checker)) => {
+                        if let Some(id) = checker.identity()
+                            && let Some(first) = whose.insert(id.public_key, log)
+                        {
+                            eprintln!(
+                                "error: {} and {} are both {}'s log: give each node's log once",
+                                first.display(),
+                                log.display(),
+                                id.name
+                            );
+                            return Ok(exit::USAGE);
+                        }
+                        all.push(rounds);
+                    }
                     Err(bad) => {
                         eprintln!(
                             "error: {} does not verify, so it cannot serve as evidence: {bad}",
