@@ -225,6 +225,17 @@ fn honest_cluster_with_bad_clocks_yields_no_proofs() {
         "{lines:?}"
     );
     assert!(lines.iter().all(|l| l["kind"] == "state"));
+    // Filters it cannot use are usage errors (exit 2), before any output.
+    for bad in [
+        &["show", "--round", "9..3"][..],
+        &["show", "--round", "abc"],
+        &["show", "--kind", "bogus"],
+        &["show", "--peer", "node-2"],
+    ] {
+        let out = audit(bad, &logs[..1]);
+        assert_eq!(out.status.code(), Some(2), "{bad:?}: {}", text(&out));
+        assert!(out.stdout.is_empty(), "{bad:?}: {}", text(&out));
+    }
     // A round's JSON carries its readings and their count (one key each).
     let out = audit(&["show", "--kind", "round", "--json"], &logs[..1]);
     assert_eq!(out.status.code(), Some(0));

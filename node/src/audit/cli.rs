@@ -164,23 +164,34 @@ pub fn run(cmd: AuditCommand) -> anyhow::Result<i32> {
             json,
         } => {
             let cluster = load_cluster(&cluster)?;
+            // Flags the command line cannot check itself: wrong, they are usage errors.
+            let usage = |m: String| -> anyhow::Result<i32> {
+                eprintln!("error: {m}");
+                Ok(exit::USAGE)
+            };
             let mut filter = Filter::default();
             if let Some(r) = &round {
-                filter.rounds =
-                    Some(show::parse_rounds(r).map_err(|e| anyhow::anyhow!("--round: {e}"))?);
+                match show::parse_rounds(r) {
+                    Ok(range) => filter.rounds = Some(range),
+                    Err(e) => return usage(format!("--round: {e}")),
+                }
             }
             for k in &kind {
-                filter
-                    .kinds
-                    .push(parse_kind(k).map_err(|e| anyhow::anyhow!("--kind: {e}"))?);
+                match parse_kind(k) {
+                    Ok(kind) => filter.kinds.push(kind),
+                    Err(e) => return usage(format!("--kind: {e}")),
+                }
             }
             if let Some(p) = &peer {
-                let c = cluster
-                    .as_ref()
-                    .context("--peer NAME needs --cluster FILE to know the names")?;
-                filter.peer = Some(c.by_name(p).with_context(|| {
-                    format!("--peer: no member named {p:?} in the cluster file")
-                })?);
+                let Some(c) = cluster.as_ref() else {
+                    return usage("--peer NAME needs --cluster FILE to know the names".into());
+                };
+                match c.by_name(p) {
+                    Some(m) => filter.peer = Some(m),
+                    None => {
+                        return usage(format!("--peer: no member named {p:?} in the cluster file"));
+                    }
+                }
             }
             let mut out = std::io::stdout().lock();
             if !json {

@@ -40,7 +40,15 @@ pub fn parse_rounds(s: &str) -> Result<RangeInclusive<u64>, String> {
         }
     };
     match s.split_once("..") {
-        Some((a, b)) => Ok(num(a, 0)?..=num(b.trim_start_matches('='), u64::MAX)?),
+        Some((a, b)) => {
+            let (from, to) = (num(a, 0)?, num(b.trim_start_matches('='), u64::MAX)?);
+            if from > to {
+                return Err(format!(
+                    "{s:?} runs backwards: write FROM..TO with FROM ≤ TO"
+                ));
+            }
+            Ok(from..=to)
+        }
         None => {
             let n = num(s, 0)?;
             Ok(n..=n)
