@@ -598,6 +598,14 @@ fn rotation_keeps_one_chain_across_files_and_survives_a_crash_mid_rotation() {
     let mut alone = Checker::new(Some(&f.cluster));
     check_files(std::slice::from_ref(&path), &mut alone, |_, _| {}).unwrap();
     assert!(alone.starts_mid_chain);
+    // A rotated file cut mid-record is records lost mid-log, not a crash's torn tail.
+    let first = std::fs::read(&files[0]).unwrap();
+    std::fs::write(&files[0], &first[..first.len() - 7]).unwrap();
+    let mut cut = Checker::new(Some(&f.cluster));
+    let bad = check_files(&files, &mut cut, |_, _| {}).unwrap_err();
+    assert_ne!(bad.code(), "truncated-tail", "{bad}");
+    assert!(bad.to_string().contains("rotated file"), "{bad}");
+    std::fs::write(&files[0], &first).unwrap();
 
     // A crash right after renaming the current file: the next start opens a new one.
     let next = files.len() as u32 - 1;

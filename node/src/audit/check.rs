@@ -71,9 +71,10 @@ impl ClusterKeys {
 pub enum BadReason {
     #[error("{0}")]
     Frame(String),
-    #[error("truncated tail: {0}")]
+    /// The frame's own text already says "truncated tail".
+    #[error("{0}")]
     TruncatedTail(String),
-    #[error("bad signature (not by this log's node key)")]
+    #[error("bad signature: the record was altered, or not signed by this log's node key")]
     BadSignature,
     #[error("signed by another node: {0}")]
     WrongSigner(String),
@@ -497,7 +498,10 @@ pub fn check_files(
     mut each: impl FnMut(&Path, &Checked),
 ) -> Result<u64, BadRecord> {
     let mut bytes_total = 0u64;
-    for file in files {
+    for (k, file) in files.iter().enumerate() {
+        // Only the last file can end in a crash's torn record: a rotated file was closed
+        // whole before the next one began, so a cut in it is data lost mid-log.
+        let closed = k + 1 < files.len();
         let bytes = std::fs::read(file).map_err(|e| BadRecord {
             file: file.clone(),
             index: checker.records,
@@ -514,6 +518,9 @@ pub fn check_files(
                 offset: e.offset(),
                 reason: match &e {
                     FrameError::BadHeader { .. } => BadReason::Frame(e.to_string()),
+                    _ if closed => BadReason::Frame(format!(
+                        "{e}, but this is a rotated file with another after it: records are missing mid-log, not cut by a crash"
+                    )),
                     _ => BadReason::TruncatedTail(e.to_string()),
                 },
             })?;

@@ -418,6 +418,10 @@ fn print_bad(log: &Path, bad: &BadRecord, json: bool) {
             })
         );
     } else {
-        emit!("BAD {}: {bad}", log.display());
+        if bad.file == log {
+            emit!("BAD {bad}");
+        } else {
+            emit!("BAD {}: {bad}", log.display());
+        }
     }
 }
