@@ -95,6 +95,20 @@ fn two_faced_member_is_proven_and_nobody_else_is_accused() {
     );
     let proofs = c.dir.path().join("proofs.json");
     let correct_logs: Vec<PathBuf> = correct.iter().map(|&k| logs[k].clone()).collect();
+    // A correct node's log that ends in a torn record (it crashed mid-write) still
+    // serves, up to the tear, with a warning.
+    let torn = c.dir.path().join("torn.audit");
+    let bytes = std::fs::read(&correct_logs[0]).unwrap();
+    std::fs::write(&torn, &bytes[..bytes.len() - 5]).unwrap();
+    let mut with_torn = correct_logs.clone();
+    with_torn[0] = torn;
+    let out = audit(&["evidence", "--cluster", &cluster_file(&c)], &with_torn);
+    assert_eq!(out.status.code(), Some(9), "{}", text(&out));
+    assert!(
+        text(&out).contains("warning: ") && text(&out).contains("truncated tail"),
+        "{}",
+        text(&out)
+    );
     // One node's log given twice would count its violations twice: refused.
     let mut twice = correct_logs.clone();
     twice.push(correct_logs[0].clone());

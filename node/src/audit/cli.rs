@@ -233,8 +233,14 @@ pub fn run(cmd: AuditCommand) -> anyhow::Result<i32> {
             let mut whose: std::collections::HashMap<[u8; 32], &PathBuf> =
                 std::collections::HashMap::new();
             for log in &logs {
-                match evidence::read_log(&c, &files_of(log), |_| {}) {
-                    Ok((rounds, checker)) => {
+                match evidence::read_log_before_tear(&c, &files_of(log)) {
+                    Ok((rounds, checker, tear)) => {
+                        if let Some(tear) = tear {
+                            eprintln!(
+                                "warning: {tear}; using the {} record(s) before it (a crash mid-write)",
+                                checker.records
+                            );
+                        }
                         if let Some(id) = checker.identity()
                             && let Some(first) = whose.insert(id.public_key, log)
                         {

@@ -480,6 +480,25 @@ pub fn read_log<'c>(
     Ok((rounds, checker))
 }
 
+/// As [`read_log`], but a log whose only damage is a torn final record (the node crashed
+/// mid-write: after an incident, the usual state of a crashed node's log) gives the
+/// rounds before the tear, and the tear. Any other damage is refused as by `read_log`.
+pub fn read_log_before_tear<'c>(
+    c: &'c ClusterKeys,
+    files: &[std::path::PathBuf],
+) -> Result<(LogRounds, Checker<'c>, Option<BadRecord>), BadRecord> {
+    let mut rounds = LogRounds::default();
+    let mut checker = Checker::new(Some(c));
+    let result = check_files(files, &mut checker, |_, rec| rounds.push(&rec.payload));
+    match result {
+        Ok(_) => Ok((rounds, checker, None)),
+        Err(bad) if bad.code() == "truncated-tail" && checker.records > 0 => {
+            Ok((rounds, checker, Some(bad)))
+        }
+        Err(bad) => Err(bad),
+    }
+}
+
 /// The strongest proof per (member, kind), and how many violations were seen.
 #[derive(Default)]
 struct Best(HashMap<(u16, ProofKind), (i64, u64, Option<Proof>)>);
