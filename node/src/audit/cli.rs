@@ -141,11 +141,27 @@ pub fn run(cmd: AuditCommand) -> anyhow::Result<i32> {
                 }
                 let mut checker = Checker::new(cluster.as_ref());
                 let started = Instant::now();
-                let result = check_files(&files, &mut checker, |_, _| {});
+                let mut last_kind = None;
+                let result = check_files(&files, &mut checker, |_, rec| {
+                    last_kind = Some(rec.payload.kind());
+                });
                 let secs = started.elapsed().as_secs_f64();
                 match result {
                     Ok(bytes) => {
-                        print_ok(log, &files, &checker, bytes, secs, cluster.is_some(), json)
+                        let ending = Ending {
+                            shutdown: last_kind == Some(super::record::Kind::Shutdown),
+                            current_missing: !log.exists(),
+                        };
+                        print_ok(
+                            log,
+                            &files,
+                            &checker,
+                            bytes,
+                            secs,
+                            cluster.is_some(),
+                            ending,
+                            json,
+                        )
                     }
                     Err(bad) => {
                         code = exit::BAD_DATA;
@@ -363,6 +379,17 @@ pub fn run(cmd: AuditCommand) -> anyhow::Result<i32> {
     }
 }
 
+/// How a log that verifies ends. Neither is damage a signature can show (a log cut at a
+/// record boundary verifies, spec §8.4), but an auditor wants to know.
+#[derive(Clone, Copy)]
+struct Ending {
+    /// The last record is the node's shutdown record.
+    shutdown: bool,
+    /// The named file is gone; only rotated segments were checked.
+    current_missing: bool,
+}
+
+#[allow(clippy::too_many_arguments)]
 fn print_ok(
     log: &Path,
     files: &[PathBuf],
@@ -370,6 +397,7 @@ fn print_ok(
     bytes: u64,
     secs: f64,
     with_cluster: bool,
+    ending: Ending,
     json: bool,
 ) {
     let span_s = match (c.first_time_ns, c.last_time_ns) {
@@ -386,12 +414,14 @@ fn print_ok(
                 "readings_checked": c.readings_checked, "bytes": bytes,
                 "first_cluster_time_ns": c.first_time_ns, "last_cluster_time_ns": c.last_time_ns,
                 "span_s": span_s, "starts_mid_chain": c.starts_mid_chain,
+                "ends_with_shutdown": ending.shutdown,
+                "current_file_missing": ending.current_missing,
                 "embedded_readings_checked": with_cluster, "seconds": secs,
             })
         );
     } else {
         emit!(
-            "OK {}: node {node}, {} record(s) in {} file(s), {} round(s), {} .. {} ({:.1} s){}{}",
+            "OK {}: node {node}, {} record(s) in {} file(s), {} round(s), {} .. {} ({:.1} s){}{}{}",
             log.display(),
             c.records,
             files.len(),
@@ -406,6 +436,13 @@ fn print_ok(
             },
             if c.starts_mid_chain {
                 ", starts mid-chain (earlier files not given)"
+            } else {
+                ""
+            },
+            if ending.current_missing {
+                ", the current file is missing (only its rotated segments were checked)"
+            } else if !ending.shutdown {
+                ", no shutdown record at the end (the node is running, crashed, or the end was lost)"
             } else {
                 ""
             }
