@@ -98,6 +98,18 @@ fn two_faced_member_is_proven_and_nobody_else_is_accused() {
     let v = ending(&cut);
     assert_eq!(v["ok"], true, "{v}");
     assert_eq!(v["ends_with_shutdown"], false, "{v}");
+    // A cluster file that cannot be read is a configuration error (78) naming the flag.
+    let missing_cluster = c.dir.path().join("no-such-cluster.toml");
+    let out = audit(
+        &[
+            "verify",
+            "--cluster",
+            &missing_cluster.display().to_string(),
+        ],
+        &logs[..1],
+    );
+    assert_eq!(out.status.code(), Some(78), "{}", text(&out));
+    assert!(text(&out).contains("--cluster path"), "{}", text(&out));
     // A missing log is said, and does not stop the others from being checked.
     let missing = c.dir.path().join("gone.audit");
     let out = audit(

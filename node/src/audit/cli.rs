@@ -83,10 +83,21 @@ pub enum AuditCommand {
     },
 }
 
-fn load_cluster(path: &Option<PathBuf>) -> anyhow::Result<Option<ClusterKeys>> {
-    path.as_ref()
-        .map(|p| ClusterKeys::load(p).map_err(|e| anyhow::anyhow!("{e}")))
-        .transpose()
+/// The `--cluster` file, or the exit code after saying what is wrong with it: a
+/// configuration error (78), with a fix that fits the audit tools (there is no node file
+/// here for a relative path to be relative to).
+fn cluster_keys(path: &Path) -> Result<ClusterKeys, i32> {
+    ClusterKeys::load(path).map_err(|mut e| {
+        if e.field == "(file)" {
+            e.fix = "check the --cluster path (the cluster file every member shares)".into();
+        }
+        eprintln!("error: {e}");
+        exit::CONFIG
+    })
+}
+
+fn load_cluster(path: &Option<PathBuf>) -> Result<Option<ClusterKeys>, i32> {
+    path.as_ref().map(|p| cluster_keys(p)).transpose()
 }
 
 /// The files of a LOG argument: its rotated segments, then itself.
@@ -117,7 +128,10 @@ pub fn run(cmd: AuditCommand) -> anyhow::Result<i32> {
             cluster,
             json,
         } => {
-            let cluster = load_cluster(&cluster)?;
+            let cluster = match load_cluster(&cluster) {
+                Ok(c) => c,
+                Err(code) => return Ok(code),
+            };
             let mut code = exit::OK;
             for log in &logs {
                 let files = files_of(log);
@@ -179,7 +193,10 @@ pub fn run(cmd: AuditCommand) -> anyhow::Result<i32> {
             cluster,
             json,
         } => {
-            let cluster = load_cluster(&cluster)?;
+            let cluster = match load_cluster(&cluster) {
+                Ok(c) => c,
+                Err(code) => return Ok(code),
+            };
             // Flags the command line cannot check itself: wrong, they are usage errors.
             let usage = |m: String| -> anyhow::Result<i32> {
                 eprintln!("error: {m}");
@@ -242,7 +259,10 @@ pub fn run(cmd: AuditCommand) -> anyhow::Result<i32> {
             }
         }
         AuditCommand::Evidence { logs, cluster, out } => {
-            let c = ClusterKeys::load(&cluster).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let c = match cluster_keys(&cluster) {
+                Ok(c) => c,
+                Err(code) => return Ok(code),
+            };
             let mut all = Vec::new();
             // Whose log each input is: one node's log given twice would count its
             // violations twice (or pass one node's log off as another's).
@@ -321,7 +341,10 @@ pub fn run(cmd: AuditCommand) -> anyhow::Result<i32> {
             cluster,
             json,
         } => {
-            let c = ClusterKeys::load(&cluster).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let c = match cluster_keys(&cluster) {
+                Ok(c) => c,
+                Err(code) => return Ok(code),
+            };
             let text = std::fs::read_to_string(&proofs)
                 .with_context(|| format!("cannot read {}", proofs.display()))?;
             let file: ProofFile = serde_json::from_str(&text)
