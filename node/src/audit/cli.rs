@@ -269,7 +269,7 @@ pub fn run(cmd: AuditCommand) -> anyhow::Result<i32> {
             let mut whose: std::collections::HashMap<[u8; 32], &PathBuf> =
                 std::collections::HashMap::new();
             for log in &logs {
-                match evidence::read_log_before_tear(&c, &files_of(log)) {
+                match evidence::read_log_before_tear(&c, &files_of(log), |_| {}) {
                     Ok((rounds, checker, tear)) => {
                         if let Some(tear) = tear {
                             eprintln!(
@@ -483,11 +483,9 @@ fn print_bad(log: &Path, bad: &BadRecord, json: bool) {
                 "offset": bad.offset, "reason": bad.code(), "detail": bad.reason.to_string(),
             })
         );
+    } else if bad.file == log {
+        emit!("BAD {bad}");
     } else {
-        if bad.file == log {
-            emit!("BAD {bad}");
-        } else {
-            emit!("BAD {}: {bad}", log.display());
-        }
+        emit!("BAD {}: {bad}", log.display());
     }
 }

@@ -22,7 +22,7 @@ use bftime_protocol::message::{derive_nonce, head_chain};
 use bftime_protocol::{MemberId, Reading, SyncState};
 use serde::{Deserialize, Serialize};
 
-use super::check::{BadRecord, Checked, Checker, ClusterKeys, check_files};
+use super::check::{BadReason, BadRecord, Checked, Checker, ClusterKeys, check_files};
 use super::record::{Payload, RoundPayload};
 
 /// Slack added to Π for integer rounding of timestamps (1 ms).
@@ -469,15 +469,12 @@ impl LogRounds {
 pub fn read_log<'c>(
     c: &'c ClusterKeys,
     files: &[std::path::PathBuf],
-    mut each: impl FnMut(&Checked),
+    each: impl FnMut(&Checked),
 ) -> Result<(LogRounds, Checker<'c>), BadRecord> {
-    let mut rounds = LogRounds::default();
-    let mut checker = Checker::new(Some(c));
-    check_files(files, &mut checker, |_, rec| {
-        rounds.push(&rec.payload);
-        each(rec);
-    })?;
-    Ok((rounds, checker))
+    match read_log_before_tear(c, files, each)? {
+        (rounds, checker, None) => Ok((rounds, checker)),
+        (_, _, Some(tear)) => Err(tear),
+    }
 }
 
 /// As [`read_log`], but a log whose only damage is a torn final record (the node crashed
@@ -486,13 +483,17 @@ pub fn read_log<'c>(
 pub fn read_log_before_tear<'c>(
     c: &'c ClusterKeys,
     files: &[std::path::PathBuf],
+    mut each: impl FnMut(&Checked),
 ) -> Result<(LogRounds, Checker<'c>, Option<BadRecord>), BadRecord> {
     let mut rounds = LogRounds::default();
     let mut checker = Checker::new(Some(c));
-    let result = check_files(files, &mut checker, |_, rec| rounds.push(&rec.payload));
+    let result = check_files(files, &mut checker, |_, rec| {
+        rounds.push(&rec.payload);
+        each(rec);
+    });
     match result {
         Ok(_) => Ok((rounds, checker, None)),
-        Err(bad) if bad.code() == "truncated-tail" && checker.records > 0 => {
+        Err(bad) if matches!(bad.reason, BadReason::TruncatedTail(_)) && checker.records > 0 => {
             Ok((rounds, checker, Some(bad)))
         }
         Err(bad) => Err(bad),
