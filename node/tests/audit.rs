@@ -92,6 +92,8 @@ fn two_faced_member_is_proven_and_nobody_else_is_accused() {
         .last()
         .map(|l| serde_json::from_str(l).unwrap())
         .unwrap();
+    // `offset` counts within the file the record is in, which the line names.
+    assert_eq!(last["file"], logs[0].display().to_string(), "{last}");
     let cut_at = last["offset"].as_u64().unwrap() as usize;
     let cut = c.dir.path().join("cut.audit");
     std::fs::write(&cut, &std::fs::read(&logs[0]).unwrap()[..cut_at]).unwrap();

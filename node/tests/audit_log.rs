@@ -606,6 +606,32 @@ fn rotation_keeps_one_chain_across_files_and_survives_a_crash_mid_rotation() {
     assert_ne!(bad.code(), "truncated-tail", "{bad}");
     assert!(bad.to_string().contains("rotated file"), "{bad}");
     std::fs::write(&files[0], &first).unwrap();
+    // A rotated file gone from the middle is named; pruning the oldest is allowed.
+    let hidden = f.dir.path().join("hidden");
+    std::fs::rename(&files[1], &hidden).unwrap();
+    let bad = check_files(
+        &segments(&path),
+        &mut Checker::new(Some(&f.cluster)),
+        |_, _| {},
+    )
+    .unwrap_err();
+    assert_eq!(bad.code(), "missing-segment", "{bad}");
+    assert_eq!(bad.file, files[1], "{bad}");
+    std::fs::rename(&hidden, &files[1]).unwrap();
+    std::fs::rename(&files[0], &hidden).unwrap();
+    let mut pruned = Checker::new(Some(&f.cluster));
+    check_files(&segments(&path), &mut pruned, |_, _| {}).unwrap();
+    assert!(pruned.starts_mid_chain);
+    std::fs::rename(&hidden, &files[0]).unwrap();
+    // A file copied over the next one says which segment it really is.
+    let second = std::fs::read(&files[2]).unwrap();
+    std::fs::copy(&files[1], &files[2]).unwrap();
+    let bad = check_files(&files, &mut Checker::new(Some(&f.cluster)), |_, _| {}).unwrap_err();
+    assert_eq!(bad.code(), "wrong-segment", "{bad}");
+    assert_eq!(bad.file, files[2], "{bad}");
+    assert!(bad.to_string().contains("begins segment 1"), "{bad}");
+    std::fs::write(&files[2], &second).unwrap();
+    verify_all(&f, &path);
 
     // A crash right after renaming the current file: the next start opens a new one.
     let next = files.len() as u32 - 1;

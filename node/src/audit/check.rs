@@ -96,6 +96,12 @@ pub enum BadReason {
     BadReading { index: usize, why: String },
     #[error("broken nonce chain: {0}")]
     NonceChain(String),
+    /// A rotated file between two that exist is not there.
+    #[error("missing segment: {0}")]
+    MissingSegment(String),
+    /// A file's segment record names another segment than its file name does.
+    #[error("wrong segment: {0}")]
+    WrongSegment(String),
 }
 
 /// The first bad record of a log.
@@ -127,6 +133,8 @@ impl BadRecord {
             BadReason::WrongCluster(_) => "wrong-cluster",
             BadReason::BadReading { .. } => "bad-embedded-reading",
             BadReason::NonceChain(_) => "bad-nonce-chain",
+            BadReason::MissingSegment(_) => "missing-segment",
+            BadReason::WrongSegment(_) => "wrong-segment",
         }
     }
 }
@@ -490,18 +498,87 @@ pub fn segment_path(path: &Path, n: u32) -> PathBuf {
     path.with_file_name(name)
 }
 
+/// The segment number of each of `files` (what [`segments`] lists: `LOG.000000`, …, then
+/// `LOG`), from their names: `None` where a name does not say it (a single file, or
+/// names that are not one log's segments). The current file `LOG` is the segment after
+/// the last rotated one.
+fn segment_numbers(files: &[PathBuf]) -> Vec<Option<u32>> {
+    let rotated = |f: &Path| -> Option<(PathBuf, u32)> {
+        let name = f.file_name()?.to_str()?;
+        let (stem, digits) = name.rsplit_once('.')?;
+        if digits.len() != 6 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        Some((f.with_file_name(stem), digits.parse().ok()?))
+    };
+    let Some((base, _)) = files
+        .first()
+        .filter(|_| files.len() > 1)
+        .and_then(|f| rotated(f))
+    else {
+        return vec![None; files.len()];
+    };
+    let mut last = None;
+    files
+        .iter()
+        .map(|f| {
+            let n = match rotated(f) {
+                Some((b, n)) if b == base => Some(n),
+                _ if *f == base => last.map(|l: u32| l + 1),
+                _ => None,
+            };
+            last = n.or(last);
+            n
+        })
+        .collect()
+}
+
+/// The segment number a file's first frame claims, if it is a segment record (unverified:
+/// only ever used to refuse).
+fn segment_said(frame: &Frame<'_>) -> Option<u32> {
+    let signed: Signed<Record> = Signed::from_parts(frame.body.to_vec(), frame.signature);
+    let record = signed.decode_unverified().ok()?;
+    match Payload::decode(record.kind, &record.payload).ok()? {
+        Payload::Segment(p) => Some(p.segment),
+        _ => None,
+    }
+}
+
 /// Reads and checks every record of `files` in order, calling `each` for each good one.
-/// Stops at the first bad record; a log without any record is bad too.
+/// Stops at the first bad record; a log without any record is bad too. Rotated files are
+/// numbered: one missing between two that exist is named (`missing-segment`), and a file
+/// whose segment record names another number than its name (renamed, or copied over
+/// another) is refused (`wrong-segment`). Leading files may be missing: pruning the
+/// oldest is allowed (spec §8.3).
 pub fn check_files(
     files: &[PathBuf],
     checker: &mut Checker<'_>,
     mut each: impl FnMut(&Path, &Checked),
 ) -> Result<u64, BadRecord> {
     let mut bytes_total = 0u64;
+    let numbers = segment_numbers(files);
     for (k, file) in files.iter().enumerate() {
         // Only the last file can end in a crash's torn record: a rotated file was closed
         // whole before the next one began, so a cut in it is data lost mid-log.
         let closed = k + 1 < files.len();
+        if k > 0
+            && let (Some(before), Some(this)) = (numbers[k - 1], numbers[k])
+            && this != before + 1
+        {
+            let missing = segment_path(&files[k - 1].with_extension(""), before + 1);
+            return Err(BadRecord {
+                file: missing.clone(),
+                index: checker.records,
+                seq: None,
+                offset: 0,
+                reason: BadReason::MissingSegment(format!(
+                    "{} is not there, but {} before it and {} after it are: records are missing mid-log",
+                    missing.display(),
+                    files[k - 1].display(),
+                    file.display()
+                )),
+            });
+        }
         let bytes = std::fs::read(file).map_err(|e| BadRecord {
             file: file.clone(),
             index: checker.records,
@@ -524,6 +601,23 @@ pub fn check_files(
                     _ => BadReason::TruncatedTail(e.to_string()),
                 },
             })?;
+            // Checked before the record's own checks: a file copied over another would
+            // otherwise read as a sequence gap, which says less.
+            if frame.offset == 0
+                && let Some(n) = numbers[k]
+                && let Some(said) = segment_said(&frame)
+                && said != n
+            {
+                return Err(BadRecord {
+                    file: file.clone(),
+                    index: checker.records,
+                    seq: None,
+                    offset: 0,
+                    reason: BadReason::WrongSegment(format!(
+                        "the file begins segment {said} of the log, but its name makes it segment {n}: a file was renamed, or copied over another"
+                    )),
+                });
+            }
             let checked = checker.check(&frame).map_err(|reason| BadRecord {
                 file: file.clone(),
                 index: checker.records,

@@ -232,12 +232,16 @@ pub fn run(cmd: AuditCommand) -> anyhow::Result<i32> {
             }
             let mut write_err = None;
             let mut checker = Checker::new(cluster.as_ref());
-            let result = check_files(&files_of(&log), &mut checker, |_, c| {
+            let result = check_files(&files_of(&log), &mut checker, |file, c| {
                 if !filter.accepts(c) || write_err.is_some() {
                     return;
                 }
                 let r = if json {
-                    writeln!(out, "{}", show::json_line(c, cluster.as_ref(), filter.peer))
+                    writeln!(
+                        out,
+                        "{}",
+                        show::json_line(c, file, cluster.as_ref(), filter.peer)
+                    )
                 } else {
                     writeln!(out, "{}", show::line(c, cluster.as_ref(), filter.peer))
                 };

@@ -2,6 +2,7 @@
 
 use std::io::Write;
 use std::ops::RangeInclusive;
+use std::path::Path;
 
 use bftime_crypto::{Ed25519Suite, Signed};
 use bftime_protocol::{MemberId, Reading};
@@ -187,8 +188,14 @@ fn reading_json(s: &Signed<Reading>, cluster: Option<&ClusterKeys>) -> Value {
     }
 }
 
-/// One JSON object per record (JSON lines).
-pub fn json_line(c: &Checked, cluster: Option<&ClusterKeys>, peer: Option<MemberId>) -> Value {
+/// One JSON object per record (JSON lines). `offset` counts from the start of `file`, the
+/// log file (current or rotated) that holds the record.
+pub fn json_line(
+    c: &Checked,
+    file: &Path,
+    cluster: Option<&ClusterKeys>,
+    peer: Option<MemberId>,
+) -> Value {
     let rec = &c.record;
     let payload = match &c.payload {
         Payload::Start(p) => json!({
@@ -242,6 +249,7 @@ pub fn json_line(c: &Checked, cluster: Option<&ClusterKeys>, peer: Option<Member
         "round": rec.round,
         "cluster_time_ns": rec.cluster_time_ns,
         "kind": rec.kind.as_str(),
+        "file": file.display().to_string(),
         "offset": c.offset,
         "payload": payload,
     })
