@@ -86,6 +86,13 @@ fn two_faced_member_is_proven_and_nobody_else_is_accused() {
     let v = ending(&logs[0]);
     assert_eq!(v["ends_with_shutdown"], true, "{v}");
     assert_eq!(v["current_file_missing"], false, "{v}");
+    // The span is the records' earliest to latest time, never negative (a node steps its
+    // clock before it serves, so its first record may be dated after later ones).
+    assert!(v["span_s"].as_f64().unwrap() > 0.0, "{v}");
+    assert!(
+        v["earliest_cluster_time_ns"].as_i64() <= v["first_cluster_time_ns"].as_i64(),
+        "{v}"
+    );
     let shown = audit(&["show", "--json"], &logs[..1]);
     let last: Value = String::from_utf8_lossy(&shown.stdout)
         .lines()

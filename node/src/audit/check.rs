@@ -162,6 +162,11 @@ pub struct Checker<'a> {
     pub readings_checked: u64,
     pub first_time_ns: Option<i64>,
     pub last_time_ns: Option<i64>,
+    /// The earliest and latest cluster times of any record: a node that steps its clock
+    /// before it serves writes records dated before its first, so first..last may run
+    /// backwards.
+    pub earliest_time_ns: Option<i64>,
+    pub latest_time_ns: Option<i64>,
     /// The first record checked continued an earlier file that was not given.
     pub starts_mid_chain: bool,
     /// The head the last round record ended at (None after a start).
@@ -181,6 +186,8 @@ impl<'a> Checker<'a> {
             readings_checked: 0,
             first_time_ns: None,
             last_time_ns: None,
+            earliest_time_ns: None,
+            latest_time_ns: None,
             starts_mid_chain: false,
             last_round_head: None,
         }
@@ -281,6 +288,9 @@ impl<'a> Checker<'a> {
         if record.cluster_time_ns > 0 {
             self.first_time_ns.get_or_insert(record.cluster_time_ns);
             self.last_time_ns = Some(record.cluster_time_ns);
+            let t = record.cluster_time_ns;
+            self.earliest_time_ns = Some(self.earliest_time_ns.map_or(t, |e| e.min(t)));
+            self.latest_time_ns = Some(self.latest_time_ns.map_or(t, |l| l.max(t)));
         }
         Ok(Checked {
             offset: frame.offset,

@@ -427,7 +427,7 @@ fn print_ok(
     ending: Ending,
     json: bool,
 ) {
-    let span_s = match (c.first_time_ns, c.last_time_ns) {
+    let span_s = match (c.earliest_time_ns, c.latest_time_ns) {
         (Some(a), Some(b)) => (b - a) as f64 / 1e9,
         _ => 0.0,
     };
@@ -440,6 +440,7 @@ fn print_ok(
                 "files": files.len(), "records": c.records, "rounds": c.rounds,
                 "readings_checked": c.readings_checked, "bytes": bytes,
                 "first_cluster_time_ns": c.first_time_ns, "last_cluster_time_ns": c.last_time_ns,
+                "earliest_cluster_time_ns": c.earliest_time_ns, "latest_cluster_time_ns": c.latest_time_ns,
                 "span_s": span_s, "starts_mid_chain": c.starts_mid_chain,
                 "ends_with_shutdown": ending.shutdown,
                 "current_file_missing": ending.current_missing,
@@ -453,8 +454,8 @@ fn print_ok(
             c.records,
             files.len(),
             c.rounds,
-            show::format_time(c.first_time_ns.unwrap_or(0)),
-            show::format_time(c.last_time_ns.unwrap_or(0)),
+            show::format_time(c.earliest_time_ns.unwrap_or(0)),
+            show::format_time(c.latest_time_ns.unwrap_or(0)),
             span_s,
             if with_cluster {
                 format!(", {} embedded peer readings checked", c.readings_checked)
