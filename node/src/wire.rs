@@ -197,6 +197,28 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        /// Whatever a peer writes, decoding returns a message or an error, never
+        /// panics; a request that decodes encodes back to a request equal to it.
+        #[test]
+        fn any_bytes_decode_or_are_refused(
+            bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..1100),
+            kind in 0u8..3,
+        ) {
+            let mut frame = bytes.clone();
+            if let Some(first) = frame.first_mut() {
+                *first = kind; // reach each kind's decoder, not only the unknown one
+            }
+            for b in [&bytes, &frame] {
+                if let Ok(ToResponder::Request(r)) = ToResponder::decode(b) {
+                    let again = ToResponder::decode(&ToResponder::Request(r).encode());
+                    proptest::prop_assert!(matches!(again, Ok(ToResponder::Request(x)) if x == r));
+                }
+                let _ = decode_reading(b);
+            }
+        }
+    }
+
     #[test]
     fn frames_are_capped_before_reading() {
         futures::executor::block_on(async {
