@@ -89,6 +89,7 @@ fn main() -> anyhow::Result<()> {
                     responder_round: 900_000_000 + r,
                     epoch: 0x1234_5678_9abc_def0 + p as u64,
                     head: [p as u8; 32],
+                    last_correction: Some(Nanos(-12_000)),
                 };
                 Signed::sign(&reading, keys[p].as_ref())
             })

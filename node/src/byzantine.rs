@@ -100,9 +100,18 @@ impl Responder {
         };
         r.receive += shift;
         r.transmit += shift;
-        // A liar claims to be synced and perfectly accurate, whatever its own state.
+        // A liar claims to be synced and perfectly accurate, whatever its own state, and
+        // to have corrected by the most a reading can say, the way its lie pulls (a
+        // `boundary` node pulls the cluster fast: the lowest, so that every correct
+        // node's own correction looks large against the median, spec §3.3).
         r.error = Some(Nanos::ZERO);
         r.state = SyncState::Synced;
+        let extreme = Nanos(32_767_000);
+        r.last_correction = Some(match self.behaviour {
+            Behaviour::Boundary => -extreme,
+            _ if shift < Nanos::ZERO => -extreme,
+            _ => extreme,
+        });
         match Signed::sign(&r, &self.key) {
             Ok(s) if self.behaviour == Behaviour::Forger => {
                 let mut broken = *s.signature();

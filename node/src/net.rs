@@ -1,7 +1,7 @@
 //! The libp2p side: TCP + Noise + Yamux, the node's ed25519 key as its identity, an
 //! allow-list of the cluster's members (connections from any other key are closed as
 //! soon as the Noise handshake reveals it), connection limits, and one long-lived
-//! `/bftime/reading/2` stream per peer and direction.
+//! `/bftime/reading/3` stream per peer and direction.
 //!
 //! Tasks, all bounded:
 //! - the swarm task polls the swarm and keeps connection counters;

@@ -1,4 +1,4 @@
-//! Framing on a bftime stream (`/bftime/reading/2`).
+//! Framing on a bftime stream (`/bftime/reading/3`).
 //!
 //! A requester keeps one long-lived stream per peer (opening a substream per exchange
 //! costs a multistream-select negotiation each time) and writes frames: a 2-byte
@@ -14,10 +14,11 @@ use bftime_protocol::{Leaving, Reading, Request};
 use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use libp2p::StreamProtocol;
 
-/// `/2` since readings became fixed-width and their prefix `v2` (spec §2.2): a node of
-/// the older layout negotiates no stream with this one, rather than exchanging readings
-/// that each side would count as bad signatures from the other.
-pub const PROTOCOL: StreamProtocol = StreamProtocol::new("/bftime/reading/2");
+/// `/3` since readings carry `last_correction` under the prefix `v3` (`/2`: the first
+/// fixed-width layout; spec §2.2): a node of an older layout negotiates no stream with
+/// this one, rather than exchanging readings that each side would count as bad
+/// signatures from the other.
+pub const PROTOCOL: StreamProtocol = StreamProtocol::new("/bftime/reading/3");
 
 /// Largest frame a responder accepts from a requester (a request is ~60 bytes, a
 /// leaving notice carries a short reason).

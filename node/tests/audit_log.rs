@@ -75,6 +75,7 @@ fn reading(
         responder_round: round,
         epoch: 42,
         head: [3; 32],
+        last_correction: None,
     };
     Signed::sign(&r, f.nodes[from].key.as_ref()).unwrap()
 }

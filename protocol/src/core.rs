@@ -33,6 +33,14 @@ use crate::time::{ClusterTime, LocalTime, Nanos, Ppm};
 /// is folded into the rate correction. Small, so measurement noise averages out.
 const RATE_GAIN: f64 = 0.2;
 
+/// Share of the rate correction the frequency loop lets go each round it runs. The loop
+/// sees only how a node's correction differs from its peers', so a push that every node
+/// gets alike (noise in the medians, an adversary's placement of them) would otherwise
+/// stay in every rate for good; this pulls such a common part back towards the members'
+/// own oscillators, while a node's own frequency error stays compensated to
+/// RATE_GAIN / (RATE_GAIN + RATE_LEAK), 95 % (spec §3.3).
+const RATE_LEAK: f64 = 0.01;
+
 /// Static configuration of one node's core.
 #[derive(Debug, Clone)]
 pub struct CoreConfig {
@@ -188,6 +196,9 @@ struct PeerState {
     /// It sent a `Leaving` (reason in `cold.left`) and has not served since: checked
     /// here, on the record's hot line, so a response touches `cold` only then.
     has_left: bool,
+    /// What its reading of this round says it corrected by at the end of the last one,
+    /// in microseconds, for the frequency loop (spec §3.3).
+    reported_us: Option<i16>,
 }
 
 impl PeerState {
@@ -255,6 +266,12 @@ pub struct Core {
     error: Option<Nanos>,
     last_update: LocalTime,
     last_correction: Nanos,
+    /// Last round's correction and length, if the frequency loop may use it (spec §3.3);
+    /// its readings this round report it to every peer (`reported`, as it travels).
+    rate_candidate: Option<(Nanos, Nanos)>,
+    reported: Option<Nanos>,
+    /// The corrections peers reported this round, gathered at its end.
+    reports: Vec<i64>,
     /// How far the last applied correction fell short of the agreement (an inconsistent
     /// round moves by its allowance only): part of `error`, not of the next allowance.
     residual: Nanos,
@@ -370,6 +387,9 @@ impl Core {
             error: None,
             last_update: now,
             last_correction: Nanos::ZERO,
+            rate_candidate: None,
+            reported: None,
+            reports: Vec::with_capacity(n),
             residual: Nanos::ZERO,
             last_round_small: false,
             last_answered: 0,
@@ -690,6 +710,7 @@ impl Core {
             responder_round: round,
             epoch: self.epoch,
             head: self.head,
+            last_correction: self.reported,
         };
         Ok(reading)
     }
@@ -828,6 +849,13 @@ impl Core {
             peer.cold.left = None;
         }
         if !dropped {
+            // Only a serving peer's correction counts. Rounds end at the same cluster
+            // times everywhere and requests leave in a round's first half, so the
+            // peer's last round ended when our last round did.
+            peer.reported_us = reading
+                .last_correction
+                .filter(|_| reading.state == SyncState::Synced)
+                .map(|c| (c.0 / 1000) as i16);
             peer.last = Some((sample, reading.state));
             // Only a serving peer's opinion of us counts.
             peer.suspects_me = reading.suspects_requester && reading.state == SyncState::Synced;
@@ -897,6 +925,7 @@ impl Core {
         peer.best = None;
         peer.last = None;
         peer.suspects_me = false;
+        peer.reported_us = None;
         // `accepted` counters keep it: it was accepted into the chain (and into the
         // `readings_accepted_total` metric, which never goes down), and is now also
         // counted as `bad-signature`.
@@ -1071,6 +1100,8 @@ impl Core {
         let me = self.cfg.me.index();
         let mut round_intervals = Vec::new();
         let (peers, answerings, judges) = (&mut self.peers, &mut self.answering, &mut self.judges);
+        let reports = &mut self.reports;
+        reports.clear();
         for i in 0..peers.len() {
             if let Some(ahead) = peers.get(i + ROUND_END_PREFETCH_AHEAD) {
                 ahead.prefetch();
@@ -1122,6 +1153,11 @@ impl Core {
                 i.state = NonceState::Expired;
                 keep
             });
+            if let Some(us) = peer.reported_us.take()
+                && !peer.misbehaved
+            {
+                reports.push(i64::from(us) * 1000);
+            }
             peer.best = None;
             peer.misbehaved = false;
             peer.suspects_me = false;
@@ -1138,9 +1174,24 @@ impl Core {
             Some(allowance) => Nanos(agreed.0.clamp(-allowance.0, allowance.0)),
             None => agreed,
         };
+        // The frequency loop's input from last round, whatever this round does.
+        let candidate = self.rate_candidate.take();
         if applied {
             let small = inconsistent.is_none() && c.abs() <= params.slew_budget();
             let mut rate = self.clock.rate();
+            // Frequency loop (spec §3.3): last round's correction, less the median of
+            // the corrections the peers report for that round. What the whole cluster
+            // corrects by every round (a bias every pair measures alike, a boundary
+            // adversary's pull) is no frequency error of ours: folded into the rate it
+            // would wind every node's rate up to its limit together.
+            if let Some((mine, len)) = candidate
+                && let Some(theirs) = median_with(&mut self.reports, mine, params.faulty)
+            {
+                let limit = params.max_drift.0;
+                let delta = (RATE_GAIN * (mine.0 - theirs.0) as f64 / len.0 as f64 * 1e6)
+                    .clamp(-limit / 10.0, limit / 10.0);
+                rate = Ppm((rate.0 * (1.0 - RATE_LEAK) + delta).clamp(-limit, limit));
+            }
             // Only corrections that drift alone could explain say anything about our
             // frequency; larger ones are phase errors (start-up, attacks) and would
             // throw the loop to its limits.
@@ -1150,10 +1201,7 @@ impl Core {
                 && self.last_round_small
                 && inconsistent.is_none()
             {
-                let limit = params.max_drift.0;
-                let delta = (RATE_GAIN * c.0 as f64 / round_len.0 as f64 * 1e6)
-                    .clamp(-limit / 10.0, limit / 10.0);
-                rate = Ppm((rate.0 + delta).clamp(-limit, limit));
+                self.rate_candidate = Some((c, round_len));
             }
             if serving_before && serving_after {
                 self.clock
@@ -1176,6 +1224,7 @@ impl Core {
         } else {
             self.last_round_small = false;
         }
+        self.reported = crate::reading_codec::wire_correction(self.rate_candidate.map(|(c, _)| c));
         if let Some(tr) = transition {
             actions.push(Action::StateChanged(tr));
         }
@@ -1378,6 +1427,25 @@ impl Core {
             peers,
         }
     }
+}
+
+/// The median of `reports` and `mine`, if there are at least 2f + 1 of them: then at
+/// most f are a faulty member's, and the median lies between two correct values. Of an
+/// even count, the mean of the middle two: the lower one alone sits below the middle, and
+/// every node measuring its own correction against it would push every rate up (a 4-node
+/// cluster wound up to +200 ppm in three minutes). `reports` is reordered.
+fn median_with(reports: &mut Vec<i64>, mine: Nanos, f: usize) -> Option<Nanos> {
+    reports.push(mine.0);
+    let n = reports.len();
+    if n < 2 * f + 1 {
+        return None;
+    }
+    let (below, &mut upper, _) = reports.select_nth_unstable(n / 2);
+    if n % 2 == 1 {
+        return Some(Nanos(upper));
+    }
+    let lower = below.iter().copied().max().unwrap_or(upper);
+    Some(Nanos(lower + (upper - lower) / 2))
 }
 
 #[cfg(test)]

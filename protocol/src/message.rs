@@ -161,10 +161,17 @@ pub struct Reading {
     /// The responder's [`Head`] when it signed: proves the reading was made after every
     /// reading that the responder's last round used.
     pub head: Head,
+    /// The correction the responder slewed by at the end of its previous round, if the
+    /// frequency loop could use it (spec §3.3): whole microseconds, `None` otherwise or
+    /// beyond ±32.767 ms. Requesters compare their own with the peers' median, so that a
+    /// correction the whole cluster makes every round (a bias every pair measures alike)
+    /// does not wind up every node's rate.
+    #[serde(with = "crate::reading_serde::correction_us")]
+    pub last_correction: Option<Nanos>,
 }
 
 impl Domain for Reading {
-    const DOMAIN: &'static [u8] = b"bftime v2 reading\0";
+    const DOMAIN: &'static [u8] = b"bftime v3 reading\0";
 
     fn encode_body(
         &self,
@@ -192,7 +199,7 @@ impl Domain for Leaving {
     const DOMAIN: &'static [u8] = b"bftime v1 leaving\0";
 }
 
-/// Largest encoded signed reading we accept from the wire (a real one is 192 bytes).
+/// Largest encoded signed reading we accept from the wire (a real one is 194 bytes).
 pub const MAX_READING_WIRE_BYTES: usize = 512;
 
 #[cfg(test)]
@@ -202,7 +209,7 @@ mod tests {
 
     #[test]
     fn domain_prefixes_are_pinned() {
-        assert_eq!(Reading::DOMAIN, b"bftime v2 reading\0");
+        assert_eq!(Reading::DOMAIN, b"bftime v3 reading\0");
         assert_eq!(Leaving::DOMAIN, b"bftime v1 leaving\0");
         assert_eq!(NONCE_DOMAIN, b"bftime v1 nonce\0");
         assert_eq!(HEAD_DOMAIN, b"bftime v1 head\0");
@@ -224,9 +231,10 @@ mod tests {
             responder_round: u64::MAX,
             epoch: u64::MAX,
             head: [0xff; 32],
+            last_correction: Some(Nanos(-32_767_000)),
         };
         let s = Signed::sign(&r, &NodeKey::from_seed(&[1; 32])).unwrap();
-        assert_eq!(s.to_wire().len(), 192);
+        assert_eq!(s.to_wire().len(), 194);
         assert!(s.to_wire().len() <= MAX_READING_WIRE_BYTES);
         assert_eq!(
             s.verify(&Ed25519Suite, &NodeKey::from_seed(&[1; 32]).public_key())

@@ -1,4 +1,4 @@
-//! A reading's body: 127 bytes at fixed offsets (spec §2.2), encoded and decoded by hand.
+//! A reading's body: 128 bytes at fixed offsets (spec §2.2), encoded and decoded by hand.
 //!
 //! Readings are encoded and decoded on every exchange and again by every audit of a log.
 //! With postcard's varints they were a sixth of the simulator's instructions even through
@@ -16,7 +16,7 @@ use crate::message::{MemberId, Reading, SyncState};
 use crate::time::{ClusterTime, Nanos};
 
 /// The length of every reading's body.
-pub const READING_BODY_BYTES: usize = 127;
+pub const READING_BODY_BYTES: usize = 128;
 
 // Field offsets, in wire order (spec §2.2).
 const CLUSTER: usize = 0;
@@ -26,14 +26,14 @@ const ROUND: usize = 12;
 const NONCE: usize = 20;
 const RECEIVE: usize = 52;
 const TRANSMIT: usize = 60;
-const ERROR_TAG: usize = 68;
-const ERROR: usize = 69;
-const STATE: usize = 77;
-const SUSPECTS: usize = 78;
-const RESPONDER_ROUND: usize = 79;
-const EPOCH: usize = 87;
-const HEAD: usize = 95;
-const _: () = assert!(HEAD + 32 == READING_BODY_BYTES);
+const ERROR: usize = 68;
+const STATE: usize = 76;
+const SUSPECTS: usize = 77;
+const RESPONDER_ROUND: usize = 78;
+const EPOCH: usize = 86;
+const HEAD: usize = 94;
+const CORRECTION: usize = 126;
+const _: () = assert!(CORRECTION + 2 == READING_BODY_BYTES);
 
 /// The byte that stands for `state`.
 pub(crate) fn state_byte(state: SyncState) -> u8 {
@@ -54,23 +54,49 @@ pub(crate) fn state_from_byte(b: u8) -> Option<SyncState> {
     }
 }
 
-/// The error bound's tag and value bytes: `None` is a zero tag and eight zero bytes, so
-/// that it too has one encoding.
-pub(crate) fn error_bytes(error: Option<Nanos>) -> (u8, [u8; 8]) {
+/// The error bound's bytes: `None` is −1 (an error bound is never negative); a
+/// negative bound, which no core reports, is written as 0.
+pub(crate) fn error_bytes(error: Option<Nanos>) -> [u8; 8] {
     match error {
-        None => (0, [0; 8]),
-        Some(e) => (1, e.0.to_le_bytes()),
+        None => (-1i64).to_le_bytes(),
+        Some(e) => e.0.max(0).to_le_bytes(),
     }
 }
 
-/// The error bound its tag and value bytes stand for, if they are valid.
-pub(crate) fn error_from_bytes(tag: u8, value: [u8; 8]) -> Result<Option<Nanos>, &'static str> {
-    match tag {
-        0 if value == [0; 8] => Ok(None),
-        0 => Err("error bound bytes after a None tag"),
-        1 => Ok(Some(Nanos(i64::from_le_bytes(value)))),
-        _ => Err("bad option tag"),
+/// The error bound its bytes stand for, if they are valid (−1 or not negative).
+pub(crate) fn error_from_bytes(value: [u8; 8]) -> Result<Option<Nanos>, &'static str> {
+    match i64::from_le_bytes(value) {
+        -1 => Ok(None),
+        v if v >= 0 => Ok(Some(Nanos(v))),
+        _ => Err("negative error bound"),
     }
+}
+
+/// Largest correction a reading carries, in microseconds.
+const MAX_CORRECTION_US: i64 = i16::MAX as i64;
+
+/// The last correction's two bytes: whole microseconds, `None` (and any correction beyond
+/// ±32.767 ms, more than drift alone explains at any sane round) as `i16::MIN`.
+pub(crate) fn correction_bytes(c: Option<Nanos>) -> [u8; 2] {
+    let us = c
+        .map(|c| (c.0 as f64 / 1000.0).round() as i64)
+        .filter(|us| us.abs() <= MAX_CORRECTION_US)
+        .map_or(i16::MIN, |us| us as i16);
+    us.to_le_bytes()
+}
+
+/// The correction two bytes stand for (every value is valid).
+pub(crate) fn correction_from_bytes(b: [u8; 2]) -> Option<Nanos> {
+    match i16::from_le_bytes(b) {
+        i16::MIN => None,
+        us => Some(Nanos(i64::from(us) * 1000)),
+    }
+}
+
+/// What a reading says of `c`: whole microseconds, `None` beyond ±32.767 ms. A core puts
+/// this in the readings it makes, so a reading decodes to the value that was signed.
+pub fn wire_correction(c: Option<Nanos>) -> Option<Nanos> {
+    correction_from_bytes(correction_bytes(c))
 }
 
 /// The body of `r`.
@@ -82,15 +108,14 @@ pub fn encode(r: &Reading) -> [u8; READING_BODY_BYTES] {
     b[ROUND..NONCE].copy_from_slice(&r.round.to_le_bytes());
     b[NONCE..RECEIVE].copy_from_slice(&r.nonce);
     b[RECEIVE..TRANSMIT].copy_from_slice(&r.receive.0.to_le_bytes());
-    b[TRANSMIT..ERROR_TAG].copy_from_slice(&r.transmit.0.to_le_bytes());
-    let (tag, value) = error_bytes(r.error);
-    b[ERROR_TAG] = tag;
-    b[ERROR..STATE].copy_from_slice(&value);
+    b[TRANSMIT..ERROR].copy_from_slice(&r.transmit.0.to_le_bytes());
+    b[ERROR..STATE].copy_from_slice(&error_bytes(r.error));
     b[STATE] = state_byte(r.state);
     b[SUSPECTS] = u8::from(r.suspects_requester);
     b[RESPONDER_ROUND..EPOCH].copy_from_slice(&r.responder_round.to_le_bytes());
     b[EPOCH..HEAD].copy_from_slice(&r.epoch.to_le_bytes());
-    b[HEAD..].copy_from_slice(&r.head);
+    b[HEAD..CORRECTION].copy_from_slice(&r.head);
+    b[CORRECTION..].copy_from_slice(&correction_bytes(r.last_correction));
     b
 }
 
@@ -105,8 +130,8 @@ fn field<const N: usize>(b: &[u8; READING_BODY_BYTES], at: usize) -> [u8; N] {
     out
 }
 
-/// Decodes a reading from exactly `bytes`: 127 of them, an error tag of 0 (with eight zero
-/// bytes) or 1, a state of 0 to 2 and a flag of 0 or 1. Anything else is refused.
+/// Decodes a reading from exactly `bytes`: 128 of them, an error bound of −1 or at least 0,
+/// a state of 0 to 2 and a flag of 0 or 1. Anything else is refused.
 pub fn decode(bytes: &[u8]) -> Result<Reading, SignedError> {
     let Some(b) = bytes.first_chunk::<READING_BODY_BYTES>() else {
         return Err(malformed("unexpected end"));
@@ -114,7 +139,7 @@ pub fn decode(bytes: &[u8]) -> Result<Reading, SignedError> {
     if bytes.len() > READING_BODY_BYTES {
         return Err(SignedError::TrailingBytes(bytes.len() - READING_BODY_BYTES));
     }
-    let error = error_from_bytes(b[ERROR_TAG], field(b, ERROR)).map_err(malformed)?;
+    let error = error_from_bytes(field(b, ERROR)).map_err(malformed)?;
     let state = state_from_byte(b[STATE]).ok_or_else(|| malformed("unknown sync state"))?;
     let suspects_requester = match b[SUSPECTS] {
         0 => false,
@@ -135,6 +160,7 @@ pub fn decode(bytes: &[u8]) -> Result<Reading, SignedError> {
         responder_round: u64::from_le_bytes(field(b, RESPONDER_ROUND)),
         epoch: u64::from_le_bytes(field(b, EPOCH)),
         head: field(b, HEAD),
+        last_correction: correction_from_bytes(field(b, CORRECTION)),
     })
 }
 
@@ -170,14 +196,17 @@ mod tests {
         fn arb_reading()(
             cluster in arb_u64(), responder in any::<u16>(), requester in any::<u16>(),
             round in arb_u64(), nonce in any::<[u8; 32]>(), receive in arb_i64(),
-            transmit in arb_i64(), error in proptest::option::of(arb_i64()),
+            transmit in arb_i64(), error in proptest::option::of(arb_u64()),
             state in arb_state(), suspects_requester in any::<bool>(),
             responder_round in arb_u64(), epoch in arb_u64(), head in any::<[u8; 32]>(),
+            correction in proptest::option::of(-32_767i64..=32_767),
         ) -> Reading {
             Reading {
                 cluster, responder: MemberId(responder), requester: MemberId(requester),
                 round, nonce, receive: ClusterTime(receive), transmit: ClusterTime(transmit),
-                error: error.map(Nanos), state, suspects_requester, responder_round, epoch, head,
+                error: error.map(|e| Nanos((e >> 1) as i64)), state, suspects_requester,
+                responder_round, epoch, head,
+                last_correction: correction.map(|us| Nanos(us * 1000)),
             }
         }
     }
@@ -235,17 +264,15 @@ mod tests {
             agree(&bytes)?;
         }
 
-        /// Random bodies of exactly the right length, with the three constrained bytes
-        /// drawn from around their valid values so that many are accepted.
+        /// Random bodies of exactly the right length, with the constrained bytes drawn
+        /// from around their valid values so that many are accepted.
         #[test]
         fn full_length_bodies_agree_with_postcard(
             mut bytes in proptest::collection::vec(any::<u8>(), READING_BODY_BYTES),
-            tag in 0u8..3, zero_value in any::<bool>(), state in 0u8..4, flag in 0u8..3,
+            error in prop_oneof![Just(-1i64), Just(-2), any::<i64>(), 0i64..1 << 40],
+            state in 0u8..4, flag in 0u8..3,
         ) {
-            bytes[ERROR_TAG] = tag;
-            if zero_value {
-                bytes[ERROR..STATE].fill(0);
-            }
+            bytes[ERROR..STATE].copy_from_slice(&error.to_le_bytes());
             bytes[STATE] = state;
             bytes[SUSPECTS] = flag;
             agree(&bytes)?;
@@ -273,6 +300,7 @@ mod tests {
             responder_round: 5,
             epoch: 6,
             head: [0xdd; 32],
+            last_correction: Some(Nanos(-7000)),
         }
     }
 
@@ -286,25 +314,42 @@ mod tests {
         want.extend_from_slice(&[0xee; 32]);
         want.extend_from_slice(&[0xfe, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]);
         want.extend_from_slice(&[3, 0, 0, 0, 0, 0, 0, 0]);
-        want.extend_from_slice(&[1, 4, 0, 0, 0, 0, 0, 0, 0]);
+        want.extend_from_slice(&[4, 0, 0, 0, 0, 0, 0, 0]);
         want.extend_from_slice(&[2, 1]);
         want.extend_from_slice(&[5, 0, 0, 0, 0, 0, 0, 0, 6, 0, 0, 0, 0, 0, 0, 0]);
         want.extend_from_slice(&[0xdd; 32]);
+        want.extend_from_slice(&[0xf9, 0xff]);
         assert_eq!(encode(&r).to_vec(), want);
         assert_eq!(postcard::to_allocvec(&r).unwrap(), want);
-        let none = Reading { error: None, ..r };
-        assert_eq!(encode(&none)[ERROR_TAG..STATE], [0; 9]);
+        let none = Reading {
+            error: None,
+            last_correction: None,
+            ..r
+        };
+        assert_eq!(encode(&none)[ERROR..STATE], [0xff; 8]);
+        assert_eq!(encode(&none)[CORRECTION..], [0x00, 0x80]);
     }
 
-    /// `None` has one encoding: value bytes after a zero tag are refused by both codecs.
+    /// Corrections travel in whole microseconds; beyond ±32.767 ms they are not sent.
     #[test]
-    fn a_none_error_bound_carries_no_bytes() {
-        let r = Reading {
-            error: None,
-            ..distinct_fields()
-        };
-        let mut bytes = encode(&r);
-        bytes[ERROR + 3] = 1;
+    fn corrections_are_carried_in_microseconds_up_to_32_ms() {
+        assert_eq!(wire_correction(Some(Nanos(1_499))), Some(Nanos(1_000)));
+        assert_eq!(wire_correction(Some(Nanos(-1_500))), Some(Nanos(-2_000)));
+        assert_eq!(
+            wire_correction(Some(Nanos(32_767_000))),
+            Some(Nanos(32_767_000))
+        );
+        assert_eq!(wire_correction(Some(Nanos(32_767_501))), None);
+        assert_eq!(wire_correction(Some(Nanos(-40_000_000))), None);
+        assert_eq!(wire_correction(None), None);
+    }
+
+    /// An error bound is −1 (none) or not negative: anything else is refused by both
+    /// codecs, so each bound has one encoding.
+    #[test]
+    fn a_negative_error_bound_is_refused() {
+        let mut bytes = encode(&distinct_fields());
+        bytes[ERROR..STATE].copy_from_slice(&(-2i64).to_le_bytes());
         assert!(decode(&bytes).is_err());
         assert!(by_postcard(&bytes).is_err());
     }

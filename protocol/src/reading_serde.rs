@@ -1,8 +1,8 @@
 //! Serde adapters that give postcard a reading's fixed layout (spec §2.2).
 //!
 //! Postcard writes integers as varints; these write a reading's integers as little-endian
-//! byte arrays (which postcard copies as they are), its state as one byte and its error
-//! bound as a tag byte and eight value bytes even when absent. So postcard's encoding of a
+//! byte arrays (which postcard copies as they are), its state as one byte, its error
+//! bound as eight bytes (−1 when absent) and its last correction as two. So postcard's encoding of a
 //! `Reading` is exactly the layout [`crate::reading_codec`] reads and writes by hand, and
 //! the codec's property tests can hold it to postcard.
 
@@ -57,8 +57,20 @@ pub mod error_bound {
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Nanos>, D::Error> {
-        let (tag, value) = <(u8, [u8; 8])>::deserialize(d)?;
-        reading_codec::error_from_bytes(tag, value).map_err(D::Error::custom)
+        let value = <[u8; 8]>::deserialize(d)?;
+        reading_codec::error_from_bytes(value).map_err(D::Error::custom)
+    }
+}
+
+pub mod correction_us {
+    use super::*;
+
+    pub fn serialize<S: Serializer>(v: &Option<Nanos>, s: S) -> Result<S::Ok, S::Error> {
+        reading_codec::correction_bytes(*v).serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Nanos>, D::Error> {
+        <[u8; 2]>::deserialize(d).map(reading_codec::correction_from_bytes)
     }
 }
 

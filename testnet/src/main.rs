@@ -167,6 +167,10 @@ struct ScenarioArgs {
     /// Difference between the two directions of every path, in milliseconds
     #[arg(long, default_value_t = 0.1)]
     asymmetry_ms: f64,
+    /// How much longer every request takes than every answer, in milliseconds: a bias of
+    /// the software stack (a responder that reads its clock late), shared by every pair
+    #[arg(long, default_value_t = 0.0)]
+    role_asymmetry_ms: f64,
     /// Oscillator frequency errors, uniform in ±PPM
     #[arg(long, default_value_t = 100.0)]
     drift_ppm: f64,
@@ -285,6 +289,7 @@ fn scenario(
         delay_ms: a.delay_ms,
         jitter_ms: a.jitter_ms,
         asymmetry_ms: a.asymmetry_ms,
+        role_asymmetry_ms: a.role_asymmetry_ms,
         drift_ppm: a.drift_ppm,
         wander_ppm: a.wander_ppm,
         initial_offset_ms: a.initial_offset_ms,

@@ -4,8 +4,9 @@
 //! to leave the cache. Stored as a `Signed<Reading>` (232 bytes, with drop glue), every
 //! store first read the cold slot it overwrote, to drop the old value: perf put 6 % of a
 //! 250-node run on that one load. A packed slot is `Copy`, so a store never reads it; it
-//! is written field by field: the signature, a length byte and the 127-byte body fill
-//! exactly three cache lines.
+//! is written field by field: the signature and the 128-byte body fill exactly three
+//! cache lines. Every reading the core signs has that body; anything else (a Byzantine
+//! node's odd bytes) waits whole in an overflow list.
 
 use bftime_crypto::{Signature, Signed, SignedParts};
 use bftime_protocol::Reading;
@@ -15,16 +16,17 @@ use bftime_protocol::Reading;
 const BODY_CAP: usize = bftime_protocol::reading_codec::READING_BODY_BYTES;
 
 /// Slot numbers with this bit set name a reading kept whole in the overflow list (a body
-/// longer than a reading's; no reading the core signs has one).
+/// of another length than a reading's; no reading the core signs has one).
 const OVERFLOW: u32 = 1 << 31;
 
 #[derive(Clone, Copy)]
 #[repr(C, align(64))]
 struct Packed {
     signature: Signature,
-    len: u8,
     body: [u8; BODY_CAP],
 }
+
+const _: () = assert!(std::mem::size_of::<Packed>() == 3 * 64);
 
 /// Signed readings by slot; a freed slot is reused first, while it is still warm.
 #[derive(Default)]
@@ -46,15 +48,14 @@ impl ReadingStore {
     /// Stores a copy of `r`; returns its slot.
     pub fn insert(&mut self, r: &Signed<Reading>) -> u32 {
         let body = r.body();
-        if body.len() > BODY_CAP {
+        if body.len() != BODY_CAP {
             self.overflow.push(Some(r.clone()));
             return OVERFLOW | (self.overflow.len() - 1) as u32;
         }
         let slot = self.claim_slot();
         let p = &mut self.slots[slot as usize];
         p.signature = *r.signature();
-        p.len = body.len() as u8;
-        p.body[..body.len()].copy_from_slice(body);
+        p.body.copy_from_slice(body);
         slot
     }
 
@@ -83,7 +84,6 @@ impl ReadingStore {
         self.free.pop().unwrap_or_else(|| {
             self.slots.push(Packed {
                 signature: Signature([0; 64]),
-                len: 0,
                 body: [0; BODY_CAP],
             });
             (self.slots.len() - 1) as u32
@@ -95,7 +95,7 @@ impl ReadingStore {
     pub fn prefetch(&self, slot: u32) {
         if let Some(p) = self.slots.get(slot as usize) {
             bftime_protocol::prefetch::hint(&p.signature);
-            // The body fills bytes 65..192: the rest of the second line and the third.
+            // The body fills bytes 64..192: the second line and the third.
             bftime_protocol::prefetch::hint(&p.body[0]);
             bftime_protocol::prefetch::hint(&p.body[63]);
         }
@@ -108,7 +108,6 @@ impl ReadingStore {
         let slot = self.claim_slot();
         let p = &mut self.slots[slot as usize];
         p.signature = fill(&mut p.body);
-        p.len = BODY_CAP as u8;
         slot
     }
 
@@ -124,8 +123,7 @@ impl ReadingStore {
                 .map(Signed::parts);
         }
         let p = self.slots.get(slot as usize)?;
-        let body = p.body.get(..usize::from(p.len))?;
-        Some(SignedParts::new(body, &p.signature))
+        Some(SignedParts::new(&p.body, &p.signature))
     }
 
     /// Frees `slot` (after [`Self::get`]; once: the store keeps no mark of a free slot,
@@ -175,6 +173,7 @@ mod tests {
             responder_round: round.saturating_add(1),
             epoch: 9,
             head: [0xab; 32],
+            last_correction: Some(Nanos(5000)),
         };
         Signed::sign(&r, &key as &dyn Signer).unwrap()
     }
@@ -194,6 +193,10 @@ mod tests {
         assert_eq!(store.take(sb).as_ref(), Some(&b));
         assert_eq!(store.take(sa).as_ref(), Some(&c));
         assert_eq!(store.take(99), None);
+        // A body of another length than a reading's comes back whole too.
+        let short: Signed<Reading> = Signed::from_slices(&[6u8; 20], Signature([2; 64]));
+        let ss = store.insert(&short);
+        assert_eq!(store.take(ss).as_ref(), Some(&short));
     }
 
     #[test]

@@ -173,7 +173,7 @@ pub fn build(
             max_rate_error_ppm = max_rate_error_ppm.max((rate * 1e6).abs());
         }
     }
-    let eps = ms(sc.jitter_ms) + ms(sc.asymmetry_ms);
+    let eps = ms(sc.jitter_ms) + ms(sc.asymmetry_ms) + ms(sc.role_asymmetry_ms);
     let n = sc.nodes as f64;
     let rho = (sc.drift_ppm + sc.wander_ppm) * 1e-6;
     let p = ms(sc.round_period_ms) as f64;

@@ -33,6 +33,10 @@ pub struct Scenario {
     pub jitter_ms: f64,
     /// Fixed difference between the two directions of every path.
     pub asymmetry_ms: f64,
+    /// How much longer every request takes than every answer: a bias of the stack rather
+    /// than of a path (a responder that reads its clock late), the same for every pair, so
+    /// every node sees every peer ahead by half of it.
+    pub role_asymmetry_ms: f64,
     /// Oscillator frequency errors are uniform in ±drift_ppm.
     pub drift_ppm: f64,
     /// Amplitude of a slow sinusoidal wander of each oscillator's frequency.
@@ -65,6 +69,7 @@ impl Default for Scenario {
             delay_ms: 1.0,
             jitter_ms: 0.2,
             asymmetry_ms: 0.1,
+            role_asymmetry_ms: 0.0,
             drift_ppm: 100.0,
             wander_ppm: 1.0,
             initial_offset_ms: 10_000.0,
@@ -127,6 +132,7 @@ impl Scenario {
             ("--delay-ms", self.delay_ms),
             ("--jitter-ms", self.jitter_ms),
             ("--asymmetry-ms", self.asymmetry_ms),
+            ("--role-asymmetry-ms", self.role_asymmetry_ms),
             ("--drift-ppm", self.drift_ppm),
             ("--wander-ppm", self.wander_ppm),
             ("--initial-offset-ms", self.initial_offset_ms),

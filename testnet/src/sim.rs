@@ -403,6 +403,8 @@ pub struct Simulation {
 struct ScenarioNs {
     delay: i64,
     asymmetry_half: i64,
+    /// Added to every request's delay (`--role-asymmetry-ms`).
+    request_extra: i64,
     jitter: i64,
     lie: i64,
     /// The shortest one-way delay any message can have (at least 1 ns): the window length.
@@ -542,6 +544,7 @@ impl Simulation {
             ns: ScenarioNs {
                 delay: ms(sc.delay_ms),
                 asymmetry_half: ms(sc.asymmetry_ms) / 2,
+                request_extra: ms(sc.role_asymmetry_ms),
                 jitter: ms(sc.jitter_ms),
                 lie: ms(sc.lie_ms),
                 lookahead: min_delay.max(1),
@@ -1212,7 +1215,7 @@ fn execute(
                 if let Some(d) = path_delay(node, i, to, now, shared) {
                     let key = node.next_key(i);
                     out.send(Message {
-                        at: now + d,
+                        at: now + d + shared.ns.request_extra,
                         key,
                         to: to as u32,
                         event: Event::Request {
@@ -1402,6 +1405,15 @@ fn lie(
     r.receive += Nanos(shift);
     r.transmit += Nanos(shift);
     r.error = Some(Nanos::ZERO);
+    // The most a reading can say it corrected by, the way the lie pulls (`boundary`
+    // pulls the cluster fast: the lowest, so that every correct node's own correction
+    // looks large against the median, spec §3.3).
+    let extreme = 32_767_000;
+    r.last_correction = Some(Nanos(match s {
+        Strategy::Boundary => -extreme,
+        _ if shift < 0 => -extreme,
+        _ => extreme,
+    }));
     Some(Answer::Sign {
         reading: r,
         delay_ns: 0,

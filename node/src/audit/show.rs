@@ -181,6 +181,7 @@ fn reading_json(s: &Signed<Reading>, cluster: Option<&ClusterKeys>) -> Value {
             "suspects_requester": r.suspects_requester,
             "nonce": hex::encode(r.nonce),
             "head": hex::encode(r.head),
+            "last_correction_ns": r.last_correction.map(|c| c.0),
             "digest": hex::encode(s.digest(&Ed25519Suite)),
             "signature": hex::encode(s.signature().0),
         }),
