@@ -1,9 +1,22 @@
 //! `bftime`: the Byzantine-fault-tolerant clock agreement node.
 
 use std::io::IsTerminal as _;
+use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+
+/// `println!` that does not panic when stdout is closed (`bftime now | head -1`, a
+/// script that stopped reading): what was not read is lost, the exit code still says
+/// what happened.
+macro_rules! out {
+    () => {{
+        let _ = writeln!(std::io::stdout().lock());
+    }};
+    ($($arg:tt)*) => {{
+        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
 
 use anyhow::Context as _;
 use bftime_node::view::{NowView, StatusView};
@@ -235,7 +248,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             let (path, key) = init::keygen(&out, &name)?;
             let pk = key.public_key();
             if json {
-                println!(
+                out!(
                     "{}",
                     serde_json::json!({
                         "key_file": path,
@@ -244,15 +257,15 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                     })
                 );
             } else {
-                println!("key file:   {}", path.display());
-                println!("public key: {}", pk.to_hex());
-                println!("peer id:    {}", pk.to_peer_id());
-                println!();
-                println!("Add this node to cluster.toml on every member:");
-                println!("  [[member]]");
-                println!("  name = \"CHOOSE-A-NAME\"");
-                println!("  public_key = \"{}\"", pk.to_hex());
-                println!("  addresses = [\"/ip4/ADDRESS/tcp/7000\"]");
+                out!("key file:   {}", path.display());
+                out!("public key: {}", pk.to_hex());
+                out!("peer id:    {}", pk.to_peer_id());
+                out!();
+                out!("Add this node to cluster.toml on every member:");
+                out!("  [[member]]");
+                out!("  name = \"CHOOSE-A-NAME\"");
+                out!("  public_key = \"{}\"", pk.to_hex());
+                out!("  addresses = [\"/ip4/ADDRESS/tcp/7000\"]");
             }
             Ok(exit::OK)
         }
@@ -288,7 +301,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                 Err(e) => return Err(e),
             };
             if json {
-                println!(
+                out!(
                     "{}",
                     serde_json::json!({
                         "cluster_file": r.cluster_file,
@@ -296,13 +309,13 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                     })
                 );
             } else {
-                println!(
+                out!(
                     "wrote {} and {} node files (node-1.toml … node-{nodes}.toml) with their keys in {}",
                     r.cluster_file.display(),
                     r.node_files.len(),
                     out.display()
                 );
-                println!(
+                out!(
                     "start each node with: bftime run --config {}",
                     out.join("node-K.toml").display()
                 );
@@ -327,7 +340,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                     });
                 }
                 if json {
-                    println!(
+                    out!(
                         "{}",
                         serde_json::json!({
                             "ok": true,
@@ -343,7 +356,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                         })
                     );
                 } else {
-                    println!(
+                    out!(
                         "ok: {} is member {} of {} in cluster {:?} (tag {:016x}; f = {}, P = {} ms, Π = {} ms); peers on {}, API on {}{}{}",
                         c.name(),
                         c.me.0,
@@ -374,7 +387,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             }
             Err(e) => {
                 if json {
-                    println!(
+                    out!(
                         "{}",
                         serde_json::json!({
                             "ok": false,
@@ -414,7 +427,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                 return Ok(exit::UNAVAILABLE);
             }
             if json {
-                println!("{}", String::from_utf8_lossy(&body));
+                out!("{}", String::from_utf8_lossy(&body));
             } else {
                 let v: StatusView =
                     serde_json::from_slice(&body).context("the node's /status is not valid")?;
@@ -438,9 +451,9 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                 }
             };
             if json {
-                println!("{}", String::from_utf8_lossy(&body));
+                out!("{}", String::from_utf8_lossy(&body));
             } else if v.serving {
-                println!(
+                out!(
                     "{} ns  [{} .. {}]  ±{}",
                     v.cluster_time_ns,
                     v.earliest_ns,
@@ -518,34 +531,35 @@ fn print_status(v: &StatusView) {
         Some(r) => format!("{} ({r})", s.state.as_str()),
         None => s.state.as_str().to_owned(),
     };
-    println!(
+    out!(
         "Node             : {} (member {}) in cluster {:?}{}",
         v.node,
         s.member.0,
         v.cluster_id,
         if v.testing { "  [TESTING MODE]" } else { "" }
     );
-    println!("State            : {state}");
-    println!(
+    out!("State            : {state}");
+    out!(
         "Serving time     : {}",
         if s.serving { "yes" } else { "no" }
     );
-    println!(
+    out!(
         "Round            : {} (P = {} ms)",
-        s.round, v.round_period_ms
+        s.round,
+        v.round_period_ms
     );
-    println!("Offset applied   : {} (since start)", fmt_ns(s.applied_ns));
-    println!("Last correction  : {}", fmt_ns(s.last_correction_ns));
-    println!("Pending slew     : {}", fmt_ns(s.pending_slew_ns));
-    println!(
+    out!("Offset applied   : {} (since start)", fmt_ns(s.applied_ns));
+    out!("Last correction  : {}", fmt_ns(s.last_correction_ns));
+    out!("Pending slew     : {}", fmt_ns(s.pending_slew_ns));
+    out!(
         "Error bound      : {} (bound Π = {} ms)",
         s.error_ns
             .map(|e| format!("±{}", fmt_ns(e)))
             .unwrap_or_else(|| "unknown".into()),
         v.precision_ms
     );
-    println!("Rate correction  : {:+.3} ppm", s.rate_ppm);
-    println!(
+    out!("Rate correction  : {:+.3} ppm", s.rate_ppm);
+    out!(
         "Members answered : {} of {} peers (n = {}, f = {}); connected to {}",
         s.members_answered,
         s.members.saturating_sub(1),
@@ -553,17 +567,24 @@ fn print_status(v: &StatusView) {
         s.faulty_tolerated,
         v.connected_peers
     );
-    println!(
+    out!(
         "Readings         : {} accepted, {} rejected; {} quarantines; up {:.0} s",
         s.readings_accepted,
         s.readings_rejected.total(),
         v.quarantines,
         v.uptime_s
     );
-    println!();
-    println!(
+    out!();
+    out!(
         "{:<16} {:<11} {:>12} {:>11} {:>11} {:<10} {:>8} {:>8}  REJECTED BY REASON",
-        "PEER", "STATE", "OFFSET", "DELAY", "ERROR", "SUSPECT", "ACCEPTED", "REJECTED"
+        "PEER",
+        "STATE",
+        "OFFSET",
+        "DELAY",
+        "ERROR",
+        "SUSPECT",
+        "ACCEPTED",
+        "REJECTED"
     );
     for p in &s.peers {
         let name = v
@@ -581,7 +602,7 @@ fn print_status(v: &StatusView) {
             (None, Some(st)) => st.as_str().to_owned(),
             (None, None) => "-".to_owned(),
         };
-        println!(
+        out!(
             "{:<16} {:<11} {:>12} {:>11} {:>11} {:<10} {:>8} {:>8}  {}",
             name,
             state,

@@ -442,3 +442,26 @@ fn out_of_range_parameters_come_with_a_fix() {
         assert!(err.contains("\n  fix: "), "{line} has a fix: {err}");
     }
 }
+
+/// A reader that went away (`bftime keygen | head -1`, a script that stopped reading) is
+/// no crash: the command does its work and exits with its own code, not a panic's 101.
+#[test]
+fn a_closed_stdout_is_not_a_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = Command::new(BIN)
+        .args(["keygen", "--out"])
+        .arg(dir.path())
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(
+        std::fs::read_dir(dir.path()).unwrap().count() > 0,
+        "the key was written"
+    );
+}
