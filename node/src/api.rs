@@ -1,19 +1,33 @@
 //! The local HTTP API: `GET /now`, `GET /status`, `GET /metrics`. Handlers ask the
 //! driver (over a bounded channel, with a oneshot reply) for the state at that instant,
 //! so the API never reads a half-updated core.
+//!
+//! Connections are bounded: at most [`MAX_CONNECTIONS`] at once (more wait in the
+//! kernel's backlog, so a leaky client cannot use up the file descriptors the node needs
+//! for its peers), and one that has not sent a whole request head within
+//! [`HEADER_READ_TIMEOUT`] (also between requests on a keep-alive connection) is closed.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use tokio::sync::{mpsc, oneshot, watch};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
+use tokio::sync::{Semaphore, mpsc, oneshot, watch};
 
 use crate::metrics::Metrics;
 use crate::view::{NowView, StatusView};
+
+/// API connections served at once.
+pub const MAX_CONNECTIONS: usize = 256;
+/// How long a connection may take to send a request head, counted from when it opened or
+/// its last response went out.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What an API handler asks the driver for.
 #[derive(Debug)]
@@ -95,6 +109,11 @@ async fn metrics(State(s): State<ApiState>) -> Response {
     }
 }
 
+/// Resolves once `stop` turns true (or its sender is gone).
+async fn stopped(stop: &mut watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await;
+}
+
 /// Binds the API address and serves until `stop` turns true.
 pub async fn serve(
     addr: SocketAddr,
@@ -117,14 +136,62 @@ pub async fn serve(
         .with_state(state);
     tracing::info!(%addr, "API listening (/now, /status, /metrics)");
     Ok(tokio::spawn(async move {
-        let shutdown = async move {
-            let _ = stop.wait_for(|s| *s).await;
-        };
-        if let Err(e) = axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await
-        {
-            tracing::error!(error = %e, "API server failed");
+        let limit = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+        let mut warned_full = false;
+        loop {
+            let permit = match limit.clone().try_acquire_owned() {
+                Ok(p) => p,
+                Err(_) => {
+                    if !warned_full {
+                        tracing::warn!(
+                            max = MAX_CONNECTIONS,
+                            "API connections at their limit: new ones wait until one closes \
+                             (a client that opens connections and does not close them?)"
+                        );
+                        warned_full = true;
+                    }
+                    tokio::select! {
+                        p = limit.clone().acquire_owned() => match p {
+                            Ok(p) => p,
+                            Err(_) => return,
+                        },
+                        () = stopped(&mut stop) => return,
+                    }
+                }
+            };
+            let accepted = tokio::select! {
+                a = listener.accept() => a,
+                () = stopped(&mut stop) => return,
+            };
+            let stream = match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    // Out of file descriptors, say: wait rather than spin.
+                    tracing::warn!(error = %e, "API cannot accept a connection");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            if limit.available_permits() > MAX_CONNECTIONS / 2 {
+                warned_full = false;
+            }
+            let service = TowerToHyperService::new(app.clone());
+            let mut stop = stop.clone();
+            tokio::spawn(async move {
+                let conn = hyper::server::conn::http1::Builder::new()
+                    .timer(TokioTimer::new())
+                    .header_read_timeout(HEADER_READ_TIMEOUT)
+                    .serve_connection(TokioIo::new(stream), service);
+                tokio::pin!(conn);
+                tokio::select! {
+                    _ = conn.as_mut() => {}
+                    () = stopped(&mut stop) => {
+                        conn.as_mut().graceful_shutdown();
+                        let _ = conn.await;
+                    }
+                }
+                drop(permit);
+            });
         }
     }))
 }
