@@ -506,6 +506,9 @@ impl Driver {
                     status: t.state.as_str().to_owned(),
                     serving: t.serving,
                     reason: self.core.quarantine_reason().map(|r| r.to_string()),
+                    reason_code: self.core.quarantine_reason().map(|r| r.code().to_owned()),
+                    cluster_time_ms: t.cluster.0 as f64 / 1e6,
+                    epoch: format!("{:016x}", self.core.epoch()),
                     round: self.core.round(),
                     host_monotonic_ns: self.clock.is_simulated().then_some(host),
                 });

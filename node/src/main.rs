@@ -460,6 +460,14 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                     v.latest_ns,
                     fmt_ns((v.latest_ns - v.earliest_ns) / 2)
                 );
+                // The cluster clock started from the members' wall clocks: read as a date
+                // it is near UTC, but only as near as they were.
+                out!(
+                    "{} (cluster time, {}, epoch {})",
+                    bftime_node::audit::show::format_time(v.cluster_time_ns),
+                    v.status,
+                    v.epoch
+                );
             } else {
                 eprintln!(
                     "not serving time: {}{}",

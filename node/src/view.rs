@@ -75,6 +75,23 @@ pub struct NowView {
     pub serving: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// The quarantine reason's stable code (`offset-beyond-bound`, `too-few-readings`,
+    /// …, as `/status` gives it), for scripts; present with `reason`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason_code: Option<String>,
+    /// `cluster_time_ns` in milliseconds, as a float: exact to well under a microsecond,
+    /// and readable where JSON numbers are doubles (JavaScript loses the last digits of
+    /// a 19-digit integer).
+    #[serde(default)]
+    pub cluster_time_ms: f64,
+    /// The node's clock epoch, as 16 hex digits (a string: it is a random 64-bit number,
+    /// which a JSON double could not tell from its successor): unchanged between two
+    /// reads means the node's clock did not step in between (spec §2.6). It changes on a
+    /// step, a state change or a backward correction beyond Π.
+    #[serde(default)]
+    pub epoch: String,
+    /// This node's round label (local to the node: nodes started at other times count
+    /// their quarter-length start-up rounds differently).
     pub round: u64,
     /// Testing mode only (see [`StatusView::host_monotonic_ns`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]

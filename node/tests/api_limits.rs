@@ -40,6 +40,9 @@ fn start() -> (SocketAddr, watch::Sender<bool>) {
                         status: "synced".into(),
                         serving: true,
                         reason: None,
+                        reason_code: None,
+                        cluster_time_ms: 1e-6,
+                        epoch: "0000000000000003".into(),
                         round: 7,
                         host_monotonic_ns: None,
                     });

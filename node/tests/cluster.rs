@@ -346,6 +346,21 @@ fn clock_step_quarantines_runs_hook_and_exits() {
     assert_eq!(now["status"], "quarantined");
     assert_eq!(now["serving"], false);
     assert!(now["reason"].is_string());
+    assert!(
+        now["reason_code"].as_str().is_some_and(|c| !c.is_empty()),
+        "{now}"
+    );
+    // The epoch changed with the state; it is a string of 16 hex digits (a JSON double
+    // could not tell a random 64-bit number from its successor).
+    assert!(
+        now["epoch"]
+            .as_str()
+            .is_some_and(|e| e.len() == 16 && e.bytes().all(|b| b.is_ascii_hexdigit())),
+        "{now}"
+    );
+    let ns = now["cluster_time_ns"].as_i64().unwrap();
+    let ms = now["cluster_time_ms"].as_f64().unwrap();
+    assert!((ms - ns as f64 / 1e6).abs() < 1e-3, "{now}");
     // The API itself answers 503.
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

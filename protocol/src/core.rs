@@ -427,6 +427,14 @@ impl Core {
     pub fn state(&self) -> SyncState {
         self.health.state()
     }
+    /// The clock epoch readings carry (spec §2.6): it changes whenever the protocol clock
+    /// steps, the state changes or a backward correction beyond Π is applied, so an
+    /// application that sees it unchanged between two reads knows the time in between
+    /// ran on without a jump.
+    pub fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
     pub fn quarantine_reason(&self) -> Option<QuarantineReason> {
         self.health.reason()
     }
