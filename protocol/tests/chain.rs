@@ -4,8 +4,6 @@
 
 mod common;
 
-use std::sync::Arc;
-
 use bftime_crypto::{Ed25519Suite, NodeKey, Signed};
 use bftime_protocol::message::{derive_nonce, head_chain};
 use bftime_protocol::{
@@ -45,38 +43,18 @@ fn net_with(n: usize, batch_verification: bool) -> Net {
 
 /// `exchanges` requests to each peer per round.
 fn net_exchanging(n: usize, batch_verification: bool, exchanges: u32) -> Net {
-    let keys: Vec<NodeKey> = (0..n)
-        .map(|i| NodeKey::from_seed(&[i as u8 + 1; 32]))
-        .collect();
-    let members: Arc<[_]> = keys
-        .iter()
-        .map(|k| k.public_key())
-        .collect::<Vec<_>>()
-        .into();
-    let mut cores = Vec::new();
-    let mut timers = Vec::new();
-    for (i, key) in keys.into_iter().enumerate() {
-        let cfg = CoreConfig {
-            me: MemberId(i as u16),
-            members: members.clone(),
-            cluster: 9,
-            params: Params {
-                exchanges_per_round: exchanges,
-                ..Params::for_members(n)
-            },
-            detailed_summaries: true,
-            incarnation: 1000 * i as u64,
-            batch_verification,
-        };
-        let (core, at) = common::start(
-            cfg,
-            Box::new(key),
-            Arc::new(Ed25519Suite),
-            LocalTime(1_000_000_000_000),
-        );
-        timers.push(at);
-        cores.push(core);
-    }
+    let (cores, timers) = common::cores(n, |i, members| CoreConfig {
+        me: MemberId(i as u16),
+        members,
+        cluster: 9,
+        params: Params {
+            exchanges_per_round: exchanges,
+            ..Params::for_members(n)
+        },
+        detailed_summaries: true,
+        incarnation: 1000 * i as u64,
+        batch_verification,
+    });
     Net {
         summaries: vec![Vec::new(); n],
         cores,

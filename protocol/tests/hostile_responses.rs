@@ -4,13 +4,9 @@
 //! appended, bytes overwritten, or random bytes) and hands what still parses to a core
 //! waiting for that answer, with signatures checked on arrival and with batches.
 
-// Only `start` is used here.
-#[allow(dead_code)]
 mod common;
 
-use std::sync::Arc;
-
-use bftime_crypto::{Ed25519Suite, NodeKey, Signed};
+use bftime_crypto::Signed;
 use bftime_protocol::message::MAX_READING_WIRE_BYTES;
 use bftime_protocol::{
     Action, Core, CoreConfig, LocalTime, MemberId, Params, Reading, ResponseOutcome,
@@ -56,35 +52,16 @@ impl Waiting {
 }
 
 fn waiting_for_an_answer(batch_verification: bool) -> Waiting {
-    let keys: Vec<NodeKey> = (0..N)
-        .map(|i| NodeKey::from_seed(&[i as u8 + 1; 32]))
-        .collect();
-    let members: Arc<[_]> = keys
-        .iter()
-        .map(|k| k.public_key())
-        .collect::<Vec<_>>()
-        .into();
-    let mut cores: Vec<Core> = Vec::new();
-    let mut timers = Vec::new();
-    for (i, key) in keys.into_iter().enumerate() {
-        let cfg = CoreConfig {
-            me: MemberId(i as u16),
-            members: members.clone(),
-            cluster: 9,
-            params: Params::for_members(N),
-            detailed_summaries: true,
-            incarnation: 1,
-            batch_verification,
-        };
-        let (core, at) = common::start(
-            cfg,
-            Box::new(key),
-            Arc::new(Ed25519Suite),
-            LocalTime(1_000_000_000_000),
-        );
-        timers.push(at);
-        cores.push(core);
-    }
+    let (mut cores, timers) = common::cores(N, |i, members| CoreConfig {
+        me: MemberId(i as u16),
+        members,
+        cluster: 9,
+        params: Params::for_members(N),
+        detailed_summaries: true,
+        incarnation: 1,
+        batch_verification,
+    });
+    let mut timers = timers;
     let mut rng = StdRng::seed_from_u64(3);
     // Core 0's timers until it asks core 1.
     for _ in 0..1000 {

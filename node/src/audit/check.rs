@@ -117,6 +117,18 @@ pub struct BadRecord {
 }
 
 impl BadRecord {
+    /// A fault of `file` as a whole, found before its first record was checked, after
+    /// `index` good records.
+    fn at_file_start(file: &Path, index: u64, reason: BadReason) -> BadRecord {
+        BadRecord {
+            file: file.to_path_buf(),
+            index,
+            seq: None,
+            offset: 0,
+            reason,
+        }
+    }
+
     /// Stable reason code for scripts.
     pub fn code(&self) -> &'static str {
         match self.reason {
@@ -576,25 +588,24 @@ pub fn check_files(
             && this != before + 1
         {
             let missing = segment_path(&files[k - 1].with_extension(""), before + 1);
-            return Err(BadRecord {
-                file: missing.clone(),
-                index: checker.records,
-                seq: None,
-                offset: 0,
-                reason: BadReason::MissingSegment(format!(
-                    "{} is not there, but {} before it and {} after it are: records are missing mid-log",
-                    missing.display(),
-                    files[k - 1].display(),
-                    file.display()
-                )),
-            });
+            let why = format!(
+                "{} is not there, but {} before it and {} after it are: records are missing mid-log",
+                missing.display(),
+                files[k - 1].display(),
+                file.display()
+            );
+            return Err(BadRecord::at_file_start(
+                &missing,
+                checker.records,
+                BadReason::MissingSegment(why),
+            ));
         }
-        let bytes = std::fs::read(file).map_err(|e| BadRecord {
-            file: file.clone(),
-            index: checker.records,
-            seq: None,
-            offset: 0,
-            reason: BadReason::Frame(format!("cannot read: {e}")),
+        let bytes = std::fs::read(file).map_err(|e| {
+            BadRecord::at_file_start(
+                file,
+                checker.records,
+                BadReason::Frame(format!("cannot read: {e}")),
+            )
         })?;
         bytes_total += bytes.len() as u64;
         for frame in Frames::new(&bytes) {
@@ -618,15 +629,13 @@ pub fn check_files(
                 && let Some(said) = segment_said(&frame)
                 && said != n
             {
-                return Err(BadRecord {
-                    file: file.clone(),
-                    index: checker.records,
-                    seq: None,
-                    offset: 0,
-                    reason: BadReason::WrongSegment(format!(
+                return Err(BadRecord::at_file_start(
+                    file,
+                    checker.records,
+                    BadReason::WrongSegment(format!(
                         "the file begins segment {said} of the log, but its name makes it segment {n}: a file was renamed, or copied over another"
                     )),
-                });
+                ));
             }
             let checked = checker.check(&frame).map_err(|reason| BadRecord {
                 file: file.clone(),
