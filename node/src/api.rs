@@ -1,6 +1,9 @@
-//! The local HTTP API: `GET /now`, `GET /status`, `GET /metrics`. Handlers ask the
-//! driver (over a bounded channel, with a oneshot reply) for the state at that instant,
-//! so the API never reads a half-updated core.
+//! The local HTTP API: `GET /now`, `GET /status`, `GET /metrics`. `/now` is computed here,
+//! from the time source the driver publishes after every timer event (the only events
+//! that change it) and the local clock read at the request: an application's reads never
+//! wait on, or wake, the protocol's loop. `/status` and `/metrics` ask the driver (over a
+//! bounded channel, with a oneshot reply) for the state at that instant, so the API never
+//! reads a half-updated core.
 //!
 //! Connections are bounded: at most [`MAX_CONNECTIONS`] at once (more wait in the
 //! kernel's backlog, so a leaky client cannot use up the file descriptors the node needs
@@ -20,8 +23,9 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use tokio::sync::{Semaphore, mpsc, oneshot, watch};
 
+use crate::localclock::LocalClock;
 use crate::metrics::Metrics;
-use crate::view::{NowView, StatusView};
+use crate::view::{NowSource, StatusView};
 
 /// API connections served at once.
 pub const MAX_CONNECTIONS: usize = 256;
@@ -32,7 +36,6 @@ pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// What an API handler asks the driver for.
 #[derive(Debug)]
 pub enum ApiRequest {
-    Now(oneshot::Sender<NowView>),
     /// `brief`: without per-peer rows and member names.
     Status {
         brief: bool,
@@ -40,9 +43,17 @@ pub enum ApiRequest {
     },
 }
 
+/// Where `/now` comes from: the driver's published time source, and the local clock.
+#[derive(Debug, Clone)]
+pub struct NowFeed {
+    pub source: watch::Receiver<NowSource>,
+    pub clock: LocalClock,
+}
+
 #[derive(Debug, Clone)]
 struct ApiState {
     driver: mpsc::Sender<ApiRequest>,
+    now: NowFeed,
     metrics: Arc<Metrics>,
 }
 
@@ -59,14 +70,19 @@ fn unavailable(what: &str) -> Response {
 }
 
 async fn now(State(s): State<ApiState>) -> Response {
-    let (tx, rx) = oneshot::channel();
-    if s.driver.send(ApiRequest::Now(tx)).await.is_err() {
-        return unavailable("now");
-    }
-    match rx.await {
-        Ok(v) if v.serving => axum::Json(v).into_response(),
-        Ok(v) => (StatusCode::SERVICE_UNAVAILABLE, axum::Json(v)).into_response(),
-        Err(_) => unavailable("now"),
+    let v = {
+        let source = s.now.source.borrow();
+        if source.stopping {
+            None
+        } else {
+            let (host, local) = s.now.clock.sample();
+            Some(source.view(local, s.now.clock.is_simulated().then_some(host)))
+        }
+    };
+    match v {
+        Some(v) if v.serving => axum::Json(v).into_response(),
+        Some(v) => (StatusCode::SERVICE_UNAVAILABLE, axum::Json(v)).into_response(),
+        None => unavailable("now"),
     }
 }
 
@@ -118,6 +134,7 @@ async fn stopped(stop: &mut watch::Receiver<bool>) {
 pub async fn serve(
     addr: SocketAddr,
     driver: mpsc::Sender<ApiRequest>,
+    now_feed: NowFeed,
     mut stop: watch::Receiver<bool>,
 ) -> anyhow::Result<tokio::task::JoinHandle<()>> {
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
@@ -127,6 +144,7 @@ pub async fn serve(
     })?;
     let state = ApiState {
         driver,
+        now: now_feed,
         metrics: Arc::new(Metrics::new()),
     };
     let app = Router::new()

@@ -25,7 +25,8 @@ use crate::hook::{self, HookEnv};
 use crate::localclock::LocalClock;
 use crate::net::{self, NetEvent, Network, Outgoing};
 use crate::systemd::Systemd;
-use crate::view::{NetCounters, NowView, StatusView};
+use crate::view::NowSource;
+use crate::view::{NetCounters, StatusView};
 use crate::wire;
 
 /// Longest the loop sleeps without looking at the clock (a simulated or stalled clock
@@ -61,6 +62,9 @@ struct Driver {
     hooks: Vec<tokio::task::JoinHandle<()>>,
     exit_code: Option<i32>,
     journal: Option<Journal>,
+    /// What `/now` is served from (published after every timer event, the only events
+    /// that change it).
+    now_tx: watch::Sender<NowSource>,
 }
 
 /// Runs the node until `shutdown` resolves or the node exits on quarantine; returns
@@ -108,7 +112,17 @@ pub async fn run(
     let net = net::start(&cfg, clock.clone()).await?;
     let (api_tx, mut api_rx) = mpsc::channel(64);
     let (stop_tx, stop_rx) = watch::channel(false);
-    let api_task = api::serve(cfg.api_listen, api_tx, stop_rx).await?;
+    let (now_tx, now_rx) = watch::channel(NowSource::of(&core));
+    let api_task = api::serve(
+        cfg.api_listen,
+        api_tx,
+        api::NowFeed {
+            source: now_rx,
+            clock: clock.clone(),
+        },
+        stop_rx,
+    )
+    .await?;
 
     tracing::info!(
         node = cfg.name(),
@@ -136,10 +150,12 @@ pub async fn run(
         hooks: Vec::new(),
         exit_code: None,
         journal,
+        now_tx,
         cfg,
     };
     d.systemd.status("starting: measuring peers", false);
     d.execute(actions);
+    d.publish_now();
 
     let watchdog = d.systemd.watchdog_interval();
     let mut watchdog_tick = tokio::time::interval(watchdog.unwrap_or(Duration::from_secs(3600)));
@@ -169,6 +185,7 @@ pub async fn run(
                     let actions = d.core.handle_timer(now, &mut d.rng);
                     d.execute(actions);
                 }
+                d.publish_now();
             }
             _ = watchdog_tick.tick(), if watchdog.is_some() => d.systemd.watchdog(),
         }
@@ -184,6 +201,7 @@ pub async fn run(
     // Graceful stop: tell peers, let hooks finish, close the network and the API. On a
     // signal the loop breaks at once, so the stop's deadlines count from here.
     let stop_started = Instant::now();
+    d.now_tx.send_modify(|n| n.stopping = true);
     d.systemd.stopping();
     let code = d.exit_code.unwrap_or(exit::OK);
     if stopped_by_signal {
@@ -494,25 +512,13 @@ impl Driver {
         }
     }
 
+    /// Publishes what `/now` is served from.
+    fn publish_now(&self) {
+        self.now_tx.send_replace(NowSource::of(&self.core));
+    }
+
     fn on_api(&mut self, req: ApiRequest) {
         match req {
-            ApiRequest::Now(tx) => {
-                let (host, local) = self.clock.sample();
-                let t = self.core.now(local);
-                let _ = tx.send(NowView {
-                    cluster_time_ns: t.cluster.0,
-                    earliest_ns: t.earliest.0,
-                    latest_ns: t.latest.0,
-                    status: t.state.as_str().to_owned(),
-                    serving: t.serving,
-                    reason: self.core.quarantine_reason().map(|r| r.to_string()),
-                    reason_code: self.core.quarantine_reason().map(|r| r.code().to_owned()),
-                    cluster_time_ms: t.cluster.0 as f64 / 1e6,
-                    epoch: format!("{:016x}", self.core.epoch()),
-                    round: self.core.round(),
-                    host_monotonic_ns: self.clock.is_simulated().then_some(host),
-                });
-            }
             ApiRequest::Status { brief, reply } => {
                 let _ = reply.send(self.status_view(brief));
             }

@@ -97,3 +97,49 @@ pub struct NowView {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host_monotonic_ns: Option<i64>,
 }
+
+/// What the API serves `/now` from, published by the driver after every timer event:
+/// the core's time source and the labels that go with it.
+#[derive(Debug, Clone)]
+pub struct NowSource {
+    pub time: bftime_protocol::TimeSource,
+    pub reason: Option<String>,
+    pub reason_code: Option<String>,
+    pub epoch: u64,
+    pub round: u64,
+    /// The node is shutting down: `/now` answers 503 `stopping`.
+    pub stopping: bool,
+}
+
+impl NowSource {
+    pub fn of(core: &bftime_protocol::Core) -> NowSource {
+        let reason = core.quarantine_reason();
+        NowSource {
+            time: core.time_source(),
+            reason: reason.as_ref().map(|r| r.to_string()),
+            reason_code: reason.map(|r| r.code().to_owned()),
+            epoch: core.epoch(),
+            round: core.round(),
+            stopping: false,
+        }
+    }
+
+    /// `/now` at the local clock's reading `local` (`host`: the host's raw clock then,
+    /// reported in testing mode only).
+    pub fn view(&self, local: bftime_protocol::LocalTime, host: Option<i64>) -> NowView {
+        let t = self.time.now(local);
+        NowView {
+            cluster_time_ns: t.cluster.0,
+            earliest_ns: t.earliest.0,
+            latest_ns: t.latest.0,
+            status: t.state.as_str().to_owned(),
+            serving: t.serving,
+            reason: self.reason.clone(),
+            reason_code: self.reason_code.clone(),
+            cluster_time_ms: t.cluster.0 as f64 / 1e6,
+            epoch: format!("{:016x}", self.epoch),
+            round: self.round,
+            host_monotonic_ns: host,
+        }
+    }
+}

@@ -600,8 +600,7 @@ impl Core {
 
     /// Our error bound at `now`: agreed error plus drift since the last update.
     pub fn current_error(&self, now: LocalTime) -> Option<Nanos> {
-        let aging = (now - self.last_update).scale(Ppm(2.0 * self.cfg.params.effective_drift().0));
-        self.error.map(|e| e.sat_add(aging))
+        aged_error(self.error, self.last_update, self.aging(), now)
     }
 
     /// Hints the cache lines the next [`Self::handle_timer`] will touch if it sends
@@ -1361,18 +1360,35 @@ impl Core {
 
     /// Cluster time for applications, with its error bounds.
     pub fn now(&self, local: LocalTime) -> TimeReading {
-        let cluster = self.clock.served_time(local);
-        let err = self
-            .current_error(local)
-            .map(|e| e.sat_add(self.clock.pending_slew(local).abs()))
-            .unwrap_or(Nanos::INFINITE);
-        TimeReading {
-            cluster,
-            earliest: cluster - err,
-            latest: cluster + err,
+        time_reading(
+            &self.clock,
+            self.error,
+            self.last_update,
+            self.aging(),
+            self.health.state(),
+            self.health.serving(),
+            local,
+        )
+    }
+
+    /// Everything [`Self::now`] reads, copied out: it gives the same answer as the core
+    /// for any local time until the core's next timer event (only a timer event changes
+    /// the clock, the error, or the state). The node's API serves `/now` from it without
+    /// waiting on the core's loop.
+    pub fn time_source(&self) -> TimeSource {
+        TimeSource {
+            clock: self.clock.clone(),
+            error: self.error,
+            last_update: self.last_update,
+            aging: self.aging(),
             state: self.health.state(),
             serving: self.health.serving(),
         }
+    }
+
+    /// How fast the error bound grows between updates: 2ρ_eff.
+    fn aging(&self) -> Ppm {
+        Ppm(2.0 * self.cfg.params.effective_drift().0)
     }
 
     /// Readings rejected since start, by reason.
@@ -1434,6 +1450,65 @@ impl Core {
             readings_rejected: self.rejected,
             peers,
         }
+    }
+}
+
+/// The error bound `error`, set at `last_update`, grown at `aging` until `now`.
+fn aged_error(
+    error: Option<Nanos>,
+    last_update: LocalTime,
+    aging: Ppm,
+    now: LocalTime,
+) -> Option<Nanos> {
+    error.map(|e| e.sat_add((now - last_update).scale(aging)))
+}
+
+/// Cluster time as served at `local` (what [`Core::now`] and [`TimeSource::now`] say).
+fn time_reading(
+    clock: &ClusterClock,
+    error: Option<Nanos>,
+    last_update: LocalTime,
+    aging: Ppm,
+    state: SyncState,
+    serving: bool,
+    local: LocalTime,
+) -> TimeReading {
+    let cluster = clock.served_time(local);
+    let err = aged_error(error, last_update, aging, local)
+        .map(|e| e.sat_add(clock.pending_slew(local).abs()))
+        .unwrap_or(Nanos::INFINITE);
+    TimeReading {
+        cluster,
+        earliest: cluster - err,
+        latest: cluster + err,
+        state,
+        serving,
+    }
+}
+
+/// The core's served time, detached from the core (see [`Core::time_source`]).
+#[derive(Debug, Clone)]
+pub struct TimeSource {
+    clock: ClusterClock,
+    error: Option<Nanos>,
+    last_update: LocalTime,
+    aging: Ppm,
+    state: SyncState,
+    serving: bool,
+}
+
+impl TimeSource {
+    /// Cluster time at `local`, as the core would serve it.
+    pub fn now(&self, local: LocalTime) -> TimeReading {
+        time_reading(
+            &self.clock,
+            self.error,
+            self.last_update,
+            self.aging,
+            self.state,
+            self.serving,
+            local,
+        )
     }
 }
 

@@ -69,7 +69,7 @@ pub mod suspect;
 pub mod time;
 
 pub use crate::core::{
-    Action, Core, CoreConfig, CoreError, ResponseOutcome, RoundSummary, TimeReading,
+    Action, Core, CoreConfig, CoreError, ResponseOutcome, RoundSummary, TimeReading, TimeSource,
 };
 pub use clock::ClusterClock;
 pub use interval::Interval;

@@ -657,3 +657,19 @@ fn every_bad_response_is_refused_with_its_reason() {
     );
     assert_eq!(net.cores[0].rejected().get(RejectReason::Stale), stale + 1);
 }
+
+/// The time source a node's API serves `/now` from says exactly what its core says, at
+/// any local time until the core's next timer event.
+#[test]
+fn a_time_source_serves_what_its_core_serves() {
+    let mut net = net(4);
+    net.run(6);
+    for (core, &timer) in net.cores.iter().zip(&net.timers) {
+        let source = core.time_source();
+        for dt in [0, 1, 1_000, 999_999, 123_456_789] {
+            let t = LocalTime(timer.0 - dt);
+            assert_eq!(source.now(t), core.now(t), "at {t:?}");
+        }
+        assert!(source.now(timer).serving);
+    }
+}
