@@ -106,7 +106,7 @@ impl Responder {
         // node's own correction looks large against the median, spec §3.3).
         r.error = Some(Nanos::ZERO);
         r.state = SyncState::Synced;
-        let extreme = Nanos(32_767_000);
+        let extreme = bftime_protocol::reading_codec::MAX_CORRECTION;
         r.last_correction = Some(match self.behaviour {
             Behaviour::Boundary => -extreme,
             _ if shift < Nanos::ZERO => -extreme,

@@ -25,8 +25,7 @@ use crate::hook::{self, HookEnv};
 use crate::localclock::LocalClock;
 use crate::net::{self, NetEvent, Network, Outgoing};
 use crate::systemd::Systemd;
-use crate::view::NowSource;
-use crate::view::{NetCounters, StatusView};
+use crate::view::{NetCounters, NowSource, StatusView};
 use crate::wire;
 
 /// Longest the loop sleeps without looking at the clock (a simulated or stalled clock

@@ -271,7 +271,7 @@ pub struct Core {
     rate_candidate: Option<(Nanos, Nanos)>,
     reported: Option<Nanos>,
     /// The corrections peers reported this round, gathered at its end.
-    reports: Vec<i64>,
+    reports: Vec<Nanos>,
     /// How far the last applied correction fell short of the agreement (an inconsistent
     /// round moves by its allowance only): part of `error`, not of the next allowance.
     residual: Nanos,
@@ -1163,7 +1163,7 @@ impl Core {
             if let Some(us) = peer.reported_us.take()
                 && !peer.misbehaved
             {
-                reports.push(i64::from(us) * 1000);
+                reports.push(Nanos(i64::from(us) * 1000));
             }
             peer.best = None;
             peer.misbehaved = false;
@@ -1360,19 +1360,11 @@ impl Core {
 
     /// Cluster time for applications, with its error bounds.
     pub fn now(&self, local: LocalTime) -> TimeReading {
-        time_reading(
-            &self.clock,
-            self.error,
-            self.last_update,
-            self.aging(),
-            self.health.state(),
-            self.health.serving(),
-            local,
-        )
+        self.time_source().now(local)
     }
 
-    /// Everything [`Self::now`] reads, copied out: it gives the same answer as the core
-    /// for any local time until the core's next timer event (only a timer event changes
+    /// Everything served time depends on, copied out: it gives the same answer as the
+    /// core for any local time until the core's next timer event (only a timer event changes
     /// the clock, the error, or the state). The node's API serves `/now` from it without
     /// waiting on the core's loop.
     pub fn time_source(&self) -> TimeSource {
@@ -1463,29 +1455,6 @@ fn aged_error(
     error.map(|e| e.sat_add((now - last_update).scale(aging)))
 }
 
-/// Cluster time as served at `local` (what [`Core::now`] and [`TimeSource::now`] say).
-fn time_reading(
-    clock: &ClusterClock,
-    error: Option<Nanos>,
-    last_update: LocalTime,
-    aging: Ppm,
-    state: SyncState,
-    serving: bool,
-    local: LocalTime,
-) -> TimeReading {
-    let cluster = clock.served_time(local);
-    let err = aged_error(error, last_update, aging, local)
-        .map(|e| e.sat_add(clock.pending_slew(local).abs()))
-        .unwrap_or(Nanos::INFINITE);
-    TimeReading {
-        cluster,
-        earliest: cluster - err,
-        latest: cluster + err,
-        state,
-        serving,
-    }
-}
-
 /// The core's served time, detached from the core (see [`Core::time_source`]).
 #[derive(Debug, Clone)]
 pub struct TimeSource {
@@ -1500,35 +1469,32 @@ pub struct TimeSource {
 impl TimeSource {
     /// Cluster time at `local`, as the core would serve it.
     pub fn now(&self, local: LocalTime) -> TimeReading {
-        time_reading(
-            &self.clock,
-            self.error,
-            self.last_update,
-            self.aging,
-            self.state,
-            self.serving,
-            local,
-        )
+        let cluster = self.clock.served_time(local);
+        let err = aged_error(self.error, self.last_update, self.aging, local)
+            .map(|e| e.sat_add(self.clock.pending_slew(local).abs()))
+            .unwrap_or(Nanos::INFINITE);
+        TimeReading {
+            cluster,
+            earliest: cluster - err,
+            latest: cluster + err,
+            state: self.state,
+            serving: self.serving,
+        }
     }
 }
 
 /// The median of `reports` and `mine`, if there are at least 2f + 1 of them: then at
-/// most f are a faulty member's, and the median lies between two correct values. Of an
-/// even count, the mean of the middle two: the lower one alone sits below the middle, and
-/// every node measuring its own correction against it would push every rate up (a 4-node
-/// cluster wound up to +200 ppm in three minutes). `reports` is reordered.
-fn median_with(reports: &mut Vec<i64>, mine: Nanos, f: usize) -> Option<Nanos> {
-    reports.push(mine.0);
-    let n = reports.len();
-    if n < 2 * f + 1 {
+/// most f are a faulty member's, and the median lies between two correct values. The
+/// median of an even count is the mean of the middle two ([`midpoint::middle`]): the
+/// lower one alone sits below the middle, and every node measuring its own correction
+/// against it would push every rate up (a 4-node cluster wound up to +200 ppm in three
+/// minutes). `reports` is reordered.
+fn median_with(reports: &mut Vec<Nanos>, mine: Nanos, f: usize) -> Option<Nanos> {
+    reports.push(mine);
+    if reports.len() < 2 * f + 1 {
         return None;
     }
-    let (below, &mut upper, _) = reports.select_nth_unstable(n / 2);
-    if n % 2 == 1 {
-        return Some(Nanos(upper));
-    }
-    let lower = below.iter().copied().max().unwrap_or(upper);
-    Some(Nanos(lower + (upper - lower) / 2))
+    midpoint::middle(reports)
 }
 
 #[cfg(test)]

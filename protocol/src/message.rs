@@ -231,7 +231,7 @@ mod tests {
             responder_round: u64::MAX,
             epoch: u64::MAX,
             head: [0xff; 32],
-            last_correction: Some(Nanos(-32_767_000)),
+            last_correction: Some(-crate::reading_codec::MAX_CORRECTION),
         };
         let s = Signed::sign(&r, &NodeKey::from_seed(&[1; 32])).unwrap();
         assert_eq!(s.to_wire().len(), 194);

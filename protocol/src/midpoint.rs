@@ -78,6 +78,21 @@ pub fn median(offsets: &mut [Nanos]) -> Option<Nanos> {
     Some(*m)
 }
 
+/// The median of `values`, the mean of the middle two for an even count (a value that
+/// sits in the middle, where [`median`] takes the lower of the two). Reorders `values`.
+pub fn middle(values: &mut [Nanos]) -> Option<Nanos> {
+    let n = values.len();
+    if n == 0 {
+        return None;
+    }
+    let (below, &mut upper, _) = values.select_nth_unstable(n / 2);
+    if n % 2 == 1 {
+        return Some(upper);
+    }
+    let lower = below.iter().copied().max().unwrap_or(upper);
+    Some(Nanos(lower.0 + (upper.0 - lower.0) / 2))
+}
+
 /// Plain mean of point offsets (the Berkeley master's average; baseline).
 pub fn mean(offsets: &[Nanos]) -> Option<Nanos> {
     if offsets.is_empty() {
@@ -174,5 +189,12 @@ mod tests {
         assert_eq!(median(&mut [Nanos(3), Nanos(1), Nanos(2)]), Some(Nanos(2)));
         assert_eq!(mean(&[Nanos(3), Nanos(1), Nanos(2)]), Some(Nanos(2)));
         assert_eq!(median(&mut []), None);
+        assert_eq!(middle(&mut [Nanos(3), Nanos(1), Nanos(2)]), Some(Nanos(2)));
+        assert_eq!(
+            middle(&mut [Nanos(4), Nanos(1), Nanos(2), Nanos(10)]),
+            Some(Nanos(3))
+        );
+        assert_eq!(middle(&mut [Nanos(-5), Nanos(-2)]), Some(Nanos(-4)));
+        assert_eq!(middle(&mut []), None);
     }
 }

@@ -74,6 +74,9 @@ pub(crate) fn error_from_bytes(value: [u8; 8]) -> Result<Option<Nanos>, &'static
 
 /// Largest correction a reading carries, in microseconds.
 const MAX_CORRECTION_US: i64 = i16::MAX as i64;
+/// Largest correction a reading carries (±32.767 ms): what a Byzantine responder reports
+/// to pull the frequency loop hardest.
+pub const MAX_CORRECTION: Nanos = Nanos(MAX_CORRECTION_US * 1000);
 
 /// The last correction's two bytes: whole microseconds, `None` (and any correction beyond
 /// ±32.767 ms, more than drift alone explains at any sane round) as `i16::MIN`.

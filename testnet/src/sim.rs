@@ -1408,12 +1408,12 @@ fn lie(
     // The most a reading can say it corrected by, the way the lie pulls (`boundary`
     // pulls the cluster fast: the lowest, so that every correct node's own correction
     // looks large against the median, spec §3.3).
-    let extreme = 32_767_000;
-    r.last_correction = Some(Nanos(match s {
+    let extreme = bftime_protocol::reading_codec::MAX_CORRECTION;
+    r.last_correction = Some(match s {
         Strategy::Boundary => -extreme,
         _ if shift < 0 => -extreme,
         _ => extreme,
-    }));
+    });
     Some(Answer::Sign {
         reading: r,
         delay_ns: 0,

@@ -496,9 +496,10 @@ pub fn segments(path: &Path) -> Vec<PathBuf> {
             for e in entries.flatten() {
                 let fname = e.file_name();
                 let Some(f) = fname.to_str() else { continue };
-                if let Some(suffix) = f.strip_prefix(name).and_then(|s| s.strip_prefix('.'))
-                    && suffix.len() == 6
-                    && let Ok(n) = suffix.parse::<u32>()
+                if let Some(n) = f
+                    .strip_prefix(name)
+                    .and_then(|s| s.strip_prefix('.'))
+                    .and_then(segment_suffix)
                 {
                     found.push((n, path.with_file_name(f)));
                 }
@@ -511,6 +512,14 @@ pub fn segments(path: &Path) -> Vec<PathBuf> {
         out.push(path.to_path_buf());
     }
     out
+}
+
+/// The number a rotated file's six-digit suffix (after `PATH.`) gives it.
+fn segment_suffix(digits: &str) -> Option<u32> {
+    if digits.len() != 6 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
 }
 
 /// The rotated file name for segment `n` of `path`.
@@ -528,10 +537,7 @@ fn segment_numbers(files: &[PathBuf]) -> Vec<Option<u32>> {
     let rotated = |f: &Path| -> Option<(PathBuf, u32)> {
         let name = f.file_name()?.to_str()?;
         let (stem, digits) = name.rsplit_once('.')?;
-        if digits.len() != 6 || !digits.bytes().all(|b| b.is_ascii_digit()) {
-            return None;
-        }
-        Some((f.with_file_name(stem), digits.parse().ok()?))
+        Some((f.with_file_name(stem), segment_suffix(digits)?))
     };
     let Some((base, _)) = files
         .first()
