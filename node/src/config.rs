@@ -259,6 +259,56 @@ impl NodeConfig {
     pub fn name(&self) -> &str {
         &self.members[self.me.index()].name
     }
+
+    /// What is valid but worth an operator's second look (`bftime validate` prints
+    /// these; `bftime run` logs them).
+    pub fn warnings(&self) -> Vec<String> {
+        let mut warnings = Vec::new();
+        if self.key_permissions_too_open {
+            warnings.push("key file is readable by others (chmod 600 it)".to_owned());
+        }
+        if self.params.faulty == 0 {
+            warnings.push(if self.members.len() < 4 {
+                format!(
+                    "with {} member(s) the cluster tolerates no faulty or lying member (f = 1 needs 4)",
+                    self.members.len()
+                )
+            } else {
+                "faulty = 0: the cluster tolerates no faulty or lying member".to_owned()
+            });
+        }
+        // Spec §5: no cluster keeps its clocks closer than 4ρP (drift over a round) plus
+        // four times the delay uncertainty; on a cloud network, take that as 1 ms.
+        let floor = self
+            .params
+            .round_period
+            .scale(Ppm(4.0 * self.params.max_drift.0))
+            + Nanos::from_millis(4);
+        if self.params.precision < floor {
+            warnings.push(format!(
+                "precision_ms = {} is below what agreement can keep: about 4 × max_drift × P + 4 × the network's delay uncertainty ≈ {floor} with 1 ms of uncertainty (spec §5), so the nodes would quarantine; use 10 ms or more (200 is the default)",
+                self.cluster.precision_ms
+            ));
+        }
+        let tcp_port = |a: &Multiaddr| {
+            a.iter().find_map(|p| match p {
+                Protocol::Tcp(port) => Some(port),
+                _ => None,
+            })
+        };
+        let listening: Vec<u16> = self.listen.iter().filter_map(tcp_port).collect();
+        let advertised: Vec<u16> = self.members[self.me.index()]
+            .addresses
+            .iter()
+            .filter_map(tcp_port)
+            .collect();
+        if !advertised.is_empty() && !advertised.iter().any(|p| listening.contains(p)) {
+            warnings.push(format!(
+                "this node listens on port(s) {listening:?}, but its member entry in the cluster file gives {advertised:?}: peers dial those (fine behind a port mapping, else make them match)"
+            ));
+        }
+        warnings
+    }
 }
 
 fn read_toml<T: for<'de> Deserialize<'de>>(path: &Path, what: &str) -> Result<T, ConfigError> {
@@ -562,31 +612,51 @@ pub(crate) fn params_from(path: &Path, c: &ClusterFile) -> Result<Params, Config
     p.unhealthy_rounds = c.quarantine.unhealthy_rounds;
     p.probation_rounds = c.quarantine.probation_rounds;
     p.allow_rejoin = c.quarantine.allow_rejoin;
+    let (max_drift, max_slew) = (p.max_drift, p.max_slew);
     p.validate().map_err(|e| {
-        let (field, fix) = match e.field {
+        let (field, problem, fix): (&str, String, String) = match e.field {
             "round_period" => (
                 "round_period_ms",
-                "set round_period_ms to at least 10 (the default, 2000, suits most clusters)",
+                e.problem,
+                "set round_period_ms to at least 10 (the default, 2000, suits most clusters)"
+                    .into(),
             ),
             "precision" => (
                 "precision_ms",
-                "set precision_ms to the skew your applications tolerate, e.g. 200",
+                e.problem,
+                "set precision_ms to the skew your applications tolerate, e.g. 200".into(),
             ),
-            "max_drift" | "max_slew" => (
+            "max_drift" => (
                 "max_drift_ppm",
-                "set max_drift_ppm to how fast your VMs' clocks may drift, 0 to 100000 (default 200)",
+                e.problem,
+                "set max_drift_ppm to how fast your VMs' clocks may drift, 0 to 100000 (default 200)"
+                    .into(),
+            ),
+            // The slew rate is not the operator's to set; only the drift bound, which
+            // must stay below a quarter of it.
+            "max_slew" => (
+                "max_drift_ppm",
+                format!(
+                    "{max_drift} is too large: a node slews its clock by at most {max_slew}, which must exceed 4 × max_drift"
+                ),
+                format!(
+                    "set max_drift_ppm below {:.0} (default 200)",
+                    max_slew.0 / 4.0
+                ),
             ),
             "unhealthy_rounds" => (
                 "quarantine.unhealthy_rounds",
-                "use 1 or more (default 3)",
+                e.problem,
+                "use 1 or more (default 3)".into(),
             ),
             "startup_round_divisor" => (
                 "startup_round_divisor",
-                "use 1 (no faster start-up rounds) to 16 (default 4)",
+                e.problem,
+                "use 1 (no faster start-up rounds) to 16 (default 4)".into(),
             ),
-            other => (other, ""),
+            other => (other, e.problem, String::new()),
         };
-        cfg_err(path, field, e.problem, fix)
+        cfg_err(path, field, problem, fix)
     })?;
     Ok(p)
 }
@@ -647,14 +717,22 @@ pub fn load(node_path: &Path) -> Result<NodeConfig, ConfigError> {
     }
     let mut listen = Vec::new();
     for (i, a) in node.listen.iter().enumerate() {
-        let addr = parse_peer_multiaddr(a).map_err(|e| {
-            cfg_err(
-                node_path,
-                format!("listen[{i}]"),
-                e,
-                "write it as /ip4/0.0.0.0/tcp/PORT",
-            )
-        })?;
+        let addr = parse_peer_multiaddr(a)
+            .and_then(|addr| match addr.iter().next() {
+                // The socket binds an address; names are for the members' addresses.
+                Some(Protocol::Dns4(_) | Protocol::Dns6(_) | Protocol::Dns(_)) => Err(format!(
+                    "{a:?} names a host: a node listens on an address (DNS names belong in the cluster file's member addresses)"
+                )),
+                _ => Ok(addr),
+            })
+            .map_err(|e| {
+                cfg_err(
+                    node_path,
+                    format!("listen[{i}]"),
+                    e,
+                    "write it as /ip4/0.0.0.0/tcp/PORT (every interface) or /ip4/<this VM's address>/tcp/PORT",
+                )
+            })?;
         listen.push(addr);
     }
 

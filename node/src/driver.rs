@@ -84,6 +84,9 @@ pub async fn run(
         }
         None => LocalClock::host(),
     };
+    for warning in cfg.warnings() {
+        tracing::warn!("{warning}");
+    }
     let key = cfg.key.clone();
     let core_cfg = CoreConfig {
         me: cfg.me,
@@ -104,10 +107,8 @@ pub async fn run(
         clock.initial_offset(),
     )
     .map_err(|e| anyhow::anyhow!("cannot start the protocol core: {e}"))?;
-    let journal =
-        crate::audit::open_node_log(&cfg, incarnation, core.round(), core.now(now).cluster.0)?
-            .map(|h| Journal::new(h, cfg.node.audit.quarantine_on_failure));
-
+    // The sockets first: a node that cannot listen (a port in use) stops before it
+    // writes a start record it would never follow with anything.
     let net = net::start(&cfg, clock.clone()).await?;
     let (api_tx, mut api_rx) = mpsc::channel(64);
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -122,6 +123,9 @@ pub async fn run(
         stop_rx,
     )
     .await?;
+    let journal =
+        crate::audit::open_node_log(&cfg, incarnation, core.round(), core.now(now).cluster.0)?
+            .map(|h| Journal::new(h, cfg.node.audit.quarantine_on_failure));
 
     tracing::info!(
         node = cfg.name(),

@@ -149,7 +149,13 @@ pub fn init_cluster(o: &InitOptions) -> anyhow::Result<InitResult> {
             addresses: vec![peer_addr(&o.host, port)],
         });
         keys.push((o.out.join(&key_name), key));
-        let listen_host = if loopback { o.host.as_str() } else { "0.0.0.0" };
+        // A node listens on an address, never on a name (a name is for dialling).
+        let listen_host = match o.host.as_str() {
+            "localhost" => "127.0.0.1",
+            h if loopback => h,
+            h if h.parse::<std::net::Ipv6Addr>().is_ok() => "::",
+            _ => "0.0.0.0",
+        };
         let api_host = if o.host == "::1" {
             "[::1]"
         } else {

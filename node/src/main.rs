@@ -325,20 +325,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Validate { config, json } => match config::load(&config) {
             Ok(c) => {
                 // Valid, but worth an operator's second look.
-                let mut warnings = Vec::new();
-                if c.key_permissions_too_open {
-                    warnings.push("key file is readable by others (chmod 600 it)".to_owned());
-                }
-                if c.params.faulty == 0 {
-                    warnings.push(if c.members.len() < 4 {
-                        format!(
-                            "with {} member(s) the cluster tolerates no faulty or lying member (f = 1 needs 4)",
-                            c.members.len()
-                        )
-                    } else {
-                        "faulty = 0: the cluster tolerates no faulty or lying member".to_owned()
-                    });
-                }
+                let warnings = c.warnings();
                 if json {
                     out!(
                         "{}",
@@ -412,7 +399,14 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                     return Ok(exit::CONFIG);
                 }
             };
-            runtime()?.block_on(async move { driver::run(cfg, shutdown_signal()).await })
+            match runtime()?.block_on(async move { driver::run(cfg, shutdown_signal()).await }) {
+                Ok(code) => Ok(code),
+                Err(e) => {
+                    // Through the log, in its format (a JSON log pipeline parses it).
+                    tracing::error!(error = %format!("{e:#}"), "bftime run failed to start or stopped on an error");
+                    Ok(exit::FAILURE)
+                }
+            }
         }
         Command::Status { target, json } => {
             let (code, body) = match fetch(&target, "/status")? {
@@ -576,10 +570,11 @@ fn print_status(v: &StatusView) {
         v.connected_peers
     );
     out!(
-        "Readings         : {} accepted, {} rejected; {} quarantines; up {:.0} s",
+        "Readings         : {} accepted, {} rejected; {} quarantine{}; up {:.0} s",
         s.readings_accepted,
         s.readings_rejected.total(),
         v.quarantines,
+        if v.quarantines == 1 { "" } else { "s" },
         v.uptime_s
     );
     out!();

@@ -21,9 +21,11 @@ use anyhow::Context as _;
 use bftime_crypto::Signed;
 use bftime_protocol::{Leaving, LocalTime, MemberId, Reading, Request};
 use futures::StreamExt;
+use libp2p::multiaddr::Protocol;
 use libp2p::swarm::{ListenError, NetworkBehaviour, SwarmEvent};
 use libp2p::{
-    PeerId, Stream, Swarm, allow_block_list, connection_limits, noise, peer_store, tcp, yamux,
+    Multiaddr, PeerId, Stream, Swarm, allow_block_list, connection_limits, noise, peer_store, tcp,
+    yamux,
 };
 use rand::RngExt;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -37,6 +39,11 @@ use crate::wire::{self, FrameError, ToResponder};
 const MAX_INBOUND_STREAMS_PER_PEER: u8 = 2;
 /// Requests queued for one peer's outbound task.
 const OUTBOUND_QUEUE: usize = 4;
+/// A member whose dials have failed for this long is warned about ...
+const DIAL_WARN_AFTER: Duration = Duration::from_secs(20);
+/// ... and then at most this often.
+const DIAL_WARN_EVERY: Duration = Duration::from_secs(60);
+
 /// Redial backoff bounds.
 const BACKOFF_MIN: Duration = Duration::from_millis(500);
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
@@ -175,6 +182,11 @@ pub async fn start(cfg: &NodeConfig, clock: LocalClock) -> anyhow::Result<Networ
             yamux::Config::default,
         )
         .context("building the TCP/Noise/Yamux transport")?
+        // Members may be named by /dns4, /dns6 or /dns addresses: resolved at each dial
+        // with the system's resolver configuration, so a VM that comes back with a new
+        // address is found again.
+        .with_dns()
+        .context("reading the system's DNS resolver configuration (/etc/resolv.conf)")?
         .with_behaviour(|_| Behaviour {
             allow,
             limits,
@@ -190,6 +202,7 @@ pub async fn start(cfg: &NodeConfig, clock: LocalClock) -> anyhow::Result<Networ
         .with_swarm_config(|c| c.with_idle_connection_timeout(period * 3 + Duration::from_secs(30)))
         .build();
     for addr in &cfg.listen {
+        port_is_free(addr)?;
         swarm
             .listen_on(addr.clone())
             .with_context(|| format!("cannot listen on {addr}"))?;
@@ -271,6 +284,32 @@ pub async fn start(cfg: &NodeConfig, clock: LocalClock) -> anyhow::Result<Networ
     })
 }
 
+/// Fails if another socket listens on `addr`'s port. libp2p's TCP listeners set
+/// SO_REUSEPORT, so a second node started with the same listen address (a node started
+/// twice, a cloned VM) would bind it too and take half of the cluster's connections;
+/// a plain bind without SO_REUSEPORT is refused while any listener holds the port.
+fn port_is_free(addr: &Multiaddr) -> anyhow::Result<()> {
+    let mut parts = addr.iter();
+    let ip: std::net::IpAddr = match parts.next() {
+        Some(Protocol::Ip4(ip)) => ip.into(),
+        Some(Protocol::Ip6(ip)) => ip.into(),
+        _ => return Ok(()),
+    };
+    let Some(Protocol::Tcp(port)) = parts.next() else {
+        return Ok(());
+    };
+    if port == 0 {
+        return Ok(());
+    }
+    match std::net::TcpListener::bind((ip, port)) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => Err(anyhow::anyhow!(
+            "cannot listen on {addr}: the port is in use. Is this node already running (as a systemd unit and by hand, or on a cloned VM with the same key)? Stop the other process, or give this node another listen port and its member entry the same port"
+        )),
+        Err(e) => Err(anyhow::anyhow!("cannot listen on {addr}: {e}")),
+    }
+}
+
 async fn swarm_loop(
     mut swarm: Swarm<Behaviour>,
     stats: Arc<NetStats>,
@@ -283,6 +322,13 @@ async fn swarm_loop(
             tx.send_replace(up);
         }
     };
+    // Members whose dials keep failing: since when, and when that was last logged at
+    // warn. An operator should see why a member stays unreachable (a name that does not
+    // resolve, a firewall) without reading debug logs; but members start at different
+    // times, so only a failure that outlasts start-up is worth a warning, and then not
+    // once a second.
+    let mut failing: HashMap<PeerId, (std::time::Instant, Option<std::time::Instant>)> =
+        HashMap::new();
     loop {
         tokio::select! {
             ev = swarm.select_next_some() => match ev {
@@ -290,6 +336,7 @@ async fn swarm_loop(
                     tracing::info!(%address, "listening for peers");
                 }
                 SwarmEvent::ConnectionEstablished { peer_id, num_established, endpoint, .. } => {
+                    failing.remove(&peer_id);
                     if num_established.get() == 1 {
                         stats.connected_peers.fetch_add(1, Ordering::Relaxed);
                         mark(&peer_id, true);
@@ -312,7 +359,27 @@ async fn swarm_loop(
                     }
                 }
                 SwarmEvent::OutgoingConnectionError { peer_id, error, .. } => {
-                    tracing::debug!(peer = ?peer_id, %error, "dial failed");
+                    let now = std::time::Instant::now();
+                    let due = peer_id.map(|p| {
+                        let (since, warned) = failing.entry(p).or_insert((now, None));
+                        let due = now.duration_since(*since) >= DIAL_WARN_AFTER
+                            && warned.is_none_or(|t| now.duration_since(t) >= DIAL_WARN_EVERY);
+                        if due {
+                            *warned = Some(now);
+                        }
+                        (due, now.duration_since(*since))
+                    });
+                    match (due, peer_id) {
+                        (Some((true, failing_for)), Some(p)) => tracing::warn!(
+                            peer = %p,
+                            member = ?by_peer.get(&p),
+                            failing_s = failing_for.as_secs(),
+                            %error,
+                            "cannot reach a member (still retrying; said again at most every {} s)",
+                            DIAL_WARN_EVERY.as_secs()
+                        ),
+                        _ => tracing::debug!(peer = ?peer_id, %error, "dial failed"),
+                    }
                 }
                 SwarmEvent::ListenerError { error, .. } => {
                     tracing::warn!(%error, "listener error");

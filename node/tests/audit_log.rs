@@ -730,3 +730,210 @@ fn a_forged_reading_in_a_log_proves_nothing() {
         "a forged reading proved something: {proofs:?}"
     );
 }
+
+/// A crash while the log's very first record was being written leaves only a torn
+/// record: the next run begins the log again with its start record (a log's first
+/// record says whose it is), then says what it cut; a further restart continues it.
+#[test]
+fn a_crash_during_the_first_record_begins_the_log_again() {
+    let f = fixture();
+    let cfg = &f.nodes[0];
+    let path = cfg.audit_log.clone().expect("init-cluster sets audit_log");
+    std::fs::write(&path, [0xb7, 0x7a, 0x10]).unwrap();
+    for run in 0..2 {
+        let h = bftime_node::audit::open_node_log(cfg, 7, 1, 1_000)
+            .unwrap()
+            .expect("a log");
+        h.close(std::time::Duration::from_secs(5));
+        let c = verify_all(&f, &path);
+        assert_eq!(c.records, 2 + run, "run {run}");
+    }
+    let kinds: Vec<Kind> = Frames::new(&std::fs::read(&path).unwrap())
+        .map(|fr| {
+            let fr = fr.unwrap();
+            Signed::<Record>::from_parts(fr.body.to_vec(), fr.signature)
+                .decode_unverified()
+                .unwrap()
+                .kind
+        })
+        .collect();
+    assert_eq!(kinds, [Kind::Start, Kind::Recovered, Kind::Start]);
+}
+
+/// A crash that tears the segment record a rotation had just begun the new file with:
+/// the chain stands where the newest rotated file ends, so the next run continues its
+/// sequence and segment numbers, and no later rotation replaces a rotated file.
+#[test]
+fn a_crash_that_tears_a_fresh_files_segment_record_continues_the_chain() {
+    let f = fixture();
+    let path = f.dir.path().join("torn-segment.audit");
+    let p = payloads(&f, 0, 0, None);
+    let key: Arc<NodeKey> = f.nodes[0].key.clone();
+    let (mut w, _) = AuditWriter::open(options(&f, &path, 1500), key.clone()).unwrap();
+    let mut i = 0;
+    while segments(&path).len() < 3 {
+        w.append(i, i as i64 + 1, &p[i as usize % p.len()]).unwrap();
+        i += 1;
+    }
+    drop(w);
+    let records = verify_all(&f, &path).records;
+    let rotated: Vec<(PathBuf, Vec<u8>)> = segments(&path)
+        .into_iter()
+        .filter(|s| *s != path)
+        .map(|s| {
+            let b = std::fs::read(&s).unwrap();
+            (s, b)
+        })
+        .collect();
+    // The crash came while the current file's segment record was being written: keep
+    // only its first 40 bytes.
+    let current = std::fs::read(&path).unwrap();
+    let lost = frames(&current).len() as u64;
+    std::fs::write(&path, &current[..40]).unwrap();
+    let (mut w, opened) = AuditWriter::open(options(&f, &path, 1500), key.clone()).unwrap();
+    assert_eq!(
+        opened.continued_from_seq,
+        records - lost,
+        "on from the rotated file"
+    );
+    assert!(opened.recovered.is_some());
+    for j in 0..20 {
+        w.append(100 + j, 1_000 + j as i64, &p[j as usize % p.len()])
+            .unwrap();
+    }
+    drop(w);
+    for (file, bytes) in &rotated {
+        assert_eq!(&std::fs::read(file).unwrap(), bytes, "{file:?} unchanged");
+    }
+    let c = verify_all(&f, &path);
+    assert!(c.records >= records - lost + 20, "{} records", c.records);
+    assert!(segments(&path).len() > rotated.len() + 1, "rotated again");
+
+    // A rotation never replaces a file: one in the way stops the writer instead.
+    let (mut w, _) = AuditWriter::open(options(&f, &path, 1500), key).unwrap();
+    let files = segments(&path);
+    let next = files.len() as u32 - 1;
+    let squatter = bftime_node::audit::check::segment_path(&path, next);
+    std::fs::write(&squatter, b"not a log").unwrap();
+    let err = (0..40)
+        .find_map(|j| w.append(200 + j, 2_000 + j as i64, &p[0]).err())
+        .expect("the rotation fails");
+    assert!(err.to_string().contains("never replaced"), "{err}");
+    assert_eq!(std::fs::read(&squatter).unwrap(), b"not a log");
+}
+
+/// The newest rotated file deleted: the current file's segment record says which
+/// numbers are gone (not a renamed file).
+#[test]
+fn a_deleted_newest_rotated_file_is_a_missing_segment() {
+    let f = fixture();
+    let path = f.dir.path().join("newest.audit");
+    let p = payloads(&f, 0, 0, None);
+    let (mut w, _) = AuditWriter::open(options(&f, &path, 1500), f.nodes[0].key.clone()).unwrap();
+    let mut i = 0;
+    while segments(&path).len() < 3 {
+        w.append(i, i as i64 + 1, &p[i as usize % p.len()]).unwrap();
+        i += 1;
+    }
+    drop(w);
+    let newest = bftime_node::audit::check::segment_path(&path, 1);
+    std::fs::remove_file(&newest).unwrap();
+    let bad = check_files(
+        &segments(&path),
+        &mut Checker::new(Some(&f.cluster)),
+        |_, _| {},
+    )
+    .unwrap_err();
+    assert_eq!(bad.code(), "missing-segment", "{bad}");
+    assert!(
+        bad.to_string().contains(&newest.display().to_string()),
+        "{bad}"
+    );
+}
+
+/// Between runs a node may be renamed or its cluster file edited (a comment, an
+/// address): the log goes on. Another cluster configuration (new members, new
+/// parameters: another cluster tag) is refused before anything is written, with what
+/// changed, since one log is checked against one cluster file.
+#[test]
+fn an_edited_cluster_file_continues_the_log_and_another_cluster_is_refused() {
+    let f = fixture();
+    let path = f.dir.path().join("edited.audit");
+    let p = payloads(&f, 0, 0, None);
+    let key: Arc<NodeKey> = f.nodes[0].key.clone();
+    let (mut w, _) = AuditWriter::open(options(&f, &path, 1 << 30), key.clone()).unwrap();
+    w.append(1, 1, &p[0]).unwrap();
+    drop(w);
+    let mut edited = options(&f, &path, 1 << 30);
+    edited.identity.cluster_file_sha256 = [7; 32];
+    edited.identity.name = "renamed".into();
+    let start = Payload::Start(StartPayload {
+        identity: edited.identity.clone(),
+        version: "test".into(),
+        node_file_sha256: [0; 32],
+        incarnation: 2,
+    });
+    let (mut w, _) = AuditWriter::open(edited.clone(), key.clone()).unwrap();
+    w.append(2, 2, &start).unwrap();
+    drop(w);
+    let c = verify_all(&f, &path);
+    assert_eq!(c.records, 2);
+    assert_eq!(c.identity().unwrap().name, "renamed", "the latest identity");
+
+    let mut other = edited;
+    other.identity.cluster_tag ^= 1;
+    let before = std::fs::read(&path).unwrap();
+    let err = AuditWriter::open(other, key).unwrap_err();
+    assert!(matches!(err, AuditError::ClusterChanged { .. }), "{err}");
+    assert!(err.to_string().contains("cluster tag"), "{err}");
+    assert_eq!(std::fs::read(&path).unwrap(), before, "nothing written");
+}
+
+/// `bftime audit verify` on a log whose current file is gone (the newest records, the
+/// ones an incident is about) fails, naming it; `check-proof` on a file that is not
+/// there or not a proofs file fails as a proof that does not hold does (65).
+#[test]
+fn the_cli_fails_a_log_without_its_current_file_and_a_missing_proofs_file() {
+    const BIN: &str = env!("CARGO_BIN_EXE_bftime");
+    let f = fixture();
+    let path = f.dir.path().join("gone.audit");
+    let p = payloads(&f, 0, 0, None);
+    let (mut w, _) = AuditWriter::open(options(&f, &path, 1500), f.nodes[0].key.clone()).unwrap();
+    let mut i = 0;
+    while segments(&path).len() < 2 {
+        w.append(i, i as i64 + 1, &p[i as usize % p.len()]).unwrap();
+        i += 1;
+    }
+    drop(w);
+    let cluster = f.dir.path().join("cluster.toml");
+    let verify = || {
+        std::process::Command::new(BIN)
+            .args(["audit", "verify", "--json", "--cluster"])
+            .arg(&cluster)
+            .arg(&path)
+            .output()
+            .unwrap()
+    };
+    assert_eq!(verify().status.code(), Some(0));
+    std::fs::remove_file(&path).unwrap();
+    let out = verify();
+    assert_eq!(out.status.code(), Some(65));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["reason"], "missing-segment", "{v}");
+    assert!(
+        v["detail"].as_str().unwrap().contains("newest records"),
+        "{v}"
+    );
+
+    let not_proofs = f.dir.path().join("not-proofs.json");
+    std::fs::write(&not_proofs, "{}").unwrap();
+    for proofs in [f.dir.path().join("none.json"), not_proofs] {
+        let out = std::process::Command::new(BIN)
+            .args(["audit", "check-proof", "--cluster"])
+            .arg(&cluster)
+            .arg(&proofs)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(65), "{proofs:?}");
+    }
+}

@@ -136,8 +136,12 @@ fn check_metrics(c: &Cluster, k: usize, n: usize) {
     }
 }
 
-fn all_synced_test(n: usize) {
-    let mut c = Cluster::new(n, PERIOD_MS);
+fn all_synced_test(n: usize, host: &str) {
+    let mut c = Cluster::with_host(n, PERIOD_MS, host);
+    if host == "localhost" {
+        let cluster = std::fs::read_to_string(&c.init.cluster_file).unwrap();
+        assert!(cluster.contains("/dns4/localhost/tcp/"), "{cluster}");
+    }
     c.start_all();
     let all: Vec<usize> = (0..n).collect();
     c.wait_for(&all, SYNC_TIMEOUT, &format!("{n} nodes synced"), synced);
@@ -189,14 +193,15 @@ fn all_synced_test(n: usize) {
     );
 }
 
+/// Members named by DNS (`/dns4/localhost/…`), as the README shows for real clouds.
 #[test]
 fn four_nodes_sync() {
-    all_synced_test(4);
+    all_synced_test(4, "localhost");
 }
 
 #[test]
 fn seven_nodes_sync() {
-    all_synced_test(7);
+    all_synced_test(7, "127.0.0.1");
 }
 
 #[test]
@@ -632,4 +637,49 @@ fn sigterm_while_the_quarantine_hook_hangs() {
         waited += 1;
     }
     assert!(!alive(&pid), "the hook's child {} survived", pid.trim());
+}
+
+/// The same node started twice on one host (by hand beside its systemd unit, say):
+/// libp2p's listeners share a port, so the second copy would take half the cluster's
+/// connections. It is refused at its peer port before it writes an audit record.
+#[test]
+fn a_node_started_twice_is_refused_at_its_port() {
+    let mut c = Cluster::new(4, PERIOD_MS);
+    c.start(0);
+    c.wait_for(&[0], SYNC_TIMEOUT, "the first copy answers", |s| {
+        s["state"].is_string()
+    });
+    let original = std::fs::read_to_string(c.config(0)).unwrap();
+    let api_port = common::free_ports(1);
+    let copy_cfg = c.dir.path().join("node-1-copy.toml");
+    let copy_log = c.dir.path().join("node-1-copy.audit");
+    let edited: String = original
+        .lines()
+        .map(|l| {
+            if l.starts_with("api_listen") {
+                format!("api_listen = \"127.0.0.1:{api_port}\"")
+            } else if l.starts_with("audit_log") {
+                "audit_log = \"node-1-copy.audit\"".to_owned()
+            } else {
+                l.to_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    std::fs::write(&copy_cfg, edited).unwrap();
+    let out = std::process::Command::new(common::BIN)
+        .args(["run", "--config"])
+        .arg(&copy_cfg)
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("the port is in use"), "{err}");
+    assert!(!copy_log.exists(), "no audit record written");
+    assert_eq!(
+        c.state(0).as_deref(),
+        Some("starting"),
+        "the first copy runs on"
+    );
 }

@@ -465,3 +465,45 @@ fn a_closed_stdout_is_not_a_crash() {
         "the key was written"
     );
 }
+
+/// A node listens on an address, not a name (member addresses may be names); Π below
+/// what agreement can keep, and a listen port that peers do not dial, are warned
+/// about; a drift bound the slew rate cannot cover names max_drift_ppm and its limit.
+#[test]
+fn listen_names_tiny_precision_mismatched_ports_and_huge_drift() {
+    let d = tempfile::tempdir().unwrap();
+    init(d.path());
+    let cfg = d.path().join("node-1.toml");
+    edit(&cfg, |t| {
+        t.replace("/ip4/127.0.0.1/tcp/7100", "/dns4/localhost/tcp/7100")
+    });
+    let (code, _, err) = validate(&cfg);
+    assert_eq!(code, 78, "{err}");
+    assert!(
+        err.contains("`listen[0]`") && err.contains("names a host"),
+        "{err}"
+    );
+
+    let d = tempfile::tempdir().unwrap();
+    init(d.path());
+    let cfg = d.path().join("node-1.toml");
+    edit(&d.path().join("cluster.toml"), |t| {
+        t.replace("precision_ms = 200", "precision_ms = 1")
+    });
+    edit(&cfg, |t| t.replace("/tcp/7100", "/tcp/7109"));
+    let (code, out, err) = validate(&cfg);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("precision_ms = 1 is below"), "{out}");
+    assert!(out.contains("listens on port(s) [7109]"), "{out}");
+
+    let d = tempfile::tempdir().unwrap();
+    init(d.path());
+    edit(&d.path().join("cluster.toml"), |t| {
+        t.replace("max_drift_ppm = 200.0", "max_drift_ppm = 50000.0")
+    });
+    let (code, _, err) = validate(&d.path().join("node-1.toml"));
+    assert_eq!(code, 78, "{err}");
+    assert!(err.contains("`max_drift_ppm`"), "{err}");
+    assert!(err.contains("below 2500"), "{err}");
+    assert!(!err.contains("max_slew"), "{err}");
+}

@@ -501,9 +501,14 @@ impl Core {
 
     fn note_local(&mut self, now: LocalTime) {
         if now < self.last_local {
-            self.pending_violation = Some(HardViolation::LocalClockBackwards {
-                by: self.last_local - now,
-            });
+            // The whole step back: later readings, still behind the highest seen, show
+            // only what is left of it.
+            let by = self.last_local - now;
+            match &mut self.pending_violation {
+                Some(HardViolation::LocalClockBackwards { by: seen }) => *seen = (*seen).max(by),
+                Some(_) => {}
+                None => self.pending_violation = Some(HardViolation::LocalClockBackwards { by }),
+            }
         } else {
             self.last_local = now;
         }
@@ -1251,6 +1256,8 @@ impl Core {
             readings_used: usable,
             verdict: match verdict {
                 Verdict::Healthy => "healthy".into(),
+                // Debug, not Display: the exact nanoseconds, which tests and auditors
+                // read back (Display rounds them for people).
                 Verdict::Unhealthy(u) => format!("unhealthy: {u:?}"),
                 Verdict::Hard(h) => format!("hard violation: {h:?}"),
             },
@@ -1269,8 +1276,13 @@ impl Core {
         self.last_answered = usable.saturating_sub(1);
         actions.push(Action::RoundCompleted(Box::new(summary)));
 
-        // 7. Next round.
-        if stepped || transition.is_some() {
+        // 7. Next round. If the next one has already gone by too (the local clock
+        // jumped forward, or the process was paused for more than a round), start the
+        // one the clock is in now: running the missed rounds back to back, each a
+        // moment long, would judge them all short of readings and blame the network
+        // for what the clock did.
+        let missed = self.clock.protocol_time(now) >= self.round_end() + self.period();
+        if stepped || transition.is_some() || missed {
             self.align_rounds(now);
         } else {
             self.round += 1;

@@ -88,58 +88,72 @@ impl std::fmt::Display for QuarantineReason {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             QuarantineReason::Unhealthy { rounds, last } => {
-                write!(f, "{rounds} consecutive unhealthy rounds, last: ")?;
-                match last {
-                    Unhealthy::NoQuorumAgrees { agree, need } => {
-                        write!(
-                            f,
-                            "only {agree} of the {need} clocks needed agree within Π/4"
-                        )
-                    }
-                    Unhealthy::TooFewReadings { got, need } => {
-                        write!(f, "only {got} of {need} readings")
-                    }
-                    Unhealthy::ErrorTooLarge { error, limit } => {
-                        write!(f, "error {error} ≥ {limit}")
-                    }
-                    Unhealthy::CorrectionTooLarge { correction, budget } => {
-                        write!(f, "correction {correction} beyond slew budget {budget}")
-                    }
-                    Unhealthy::Inconsistent {
-                        correction,
-                        allowance,
-                    } => {
-                        write!(
-                            f,
-                            "correction {correction} inconsistent with previous agreement (allowance {allowance})"
-                        )
-                    }
-                }
+                write!(f, "{rounds} consecutive unhealthy rounds, last: {last}")
             }
-            QuarantineReason::Hard { violation } => match violation {
-                HardViolation::OffsetBeyondBound {
-                    offset,
-                    error,
-                    bound,
-                } => {
-                    write!(
-                        f,
-                        "clock provably off: offset {offset} ± {error} exceeds Π = {bound}"
-                    )
-                }
-                HardViolation::LocalClockBackwards { by } => {
-                    write!(f, "local clock went backwards by {by}")
-                }
-                HardViolation::AuditLogUnwritable => {
-                    write!(f, "the audit log could not be written")
-                }
-                HardViolation::SuspectedByPeers { count, threshold } => {
-                    write!(
-                        f,
-                        "{count} peers list this node as an outlier (threshold {threshold})"
-                    )
-                }
-            },
+            QuarantineReason::Hard { violation } => write!(f, "{violation}"),
+        }
+    }
+}
+
+impl std::fmt::Display for Unhealthy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Unhealthy::NoQuorumAgrees { agree, need } => {
+                write!(
+                    f,
+                    "only {agree} of the {need} clocks needed agree within Π/4"
+                )
+            }
+            Unhealthy::TooFewReadings { got, need } => {
+                write!(f, "only {got} of {need} readings")
+            }
+            Unhealthy::ErrorTooLarge { error, limit } => {
+                write!(f, "error {error} ≥ {limit}")
+            }
+            Unhealthy::CorrectionTooLarge { correction, budget } => {
+                write!(f, "correction {correction} beyond slew budget {budget}")
+            }
+            Unhealthy::Inconsistent {
+                correction,
+                allowance,
+            } => {
+                write!(
+                    f,
+                    "correction {correction} inconsistent with previous agreement (allowance {allowance})"
+                )
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for HardViolation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            HardViolation::OffsetBeyondBound {
+                offset,
+                error,
+                bound,
+            } => {
+                write!(
+                    f,
+                    "clock provably off: offset {offset} ± {error} exceeds Π = {bound}"
+                )
+            }
+            HardViolation::LocalClockBackwards { by } => {
+                write!(f, "local clock went backwards by {by}")
+            }
+            HardViolation::AuditLogUnwritable => {
+                write!(
+                    f,
+                    "the audit log could not be written (the node does not retry: fix the disk, then restart it)"
+                )
+            }
+            HardViolation::SuspectedByPeers { count, threshold } => {
+                write!(
+                    f,
+                    "{count} peers list this node as an outlier (threshold {threshold})"
+                )
+            }
         }
     }
 }

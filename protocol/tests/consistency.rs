@@ -187,3 +187,44 @@ fn a_move_the_node_cannot_catch_up_with_in_k_rounds_quarantines() {
         "{after:#?}"
     );
 }
+
+/// Node 0's clock jumps five rounds ahead while it serves (spec §6). The rounds the jump
+/// skipped are not run back to back, a moment each, short of readings: the node goes on
+/// with the round its clock is in, where its peers show it five rounds off, and
+/// quarantines for what its clock did (`offset-beyond-bound`), not for the network.
+#[test]
+fn a_clock_that_jumps_ahead_quarantines_for_its_offset_not_for_missing_readings() {
+    let mut c = synced_cluster();
+    let period = c.cores[0].params().round_period;
+    let before = c.summaries[0].len();
+    c.skew_ns[0] += 5 * period.0;
+    while c.cores[0].state() != SyncState::Quarantined && c.summaries[0].len() < before + 6 {
+        let n = c.summaries[0].len();
+        c.run_until(n + 1);
+    }
+    let reason = c.cores[0].quarantine_reason().expect("quarantined");
+    assert_eq!(reason.code(), "offset-beyond-bound", "{reason}");
+    let after = &c.summaries[0][before..];
+    assert!(after.len() <= 3, "rounds since the jump: {after:#?}");
+}
+
+/// A clock stepped back 3 s: the quarantine names the whole step, not what was left of
+/// it by the last reading before the round ended.
+#[test]
+fn a_clock_stepped_back_names_the_whole_step() {
+    let mut c = synced_cluster();
+    let period = c.cores[0].params().round_period;
+    let before = c.summaries[0].len();
+    c.skew_ns[0] -= 3_000_000_000;
+    c.run_until(before + 2);
+    let Some(bftime_protocol::QuarantineReason::Hard {
+        violation: bftime_protocol::HardViolation::LocalClockBackwards { by },
+    }) = c.cores[0].quarantine_reason()
+    else {
+        panic!("{:?}", c.cores[0].quarantine_reason());
+    };
+    assert!(
+        by > Nanos(3_000_000_000) - Nanos(period.0 / 4),
+        "by {by} (period {period})"
+    );
+}

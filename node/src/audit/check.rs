@@ -96,7 +96,8 @@ pub enum BadReason {
     BadReading { index: usize, why: String },
     #[error("broken nonce chain: {0}")]
     NonceChain(String),
-    /// A rotated file between two that exist is not there.
+    /// A rotated file between two that exist is not there, or the current file after
+    /// rotated ones.
     #[error("missing segment: {0}")]
     MissingSegment(String),
     /// A file's segment record names another segment than its file name does.
@@ -119,7 +120,7 @@ pub struct BadRecord {
 impl BadRecord {
     /// A fault of `file` as a whole, found before its first record was checked, after
     /// `index` good records.
-    fn at_file_start(file: &Path, index: u64, reason: BadReason) -> BadRecord {
+    pub(crate) fn at_file_start(file: &Path, index: u64, reason: BadReason) -> BadRecord {
         BadRecord {
             file: file.to_path_buf(),
             index,
@@ -272,13 +273,17 @@ impl<'a> Checker<'a> {
                     self.identity = Some(id.clone());
                     self.key = Some(key);
                 }
-                Some(old) if old != id => {
-                    return Err(BadReason::IdentityChanged(format!(
-                        "{} (member {}) became {} (member {})",
-                        old.name, old.member, id.name, id.member
-                    )));
+                Some(old) => {
+                    if let Some(what) = old.cluster_change(id) {
+                        return Err(BadReason::IdentityChanged(format!(
+                            "{} (member {}): {what}",
+                            old.name, old.member
+                        )));
+                    }
+                    // A new name or an edited cluster file: the same node, still in
+                    // the same cluster (see `Identity::cluster_change`).
+                    self.identity = Some(id.clone());
                 }
-                Some(_) => {}
             }
         } else if self.identity.is_none() {
             return Err(BadReason::NoIdentity(record.kind.as_str().into()));
@@ -635,6 +640,33 @@ pub fn check_files(
                 && let Some(said) = segment_said(&frame)
                 && said != n
             {
+                // The current file's number comes from the rotated file before it: if it
+                // says a later one, the newest rotated files are the ones gone.
+                let current = file
+                    .extension()
+                    .and_then(|e| e.to_str())
+                    .and_then(segment_suffix)
+                    .is_none();
+                if current && said > n && k > 0 {
+                    let gone: Vec<String> = (n..said)
+                        .map(|m| segment_path(file, m).display().to_string())
+                        .collect();
+                    let why = format!(
+                        "{} begins segment {said}, but the rotated files before it end at {}: {} not there, records are missing mid-log",
+                        file.display(),
+                        files[k - 1].display(),
+                        if gone.len() == 1 {
+                            format!("{} is", gone[0])
+                        } else {
+                            format!("{} are", gone.join(", "))
+                        }
+                    );
+                    return Err(BadRecord::at_file_start(
+                        file,
+                        checker.records,
+                        BadReason::MissingSegment(why),
+                    ));
+                }
                 return Err(BadRecord::at_file_start(
                     file,
                     checker.records,

@@ -7,7 +7,7 @@ use std::time::Instant;
 use anyhow::Context as _;
 use serde_json::json;
 
-use super::check::{BadRecord, Checker, ClusterKeys, check_files, parse_kind, segments};
+use super::check::{BadReason, BadRecord, Checker, ClusterKeys, check_files, parse_kind, segments};
 use super::evidence::{self, ProofFile};
 use super::show::{self, Filter};
 use crate::exit;
@@ -156,15 +156,38 @@ pub fn run(cmd: AuditCommand) -> anyhow::Result<i32> {
                 let mut checker = Checker::new(cluster.as_ref());
                 let started = Instant::now();
                 let mut last_kind = None;
+                let (mut starts, mut recoveries) = (0u64, 0u64);
                 let result = check_files(&files, &mut checker, |_, rec| {
-                    last_kind = Some(rec.payload.kind());
+                    let kind = rec.payload.kind();
+                    starts += u64::from(kind == super::record::Kind::Start);
+                    recoveries += u64::from(kind == super::record::Kind::Recovered);
+                    last_kind = Some(kind);
                 });
                 let secs = started.elapsed().as_secs_f64();
+                let result = result.and_then(|bytes| {
+                    // Rotated files imply a current file after them (the writer makes
+                    // it as it rotates): without it the newest records are gone, and
+                    // those are the ones an incident is about. To check rotated files
+                    // alone, name them.
+                    if log.exists() {
+                        return Ok(bytes);
+                    }
+                    let why = format!(
+                        "{} is not there, but its rotated segments are: the newest records are missing (to check only the rotated files, name them)",
+                        log.display()
+                    );
+                    Err(BadRecord::at_file_start(
+                        log,
+                        checker.records,
+                        BadReason::MissingSegment(why),
+                    ))
+                });
                 match result {
                     Ok(bytes) => {
                         let ending = Ending {
                             shutdown: last_kind == Some(super::record::Kind::Shutdown),
-                            current_missing: !log.exists(),
+                            starts,
+                            recoveries,
                         };
                         print_ok(
                             log,
@@ -349,10 +372,24 @@ pub fn run(cmd: AuditCommand) -> anyhow::Result<i32> {
                 Ok(c) => c,
                 Err(code) => return Ok(code),
             };
-            let text = std::fs::read_to_string(&proofs)
-                .with_context(|| format!("cannot read {}", proofs.display()))?;
-            let file: ProofFile = serde_json::from_str(&text)
-                .with_context(|| format!("{} is not a proofs file", proofs.display()))?;
+            // A proofs file that cannot be read or parsed proves nothing: 65, as for one
+            // whose proofs do not hold (and as `verify` says of a missing log).
+            let file: ProofFile = match std::fs::read_to_string(&proofs)
+                .with_context(|| format!("cannot read {}", proofs.display()))
+                .and_then(|text| {
+                    serde_json::from_str(&text).with_context(|| {
+                        format!(
+                            "{} is not a proofs file (`bftime audit evidence --out` writes them)",
+                            proofs.display()
+                        )
+                    })
+                }) {
+                Ok(f) => f,
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    return Ok(exit::BAD_DATA);
+                }
+            };
             let mut code = exit::OK;
             if file.cluster_tag != format!("{:016x}", c.tag) {
                 eprintln!(
@@ -412,8 +449,11 @@ pub fn run(cmd: AuditCommand) -> anyhow::Result<i32> {
 struct Ending {
     /// The last record is the node's shutdown record.
     shutdown: bool,
-    /// The named file is gone; only rotated segments were checked.
-    current_missing: bool,
+    /// Runs of the node the log covers (its start records).
+    starts: u64,
+    /// Crashes the node recovered from by cutting a torn record (its `recovered`
+    /// records; a crash between two records leaves none, only another start).
+    recoveries: u64,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -443,33 +483,36 @@ fn print_ok(
                 "earliest_cluster_time_ns": c.earliest_time_ns, "latest_cluster_time_ns": c.latest_time_ns,
                 "span_s": span_s, "starts_mid_chain": c.starts_mid_chain,
                 "ends_with_shutdown": ending.shutdown,
-                "current_file_missing": ending.current_missing,
+                "starts": ending.starts, "recoveries": ending.recoveries,
                 "embedded_readings_checked": with_cluster, "seconds": secs,
             })
         );
     } else {
         emit!(
-            "OK {}: node {node}, {} record(s) in {} file(s), {} round(s), {} .. {} ({:.1} s){}{}{}",
+            "OK {}: node {node}, {} record(s) in {} file(s), {} round(s), {} run(s){}, {} .. {} ({:.1} s){}{}{}",
             log.display(),
             c.records,
             files.len(),
             c.rounds,
+            ending.starts,
+            match ending.recoveries {
+                0 => String::new(),
+                n => format!(" ({n} after a crash that cut a torn record)"),
+            },
             show::format_time(c.earliest_time_ns.unwrap_or(0)),
             show::format_time(c.latest_time_ns.unwrap_or(0)),
             span_s,
             if with_cluster {
                 format!(", {} embedded peer readings checked", c.readings_checked)
             } else {
-                ", embedded peer readings NOT checked (give --cluster)".to_owned()
+                ", NOT checked against a cluster file: the key that signed it may be anyone's, and embedded peer readings were not checked (give --cluster)".to_owned()
             },
             if c.starts_mid_chain {
                 ", starts mid-chain (earlier files not given)"
             } else {
                 ""
             },
-            if ending.current_missing {
-                ", the current file is missing (only its rotated segments were checked)"
-            } else if !ending.shutdown {
+            if !ending.shutdown {
                 ", no shutdown record at the end (the node is running, crashed, or the end was lost)"
             } else {
                 ""

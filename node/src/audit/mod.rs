@@ -72,19 +72,24 @@ pub fn open_node_log(
             .map(|ms| std::time::Duration::from_secs_f64(ms / 1000.0)),
     };
     let (mut w, opened) = AuditWriter::open(opts, Arc::clone(&cfg.key))?;
-    if let Some(r) = opened.recovered {
-        w.append(round, cluster_time_ns, &Payload::Recovered(r))?;
+    let start = Payload::Start(StartPayload {
+        identity,
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        node_file_sha256: sha256_of(&cfg.node_path),
+        incarnation,
+    });
+    let recovered = opened.recovered.clone().map(Payload::Recovered);
+    // The `recovered` record tells what the crash cut before this run starts; but a log
+    // whose every record was cut (a crash while writing its first) begins again, and
+    // its first record must say whose it is: the start, then what was cut.
+    let order = if opened.continued_from_seq == 0 {
+        [Some(start), recovered]
+    } else {
+        [recovered, Some(start)]
+    };
+    for payload in order.iter().flatten() {
+        w.append(round, cluster_time_ns, payload)?;
     }
-    w.append(
-        round,
-        cluster_time_ns,
-        &Payload::Start(StartPayload {
-            identity,
-            version: env!("CARGO_PKG_VERSION").to_owned(),
-            node_file_sha256: sha256_of(&cfg.node_path),
-            incarnation,
-        }),
-    )?;
     w.sync()?;
     tracing::info!(
         path = %path.display(),

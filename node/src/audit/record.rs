@@ -92,6 +92,40 @@ pub struct Identity {
     pub cluster_file_sha256: Hash32,
 }
 
+impl Identity {
+    /// What makes `other` another node or another cluster configuration than `self`,
+    /// or None if it is the same node in the same cluster. The node's name and the
+    /// cluster file's bytes may change between runs (a renamed member, a new address,
+    /// an edited comment); the key, the member number, the cluster id and the cluster
+    /// tag (the parameters and every member's key, spec §2.1) may not within one log.
+    pub fn cluster_change(&self, other: &Identity) -> Option<String> {
+        let mut changed = Vec::new();
+        if self.public_key != other.public_key {
+            changed.push(format!(
+                "node key {} became {}",
+                hex::encode(self.public_key),
+                hex::encode(other.public_key)
+            ));
+        }
+        if self.member != other.member {
+            changed.push(format!("member {} became {}", self.member, other.member));
+        }
+        if self.cluster_id != other.cluster_id {
+            changed.push(format!(
+                "cluster id {:?} became {:?}",
+                self.cluster_id, other.cluster_id
+            ));
+        }
+        if self.cluster_tag != other.cluster_tag {
+            changed.push(format!(
+                "cluster tag {:016x} became {:016x}: the members' keys or the cluster's parameters changed",
+                self.cluster_tag, other.cluster_tag
+            ));
+        }
+        (!changed.is_empty()).then(|| changed.join("; "))
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StartPayload {
     pub identity: Identity,

@@ -59,6 +59,10 @@ pub enum AuditError {
     )]
     NotOurs { file: String, other: String },
     #[error(
+        "audit log {file} was written for another cluster configuration ({what}). A log covers one configuration, so that an auditor can check all of it against one cluster file. Nothing was changed. Keep the log and its rotated segments for the auditors, move them aside (or point audit_log at a new path), and restart: a new log will start"
+    )]
+    ClusterChanged { file: String, what: String },
+    #[error(
         "audit log {file} is in use by another bftime process (it holds the lock on {lock}); nothing was read or written. Is this node already running (say, as a systemd unit and by hand)? Stop the other process, or give this node its own audit_log"
     )]
     InUse { file: String, lock: String },
@@ -161,87 +165,46 @@ impl AuditWriter {
             files.pop();
         }
         let current_exists = files.last() == Some(&opts.path);
+        let rotated: Vec<&PathBuf> = files.iter().filter(|f| **f != opts.path).collect();
+        // The segment after the newest rotated file, by its name.
+        let after_rotated = rotated
+            .last()
+            .and_then(|p| p.extension())
+            .and_then(|e| e.to_str())
+            .and_then(|e| e.parse::<u32>().ok())
+            .map_or(0, |n| n + 1);
         let mut checker = Checker::for_key(key.public_key());
         let mut recovered = None;
-        let mut last_segment = 0u32;
-        // Only the last file matters for picking up the chain: rotated files are closed.
-        if let Some(last) = files.last()
-            && std::fs::metadata(last).map_err(io(last))?.is_file()
+        let mut said_segment = None;
+        // Only the newest file with a good record matters for picking up the chain:
+        // rotated files are closed.
+        if current_exists {
+            let scan = scan_file(&opts.path, &mut checker, Cut::TornTail)?;
+            recovered = scan.recovered;
+            said_segment = scan.segment;
+        }
+        if checker.records == 0
+            && let Some(newest) = rotated.last()
         {
-            let bytes = std::fs::read(last).map_err(io(last))?;
-            let name = last.display().to_string();
-            let mut good_end = 0u64;
-            for f in Frames::new(&bytes) {
-                match f {
-                    Ok(frame) => {
-                        let checked = checker.check(&frame).map_err(|e| {
-                            if matches!(e, super::check::BadReason::BadSignature)
-                                && checker.records == 0
-                            {
-                                AuditError::NotOurs {
-                                    file: name.clone(),
-                                    other: "unknown".into(),
-                                }
-                            } else {
-                                AuditError::Damaged {
-                                    file: name.clone(),
-                                    index: checker.records,
-                                    offset: frame.offset,
-                                    why: e.to_string(),
-                                }
-                            }
-                        })?;
-                        if let Payload::Segment(s) = &checked.payload {
-                            last_segment = s.segment;
-                        }
-                        good_end = frame.offset + frame.len;
-                    }
-                    Err(e @ (FrameError::TruncatedTail { .. } | FrameError::ZeroTail { .. })) => {
-                        let cut = bytes.len() as u64 - good_end;
-                        tracing::warn!(
-                            file = %name,
-                            offset = e.offset(),
-                            bytes_cut = cut,
-                            "audit log ends in a torn record (a crash mid-write): cutting it off and continuing the chain"
-                        );
-                        let f = OpenOptions::new()
-                            .write(true)
-                            .open(last)
-                            .map_err(io(last))?;
-                        f.set_len(good_end).map_err(io(last))?;
-                        f.sync_all().map_err(io(last))?;
-                        recovered = Some(RecoveredPayload {
-                            file: name.clone(),
-                            offset: good_end,
-                            bytes_cut: cut,
-                        });
-                    }
-                    Err(e) => {
-                        return Err(AuditError::Damaged {
-                            file: name.clone(),
-                            index: checker.records,
-                            offset: e.offset(),
-                            why: e.to_string(),
-                        });
-                    }
-                }
-            }
-            if let Some(id) = checker.identity()
-                && id.public_key != opts.identity.public_key
-            {
+            // No current file, or a crash tore its first record (the segment record of
+            // a fresh rotation): the chain stands where the newest rotated file ends.
+            // Starting from the genesis instead would restart the sequence at 0 and,
+            // at the next rotation, take the first rotated file's name.
+            scan_file(newest, &mut checker, Cut::Never)?;
+        }
+        if let Some(id) = checker.identity() {
+            let file = files
+                .last()
+                .map(|f| f.display().to_string())
+                .unwrap_or_default();
+            if id.public_key != opts.identity.public_key {
                 return Err(AuditError::NotOurs {
-                    file: name,
+                    file,
                     other: hex::encode(id.public_key),
                 });
             }
-            if !current_exists {
-                // Rotated files only: the last one is closed; start the next.
-                last_segment = files
-                    .last()
-                    .and_then(|p| p.extension())
-                    .and_then(|e| e.to_str())
-                    .and_then(|e| e.parse::<u32>().ok())
-                    .unwrap_or(last_segment);
+            if let Some(what) = id.cluster_change(&opts.identity) {
+                return Err(AuditError::ClusterChanged { file, what });
             }
         }
         let file = OpenOptions::new()
@@ -256,11 +219,9 @@ impl AuditWriter {
             key,
             file,
             file_bytes,
-            segment: if current_exists {
-                last_segment
-            } else {
-                last_segment + u32::from(!files.is_empty())
-            },
+            // What the current file's segment record says, else the one after the
+            // newest rotated file (0 for a new log).
+            segment: said_segment.unwrap_or(after_rotated),
             next_seq: checker.next_seq(),
             head: checker.head(),
             records_written: 0,
@@ -380,6 +341,14 @@ impl AuditWriter {
     fn rotate(&mut self, round: u64, cluster_time_ns: i64) -> Result<(), AuditError> {
         self.sync()?;
         let rotated = segment_path(&self.opts.path, self.segment);
+        // Only this process (it holds the lock) rotates, so a check before the rename
+        // is enough: a rotated file is never replaced.
+        if rotated.exists() {
+            return Err(io(&rotated)(std::io::Error::new(
+                std::io::ErrorKind::AlreadyExists,
+                "a rotated file by this name already exists; it is never replaced",
+            )));
+        }
         std::fs::rename(&self.opts.path, &rotated).map_err(io(&rotated))?;
         self.file = OpenOptions::new()
             .create(true)
@@ -400,6 +369,97 @@ impl AuditWriter {
         tracing::info!(rotated = %rotated.display(), segment = self.segment, "audit log rotated");
         self.write_segment_record(round, cluster_time_ns)
     }
+}
+
+/// Whether [`scan_file`] may cut a torn final record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Cut {
+    /// The current file: a crash may have torn its last record; cut it off.
+    TornTail,
+    /// A rotated file, closed whole: any damage stops the node.
+    Never,
+}
+
+/// What [`scan_file`] found besides the records it fed the checker.
+#[derive(Debug, Default)]
+struct Scan {
+    recovered: Option<RecoveredPayload>,
+    /// The segment number of the file's (last) good segment record.
+    segment: Option<u32>,
+}
+
+/// Checks every record of `path` with `checker` (which must accept the node's key
+/// only). A torn final record is cut off if `cut` allows it; any other damage, or
+/// another key's record first, is an error and nothing is changed.
+fn scan_file(path: &Path, checker: &mut Checker<'_>, cut: Cut) -> Result<Scan, AuditError> {
+    let name = path.display().to_string();
+    if !std::fs::metadata(path).map_err(io(path))?.is_file() {
+        return Err(AuditError::Damaged {
+            file: name,
+            index: checker.records,
+            offset: 0,
+            why: "not a regular file".into(),
+        });
+    }
+    let bytes = std::fs::read(path).map_err(io(path))?;
+    let mut scan = Scan::default();
+    let mut good_end = 0u64;
+    for f in Frames::new(&bytes) {
+        match f {
+            Ok(frame) => {
+                let checked = checker.check(&frame).map_err(|e| {
+                    if matches!(e, super::check::BadReason::BadSignature) && checker.records == 0 {
+                        AuditError::NotOurs {
+                            file: name.clone(),
+                            other: "unknown".into(),
+                        }
+                    } else {
+                        AuditError::Damaged {
+                            file: name.clone(),
+                            index: checker.records,
+                            offset: frame.offset,
+                            why: e.to_string(),
+                        }
+                    }
+                })?;
+                if let Payload::Segment(s) = &checked.payload {
+                    scan.segment = Some(s.segment);
+                }
+                good_end = frame.offset + frame.len;
+            }
+            Err(e @ (FrameError::TruncatedTail { .. } | FrameError::ZeroTail { .. }))
+                if cut == Cut::TornTail =>
+            {
+                let bytes_cut = bytes.len() as u64 - good_end;
+                tracing::warn!(
+                    file = %name,
+                    offset = e.offset(),
+                    bytes_cut,
+                    "audit log ends in a torn record (a crash mid-write): cutting it off and continuing the chain"
+                );
+                let f = OpenOptions::new()
+                    .write(true)
+                    .open(path)
+                    .map_err(io(path))?;
+                f.set_len(good_end).map_err(io(path))?;
+                f.sync_all().map_err(io(path))?;
+                scan.recovered = Some(RecoveredPayload {
+                    file: name.clone(),
+                    offset: good_end,
+                    bytes_cut,
+                });
+            }
+            Err(e) => {
+                return Err(AuditError::Damaged {
+                    file: name.clone(),
+                    index: checker.records,
+                    offset: e.offset(),
+                    why: e.to_string(),
+                });
+            }
+        }
+    }
+    Ok(scan)
 }
 
 /// What the driver can see of the writer thread.

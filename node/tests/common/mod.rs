@@ -41,12 +41,18 @@ pub struct Cluster {
 impl Cluster {
     /// `init-cluster` for `n` nodes with round period `period_ms`.
     pub fn new(n: usize, period_ms: u64) -> Cluster {
+        Cluster::with_host(n, period_ms, "127.0.0.1")
+    }
+
+    /// As [`Cluster::new`], the members' addresses naming `host` (`localhost` gives
+    /// `/dns4/localhost/…` member addresses, resolved at each dial).
+    pub fn with_host(n: usize, period_ms: u64, host: &str) -> Cluster {
         let dir = tempfile::tempdir().unwrap();
         let base = free_ports(2 * n as u16);
         let init = init_cluster(&InitOptions {
             nodes: n,
             out: dir.path().to_path_buf(),
-            host: "127.0.0.1".into(),
+            host: host.into(),
             base_port: base,
             api_base_port: None,
             cluster_id: "test".into(),

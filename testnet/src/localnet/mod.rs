@@ -131,7 +131,7 @@ pub fn choose_period(n: usize, cores: usize, given_ms: Option<u64>) -> (u64, u32
     let divisor = ((period_s / needed).floor() as u32).clamp(1, 4);
     let why = format!(
         "{n} nodes × {} peers = {exchanges:.0} exchanges per round × ~{:.0} µs of CPU each ≈ {cpu_per_round:.1} s of CPU per round; \
-         {cores} cores at ≤ {:.0}% → round period {period_s:.0} s{}, start-up rounds P/{divisor}",
+         {cores} cores at ≤ {:.0}% → round period {period_s} s{}, start-up rounds P/{divisor}",
         n.saturating_sub(1),
         EST_CPU_PER_EXCHANGE_S * 1e6,
         CPU_BUDGET_SHARE * 100.0,
