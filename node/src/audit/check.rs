@@ -334,15 +334,33 @@ impl<'a> Checker<'a> {
             return Ok(());
         };
         let Some(m) = c.members.get(usize::from(id.member)) else {
-            return Err(BadReason::UnknownSigner(key.to_hex()));
+            return Err(BadReason::UnknownSigner(format!(
+                "{} (the log says member {}; the cluster file has {} members)",
+                key.to_hex(),
+                id.member,
+                c.members.len()
+            )));
         };
         if m.key != *key {
-            return Err(BadReason::UnknownSigner(key.to_hex()));
+            return Err(BadReason::UnknownSigner(format!(
+                "{} (the log says member {}, whose key in the cluster file is {})",
+                key.to_hex(),
+                id.member,
+                m.key.to_hex()
+            )));
         }
         if id.cluster_tag != c.tag || id.cluster_id != c.cluster_id {
             return Err(BadReason::WrongCluster(format!(
-                "log is for cluster {:?} (tag {:016x}), the cluster file is {:?} (tag {:016x})",
-                id.cluster_id, id.cluster_tag, c.cluster_id, c.tag
+                "log is for cluster {:?} (tag {:016x}), the cluster file is {:?} (tag {:016x}){}",
+                id.cluster_id,
+                id.cluster_tag,
+                c.cluster_id,
+                c.tag,
+                if id.cluster_id == c.cluster_id {
+                    ": same name, but the members' keys or the parameters (P, Π, drift, faulty) differ; check the log against the cluster file it was written with"
+                } else {
+                    ""
+                }
             )));
         }
         Ok(())

@@ -157,13 +157,16 @@ pub fn run(cmd: AuditCommand) -> anyhow::Result<i32> {
                 let started = Instant::now();
                 let mut last_kind = None;
                 let (mut starts, mut recoveries) = (0u64, 0u64);
-                let result = check_files(&files, &mut checker, |_, rec| {
+                let mut progress = Progress::new(log, &files);
+                let result = check_files(&files, &mut checker, |file, rec| {
+                    progress.record(file, rec.offset + rec.frame_len);
                     let kind = rec.payload.kind();
                     starts += u64::from(kind == super::record::Kind::Start);
                     recoveries += u64::from(kind == super::record::Kind::Recovered);
                     last_kind = Some(kind);
                 });
                 let secs = started.elapsed().as_secs_f64();
+                progress.finish();
                 let result = result.and_then(|bytes| {
                     // Rotated files imply a current file after them (the writer makes
                     // it as it rotates): without it the newest records are gone, and
@@ -248,6 +251,13 @@ pub fn run(cmd: AuditCommand) -> anyhow::Result<i32> {
                         return usage(format!("--peer: no member named {p:?} in the cluster file"));
                     }
                 }
+            }
+            if !files_of(&log).iter().any(|f| f.exists()) {
+                eprintln!(
+                    "error: {} is not there, and no rotated segments of it are",
+                    log.display()
+                );
+                return Ok(exit::BAD_DATA);
             }
             let mut out = std::io::stdout().lock();
             if !json {
@@ -439,6 +449,87 @@ pub fn run(cmd: AuditCommand) -> anyhow::Result<i32> {
                 emit!("no proofs in {}", proofs.display());
             }
             Ok(code)
+        }
+    }
+}
+
+/// A progress line on stderr while a long log is checked (a day of a 250-member
+/// node's log takes minutes with --cluster): only on a terminal, and only after the
+/// first second, so scripts and short checks see nothing.
+struct Progress {
+    log: String,
+    total_bytes: u64,
+    /// Bytes of the files before the current one.
+    done_before: u64,
+    file: PathBuf,
+    file_bytes: u64,
+    records: u64,
+    started: Instant,
+    last: Option<Instant>,
+    shown: bool,
+    enabled: bool,
+}
+
+impl Progress {
+    fn new(log: &Path, files: &[PathBuf]) -> Progress {
+        use std::io::IsTerminal as _;
+        let len = |f: &PathBuf| std::fs::metadata(f).map(|m| m.len()).unwrap_or(0);
+        Progress {
+            log: log.display().to_string(),
+            total_bytes: files.iter().map(len).sum(),
+            done_before: 0,
+            file: PathBuf::new(),
+            file_bytes: 0,
+            records: 0,
+            started: Instant::now(),
+            last: None,
+            shown: false,
+            enabled: std::io::stderr().is_terminal(),
+        }
+    }
+
+    fn record(&mut self, file: &Path, end_offset: u64) {
+        self.records += 1;
+        if !self.enabled {
+            return;
+        }
+        if file != self.file {
+            self.done_before += self.file_bytes;
+            self.file = file.to_path_buf();
+            self.file_bytes = std::fs::metadata(file).map(|m| m.len()).unwrap_or(0);
+        }
+        let now = Instant::now();
+        if now.duration_since(self.started) < std::time::Duration::from_secs(1)
+            || self
+                .last
+                .is_some_and(|t| now.duration_since(t) < std::time::Duration::from_millis(500))
+        {
+            return;
+        }
+        self.last = Some(now);
+        let done = self.done_before + end_offset;
+        let secs = now.duration_since(self.started).as_secs_f64();
+        let left = if done > 0 {
+            self.total_bytes.saturating_sub(done) as f64 * secs / done as f64
+        } else {
+            0.0
+        };
+        eprint!(
+            "\rverifying {}: {} records, {:.0} of {:.0} MB ({:.0} %), about {:.0} s left   ",
+            self.log,
+            self.records,
+            done as f64 / 1e6,
+            self.total_bytes as f64 / 1e6,
+            100.0 * done as f64 / self.total_bytes.max(1) as f64,
+            left
+        );
+        self.shown = true;
+    }
+
+    /// Clears the progress line (the summary follows on stdout).
+    fn finish(&self) {
+        if self.shown {
+            eprint!("\r\x1b[2K");
         }
     }
 }
