@@ -284,6 +284,52 @@ pub async fn start(cfg: &NodeConfig, clock: LocalClock) -> anyhow::Result<Networ
     })
 }
 
+/// The host each member's open connections come from: one member on two hosts at once
+/// is one key in two processes (a cloned VM), whose readings and notices would all be
+/// taken as that member's.
+#[derive(Debug)]
+struct HostsOf<C = libp2p::swarm::ConnectionId> {
+    open: HashMap<PeerId, HashMap<C, std::net::IpAddr>>,
+}
+
+impl<C> Default for HostsOf<C> {
+    fn default() -> Self {
+        HostsOf {
+            open: HashMap::new(),
+        }
+    }
+}
+
+impl<C: std::hash::Hash + Eq> HostsOf<C> {
+    /// Notes a new connection; returns the distinct hosts the peer is connected from.
+    fn connected(&mut self, peer: PeerId, conn: C, ip: std::net::IpAddr) -> Vec<std::net::IpAddr> {
+        let hosts = self.open.entry(peer).or_default();
+        hosts.insert(conn, ip);
+        let mut ips: Vec<std::net::IpAddr> = hosts.values().copied().collect();
+        ips.sort_unstable();
+        ips.dedup();
+        ips
+    }
+
+    fn closed(&mut self, peer: PeerId, conn: C) {
+        if let Some(hosts) = self.open.get_mut(&peer) {
+            hosts.remove(&conn);
+            if hosts.is_empty() {
+                self.open.remove(&peer);
+            }
+        }
+    }
+}
+
+/// The IP address a multiaddr starts with, if it does.
+fn ip_of(addr: &Multiaddr) -> Option<std::net::IpAddr> {
+    match addr.iter().next()? {
+        Protocol::Ip4(ip) => Some(ip.into()),
+        Protocol::Ip6(ip) => Some(ip.into()),
+        _ => None,
+    }
+}
+
 /// Fails if another socket listens on `addr`'s port. libp2p's TCP listeners set
 /// SO_REUSEPORT, so a second node started with the same listen address (a node started
 /// twice, a cloned VM) would bind it too and take half of the cluster's connections;
@@ -329,21 +375,34 @@ async fn swarm_loop(
     // once a second.
     let mut failing: HashMap<PeerId, (std::time::Instant, Option<std::time::Instant>)> =
         HashMap::new();
+    let mut hosts_of: HostsOf = HostsOf::default();
     loop {
         tokio::select! {
             ev = swarm.select_next_some() => match ev {
                 SwarmEvent::NewListenAddr { address, .. } => {
                     tracing::info!(%address, "listening for peers");
                 }
-                SwarmEvent::ConnectionEstablished { peer_id, num_established, endpoint, .. } => {
+                SwarmEvent::ConnectionEstablished { peer_id, connection_id, num_established, endpoint, .. } => {
                     failing.remove(&peer_id);
+                    if let Some(ip) = ip_of(endpoint.get_remote_address()) {
+                        let ips = hosts_of.connected(peer_id, connection_id, ip);
+                        if ips.len() > 1 {
+                            tracing::warn!(
+                                peer = %peer_id,
+                                member = ?by_peer.get(&peer_id),
+                                hosts = ?ips,
+                                "a member is connected from two hosts at once: two processes may hold its key (a cloned VM?). Only one may run; the other's readings and notices are taken as this member's"
+                            );
+                        }
+                    }
                     if num_established.get() == 1 {
                         stats.connected_peers.fetch_add(1, Ordering::Relaxed);
                         mark(&peer_id, true);
                     }
                     tracing::debug!(peer = %peer_id, addr = %endpoint.get_remote_address(), "connected");
                 }
-                SwarmEvent::ConnectionClosed { peer_id, num_established, cause, .. } => {
+                SwarmEvent::ConnectionClosed { peer_id, connection_id, num_established, cause, .. } => {
+                    hosts_of.closed(peer_id, connection_id);
                     if num_established == 0 {
                         stats.connected_peers.fetch_sub(1, Ordering::Relaxed);
                         mark(&peer_id, false);
@@ -637,5 +696,46 @@ async fn inbound(
             }
             Err(e) => stats.frame_error(e),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_member_on_two_hosts_is_seen_and_forgotten_when_one_goes() {
+        let mut h = HostsOf::<u32>::default();
+        let (a, b) = (PeerId::random(), PeerId::random());
+        let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
+        assert_eq!(h.connected(a, 1, ip("10.0.0.1")).len(), 1);
+        // A second connection from the same host (both dialled at once): fine.
+        assert_eq!(h.connected(a, 2, ip("10.0.0.1")).len(), 1);
+        assert_eq!(h.connected(b, 3, ip("10.0.0.2")).len(), 1);
+        // The same key from another host.
+        assert_eq!(h.connected(a, 4, ip("10.0.0.9")).len(), 2);
+        h.closed(a, 4);
+        assert_eq!(h.connected(a, 5, ip("10.0.0.1")).len(), 1);
+        for c in [1, 2, 5] {
+            h.closed(a, c);
+        }
+        assert!(!h.open.contains_key(&a));
+        assert_eq!(
+            h.connected(a, 6, ip("10.0.0.9")).len(),
+            1,
+            "a move is no clone"
+        );
+    }
+
+    #[test]
+    fn ports_held_by_another_socket_are_refused_and_free_ones_are_not() {
+        let held = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = held.local_addr().unwrap().port();
+        let addr: Multiaddr = format!("/ip4/127.0.0.1/tcp/{port}").parse().unwrap();
+        let err = port_is_free(&addr).unwrap_err();
+        assert!(err.to_string().contains("in use"), "{err}");
+        drop(held);
+        port_is_free(&addr).unwrap();
+        port_is_free(&"/ip4/127.0.0.1/tcp/0".parse().unwrap()).unwrap();
     }
 }
