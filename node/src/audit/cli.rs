@@ -37,9 +37,14 @@ pub enum AuditCommand {
     Show {
         /// The log (its rotated files LOG.000000, LOG.000001, … are read first).
         log: PathBuf,
-        /// Only rounds A..B (inclusive; `A..`, `..B` and `A` work too).
+        /// Only rounds A..B (inclusive; `A..`, `..B` and `A` work too). Round labels
+        /// are each node's own; to line up several nodes' logs, use --time.
         #[arg(long)]
         round: Option<String>,
+        /// Only records dated FROM..TO in cluster time, RFC 3339 (e.g.
+        /// `2026-11-28T10:08:55Z..2026-11-28T10:09:10.5Z`; either end may be left out).
+        #[arg(long)]
+        time: Option<String>,
         /// Add this peer's interval and reading to every round (needs --cluster for names).
         #[arg(long)]
         peer: Option<String>,
@@ -214,6 +219,7 @@ pub fn run(cmd: AuditCommand) -> anyhow::Result<i32> {
         AuditCommand::Show {
             log,
             round,
+            time,
             peer,
             kind,
             cluster,
@@ -233,6 +239,12 @@ pub fn run(cmd: AuditCommand) -> anyhow::Result<i32> {
                 match show::parse_rounds(r) {
                     Ok(range) => filter.rounds = Some(range),
                     Err(e) => return usage(format!("--round: {e}")),
+                }
+            }
+            if let Some(t) = &time {
+                match show::parse_times(t) {
+                    Ok(range) => filter.times = Some(range),
+                    Err(e) => return usage(format!("--time: {e}")),
                 }
             }
             for k in &kind {

@@ -15,6 +15,9 @@ use super::record::{Kind, Payload, RoundPayload};
 #[derive(Debug, Clone, Default)]
 pub struct Filter {
     pub rounds: Option<RangeInclusive<u64>>,
+    /// Cluster times (ns since the Unix epoch): unlike round labels, which each node
+    /// counts its own way, one range lines up every node's log.
+    pub times: Option<RangeInclusive<i64>>,
     pub peer: Option<MemberId>,
     pub kinds: Vec<Kind>,
 }
@@ -26,11 +29,45 @@ impl Filter {
         {
             return false;
         }
+        if let Some(t) = &self.times
+            && !t.contains(&c.record.cluster_time_ns)
+        {
+            return false;
+        }
         self.kinds.is_empty() || self.kinds.contains(&c.record.kind)
     }
 }
 
 /// Parses `A..B`, `A..`, `..B` or `A`.
+/// `FROM..TO` in cluster time, each an RFC 3339 time (`2026-11-28T10:08:55Z`,
+/// `…T10:08:55.250Z`) or empty for open-ended; both ends inclusive.
+pub fn parse_times(s: &str) -> Result<RangeInclusive<i64>, String> {
+    let at = |t: &str, default: i64| -> Result<i64, String> {
+        if t.is_empty() {
+            return Ok(default);
+        }
+        let time = humantime::parse_rfc3339_weak(t).map_err(|e| {
+            format!("{t:?} is not an RFC 3339 time such as 2026-11-28T10:08:55Z ({e})")
+        })?;
+        let since = time
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_err(|_| format!("{t:?} is before 1970"))?;
+        i64::try_from(since.as_nanos()).map_err(|_| format!("{t:?} is too far ahead"))
+    };
+    let Some((a, b)) = s.split_once("..") else {
+        return Err(format!(
+            "{s:?}: write FROM..TO (either end may be left out)"
+        ));
+    };
+    let (from, to) = (at(a, i64::MIN)?, at(b, i64::MAX)?);
+    if from > to {
+        return Err(format!(
+            "{s:?} runs backwards: write FROM..TO with FROM ≤ TO"
+        ));
+    }
+    Ok(from..=to)
+}
+
 pub fn parse_rounds(s: &str) -> Result<RangeInclusive<u64>, String> {
     let num = |t: &str, default: u64| -> Result<u64, String> {
         if t.is_empty() {
@@ -173,7 +210,7 @@ fn reading_json(s: &Signed<Reading>, cluster: Option<&ClusterKeys>) -> Value {
             "requester": name(cluster, r.requester.0),
             "round": r.round,
             "responder_round": r.responder_round,
-            "epoch": r.epoch,
+            "epoch": format!("{:016x}", r.epoch),
             "receive_ns": r.receive.0,
             "transmit_ns": r.transmit.0,
             "error_ns": r.error.map(|e| e.0),
@@ -205,7 +242,7 @@ pub fn json_line(
             "public_key": hex::encode(p.identity.public_key),
             "cluster_file_sha256": hex::encode(p.identity.cluster_file_sha256),
             "node_file_sha256": hex::encode(p.node_file_sha256),
-            "version": p.version, "incarnation": p.incarnation,
+            "version": p.version, "incarnation": format!("{:016x}", p.incarnation),
         }),
         Payload::Segment(p) => json!({ "name": p.identity.name, "segment": p.segment }),
         Payload::Round(r) => {
@@ -230,7 +267,7 @@ pub fn json_line(
                 "head_used": hex::encode(r.head_used),
                 "salt": hex::encode(r.salt),
                 "head": hex::encode(r.head),
-                "epoch": r.epoch,
+                "epoch": format!("{:016x}", r.epoch),
                 "rejected": r.rejected.iter().map(|(k, n)| (k.clone(), json!(n))).collect::<serde_json::Map<_, _>>(),
                 "requests_refused": r.requests_refused,
                 "duplicates": r.duplicates.len(),
