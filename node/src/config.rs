@@ -218,6 +218,11 @@ pub struct QuarantineAction {
     /// `BFTIME_QUARANTINE_CODE`, `BFTIME_NODE` and `BFTIME_ROUND` in its environment.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hook: Option<String>,
+    /// Shell command run when the node serves time again after a quarantine (say,
+    /// `systemctl start my-app` to undo what `hook` stopped), with `BFTIME_EVENT=rejoined`
+    /// and the ended quarantine's code and reason.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rejoin_hook: Option<String>,
     /// Exit with code 10 after quarantining (instead of measuring on and rejoining).
     #[serde(default)]
     pub exit_on_quarantine: bool,

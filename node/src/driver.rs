@@ -55,6 +55,9 @@ struct Driver {
     responder: Responder,
     timer_at: LocalTime,
     quarantines: u64,
+    /// The code and reason of the quarantine the node is in or rejoining from (the
+    /// rejoin hook is told which one it ends).
+    quarantined_for: Option<(String, String)>,
     requests_refused: u64,
     started: Instant,
     systemd: Systemd,
@@ -147,6 +150,7 @@ pub async fn run(
         net,
         timer_at: now,
         quarantines: 0,
+        quarantined_for: None,
         requests_refused: 0,
         started: Instant::now(),
         systemd: Systemd::from_env(),
@@ -380,6 +384,18 @@ impl Driver {
                     round = self.core.round(),
                     "synced: serving cluster time"
                 );
+                if let Some((code, reason)) = self.quarantined_for.take()
+                    && let Some(h) = self.cfg.node.quarantine.rejoin_hook.clone()
+                {
+                    let env = HookEnv {
+                        event: "rejoined",
+                        node: self.cfg.name().to_owned(),
+                        round: self.core.round(),
+                        code,
+                        reason,
+                    };
+                    self.hooks.push(tokio::spawn(hook::run(h, env)));
+                }
             }
             SyncState::Starting => {
                 tracing::info!(from = t.from.as_str(), "starting");
@@ -397,8 +413,10 @@ impl Driver {
                     "QUARANTINED: stopped serving time"
                 );
                 self.send_leaving(&format!("quarantined ({code}): {reason}"));
+                self.quarantined_for = Some((code.clone(), reason.clone()));
                 if let Some(h) = self.cfg.node.quarantine.hook.clone() {
                     let env = HookEnv {
+                        event: "quarantined",
                         node: self.cfg.name().to_owned(),
                         round: self.core.round(),
                         code,

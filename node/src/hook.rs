@@ -12,8 +12,11 @@ pub const HOOK_TIMEOUT: Duration = Duration::from_secs(30);
 /// What the hook is told.
 #[derive(Debug, Clone)]
 pub struct HookEnv {
+    /// `quarantined` (the quarantine hook) or `rejoined` (the rejoin hook).
+    pub event: &'static str,
     pub node: String,
     pub round: u64,
+    /// The quarantine's code and reason (for `rejoined`: the quarantine it ends).
     pub code: String,
     pub reason: String,
 }
@@ -32,12 +35,14 @@ impl Drop for GroupKiller {
     }
 }
 
-/// Runs `sh -c hook` in a process group of its own, with `BFTIME_NODE`, `BFTIME_ROUND`,
-/// `BFTIME_QUARANTINE_CODE` and `BFTIME_QUARANTINE_REASON` set; logs how it ended.
+/// Runs `sh -c hook` in a process group of its own, with `BFTIME_EVENT`, `BFTIME_NODE`,
+/// `BFTIME_ROUND`, `BFTIME_QUARANTINE_CODE` and `BFTIME_QUARANTINE_REASON` set; logs how
+/// it ended.
 pub async fn run(hook: String, env: HookEnv) {
     let mut cmd = Command::new("sh");
     cmd.arg("-c")
         .arg(&hook)
+        .env("BFTIME_EVENT", env.event)
         .env("BFTIME_NODE", &env.node)
         .env("BFTIME_ROUND", env.round.to_string())
         .env("BFTIME_QUARANTINE_CODE", &env.code)
@@ -48,7 +53,7 @@ pub async fn run(hook: String, env: HookEnv) {
     let mut child = match cmd.spawn() {
         Ok(c) => c,
         Err(e) => {
-            tracing::error!(%hook, error = %e, "cannot start the quarantine hook");
+            tracing::error!(%hook, event = env.event, error = %e, "cannot start the hook");
             return;
         }
     };
@@ -65,12 +70,14 @@ pub async fn run(hook: String, env: HookEnv) {
     }
     drop(killer);
     match waited {
-        Ok(Ok(status)) if status.success() => tracing::info!(%hook, "quarantine hook finished"),
-        Ok(Ok(status)) => tracing::error!(%hook, %status, "quarantine hook failed"),
-        Ok(Err(e)) => tracing::error!(%hook, error = %e, "quarantine hook failed"),
+        Ok(Ok(status)) if status.success() => {
+            tracing::info!(%hook, event = env.event, "hook finished")
+        }
+        Ok(Ok(status)) => tracing::error!(%hook, event = env.event, %status, "hook failed"),
+        Ok(Err(e)) => tracing::error!(%hook, event = env.event, error = %e, "hook failed"),
         Err(_) => {
             let _ = child.kill().await;
-            tracing::error!(%hook, timeout = ?HOOK_TIMEOUT, "quarantine hook timed out and was killed");
+            tracing::error!(%hook, event = env.event, timeout = ?HOOK_TIMEOUT, "hook timed out and was killed");
         }
     }
 }

@@ -329,6 +329,10 @@ fn clock_step_quarantines_runs_hook_and_exits() {
                     "env | grep '^BFTIME_' | sort > '{}'",
                     out.display()
                 )),
+                rejoin_hook: Some(format!(
+                    "env | grep '^BFTIME_' | sort > '{}'",
+                    dir.join(format!("rejoin-{}.txt", k + 1)).display()
+                )),
                 exit_on_quarantine: k == 6,
             },
         );
@@ -399,6 +403,20 @@ fn clock_step_quarantines_runs_hook_and_exits() {
         "node-6 rejoins after its probation",
         synced,
     );
+    // Its rejoin hook ran (to restart what the quarantine hook stopped), told which
+    // quarantine ended.
+    let rejoin = dir.join("rejoin-6.txt");
+    let mut text = String::new();
+    for _ in 0..50 {
+        text = std::fs::read_to_string(&rejoin).unwrap_or_default();
+        if !text.is_empty() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(text.contains("BFTIME_EVENT=rejoined"), "{text}");
+    assert!(text.contains("BFTIME_QUARANTINE_CODE="), "{text}");
+    assert!(text.contains("BFTIME_NODE=node-6"), "{text}");
     c.wait_for(
         &[0, 1, 2, 3, 4],
         Duration::from_secs(15),
@@ -423,7 +441,12 @@ fn clock_step_quarantines_runs_hook_and_exits() {
         );
         assert!(text.contains("BFTIME_QUARANTINE_CODE="), "{text}");
         assert!(text.contains("BFTIME_QUARANTINE_REASON="), "{text}");
+        assert!(text.contains("BFTIME_EVENT=quarantined"), "{text}");
     }
+    assert!(
+        !dir.join("rejoin-7.txt").exists(),
+        "node-7 exited and never rejoined"
+    );
     // The others stayed synced and never quarantined.
     for k in 0..5 {
         let s = c.status(k).unwrap();
@@ -586,6 +609,7 @@ fn sigterm_while_the_quarantine_hook_hangs() {
                 "sleep 120 & echo $! > '{}'; wait",
                 pid_file.display()
             )),
+            rejoin_hook: None,
             exit_on_quarantine: false,
         },
     );
