@@ -634,8 +634,10 @@ pub(crate) fn params_from(path: &Path, c: &ClusterFile) -> Result<Params, Config
             "max_drift" => (
                 "max_drift_ppm",
                 e.problem,
-                "set max_drift_ppm to how fast your VMs' clocks may drift, 0 to 100000 (default 200)"
-                    .into(),
+                format!(
+                    "set max_drift_ppm to how fast your VMs' clocks may drift, 0 to {:.0} (default 200)",
+                    max_slew.0 / 4.0
+                ),
             ),
             // The slew rate is not the operator's to set; only the drift bound, which
             // must stay below a quarter of it.

@@ -110,8 +110,10 @@ pub async fn run(
         clock.initial_offset(),
     )
     .map_err(|e| anyhow::anyhow!("cannot start the protocol core: {e}"))?;
-    // The sockets first: a node that cannot listen (a port in use) stops before it
-    // writes a start record it would never follow with anything.
+    // The log is locked and checked first, changing nothing (a second process on it,
+    // damage, another cluster stop the node here); then the sockets; only a node that
+    // can run writes to its log (a port in use stops it before any start record).
+    let prepared = crate::audit::prepare_node_log(&cfg)?;
     let net = net::start(&cfg, clock.clone()).await?;
     let (api_tx, mut api_rx) = mpsc::channel(64);
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -126,9 +128,18 @@ pub async fn run(
         stop_rx,
     )
     .await?;
-    let journal =
-        crate::audit::open_node_log(&cfg, incarnation, core.round(), core.now(now).cluster.0)?
-            .map(|h| Journal::new(h, cfg.node.audit.quarantine_on_failure));
+    let journal = prepared
+        .map(|p| {
+            crate::audit::start_node_log(
+                p,
+                &cfg,
+                incarnation,
+                core.round(),
+                core.now(now).cluster.0,
+            )
+        })
+        .transpose()?
+        .map(|h| Journal::new(h, cfg.node.audit.quarantine_on_failure));
 
     tracing::info!(
         node = cfg.name(),

@@ -174,35 +174,59 @@ pub async fn start(cfg: &NodeConfig, clock: LocalClock) -> anyhow::Result<Networ
             .with_max_pending_outgoing(Some(n as u32 + 16)),
     );
     let period = Duration::from_nanos(cfg.params.round_period.0.max(0) as u64);
-    let mut swarm = libp2p::SwarmBuilder::with_existing_identity(cfg.key.to_libp2p_keypair())
+    let behaviour = Behaviour {
+        allow,
+        limits,
+        addresses: peer_store::Behaviour::new(peer_store::memory_store::MemoryStore::new(
+            peer_store::memory_store::Config::default()
+                .set_peer_capacity(NonZeroUsize::new(n + 16).unwrap_or(NonZeroUsize::MIN))
+                .set_remove_addr_on_dial_error(false),
+        )),
+        stream: libp2p_stream::Behaviour::new(),
+    };
+    // Our streams keep connections open; this only reaps connections without them.
+    let swarm_config = |c: libp2p::swarm::Config| {
+        c.with_idle_connection_timeout(period * 3 + Duration::from_secs(30))
+    };
+    let builder = libp2p::SwarmBuilder::with_existing_identity(cfg.key.to_libp2p_keypair())
         .with_tokio()
         .with_tcp(
             tcp::Config::default().nodelay(true),
             noise::Config::new,
             yamux::Config::default,
         )
-        .context("building the TCP/Noise/Yamux transport")?
-        // Members may be named by /dns4, /dns6 or /dns addresses: resolved at each dial
-        // with the system's resolver configuration, so a VM that comes back with a new
-        // address is found again.
-        .with_dns()
-        .context("reading the system's DNS resolver configuration (/etc/resolv.conf)")?
-        .with_behaviour(|_| Behaviour {
-            allow,
-            limits,
-            addresses: peer_store::Behaviour::new(peer_store::memory_store::MemoryStore::new(
-                peer_store::memory_store::Config::default()
-                    .set_peer_capacity(NonZeroUsize::new(n + 16).unwrap_or(NonZeroUsize::MIN))
-                    .set_remove_addr_on_dial_error(false),
-            )),
-            stream: libp2p_stream::Behaviour::new(),
-        })
-        .context("building the network behaviour")?
-        // Our streams keep connections open; this only reaps connections without them.
-        .with_swarm_config(|c| c.with_idle_connection_timeout(period * 3 + Duration::from_secs(30)))
-        .build();
+        .context("building the TCP/Noise/Yamux transport")?;
+    // Members named by /dns4, /dns6 or /dns addresses are resolved at each dial with
+    // the system's resolver configuration, so a VM that comes back with a new address
+    // is found again. A cluster of IP addresses needs no resolver (and so no
+    // /etc/resolv.conf, which minimal hosts and containers may lack).
+    let names_hosts = cfg.members.iter().flat_map(|m| &m.addresses).any(|a| {
+        matches!(
+            a.iter().next(),
+            Some(Protocol::Dns(_) | Protocol::Dns4(_) | Protocol::Dns6(_))
+        )
+    });
+    let mut swarm = if names_hosts {
+        builder
+            .with_dns()
+            .context("member addresses name hosts (/dns4/…), but the system's DNS resolver configuration (/etc/resolv.conf) cannot be read")?
+            .with_behaviour(|_| behaviour)
+            .context("building the network behaviour")?
+            .with_swarm_config(swarm_config)
+            .build()
+    } else {
+        builder
+            .with_behaviour(|_| behaviour)
+            .context("building the network behaviour")?
+            .with_swarm_config(swarm_config)
+            .build()
+    };
+    // Every port is checked before the first listener takes one (an IPv4 and an IPv6
+    // listener on one port are not a clash).
     for addr in &cfg.listen {
         port_is_free(addr)?;
+    }
+    for addr in &cfg.listen {
         swarm
             .listen_on(addr.clone())
             .with_context(|| format!("cannot listen on {addr}"))?;
@@ -347,8 +371,24 @@ fn port_is_free(addr: &Multiaddr) -> anyhow::Result<()> {
     if port == 0 {
         return Ok(());
     }
-    match std::net::TcpListener::bind((ip, port)) {
-        Ok(_) => Ok(()),
+    // As libp2p binds it: an IPv6 socket for IPv6 only (a dual-stack probe of [::]
+    // would clash with the same node's own 0.0.0.0 listener).
+    let probe = || -> std::io::Result<()> {
+        let domain = if ip.is_ipv6() {
+            rustix::net::AddressFamily::INET6
+        } else {
+            rustix::net::AddressFamily::INET
+        };
+        let socket = rustix::net::socket(domain, rustix::net::SocketType::STREAM, None)?;
+        if ip.is_ipv6() {
+            rustix::net::sockopt::set_ipv6_v6only(&socket, true)?;
+        }
+        rustix::net::sockopt::set_socket_reuseaddr(&socket, true)?;
+        rustix::net::bind(&socket, &std::net::SocketAddr::new(ip, port))?;
+        Ok(())
+    };
+    match probe() {
+        Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => Err(anyhow::anyhow!(
             "cannot listen on {addr}: the port is in use. Is this node already running (as a systemd unit and by hand, or on a cloned VM with the same key)? Stop the other process, or give this node another listen port and its member entry the same port"
         )),
@@ -734,6 +774,12 @@ mod tests {
         let addr: Multiaddr = format!("/ip4/127.0.0.1/tcp/{port}").parse().unwrap();
         let err = port_is_free(&addr).unwrap_err();
         assert!(err.to_string().contains("in use"), "{err}");
+        // An IPv6 listener on the same port is no clash (libp2p binds it IPv6-only).
+        let v4_any = std::net::TcpListener::bind(("0.0.0.0", 0)).unwrap();
+        let any_port = v4_any.local_addr().unwrap().port();
+        if std::net::TcpListener::bind("[::1]:0").is_ok() {
+            port_is_free(&format!("/ip6/::/tcp/{any_port}").parse().unwrap()).unwrap();
+        }
         drop(held);
         port_is_free(&addr).unwrap();
         port_is_free(&"/ip4/127.0.0.1/tcp/0".parse().unwrap()).unwrap();

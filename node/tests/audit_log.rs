@@ -634,15 +634,19 @@ fn rotation_keeps_one_chain_across_files_and_survives_a_crash_mid_rotation() {
     std::fs::write(&files[2], &second).unwrap();
     verify_all(&f, &path);
 
-    // A crash right after renaming the current file: the next start opens a new one.
+    // A crash in the middle of a rotation, after the current file was linked under its
+    // rotated name: the log verifies as it is (one file under two names, read once),
+    // and the next start finishes the rotation.
     let next = files.len() as u32 - 1;
-    std::fs::rename(&path, bftime_node::audit::check::segment_path(&path, next)).unwrap();
+    std::fs::hard_link(&path, bftime_node::audit::check::segment_path(&path, next)).unwrap();
+    assert_eq!(verify_all(&f, &path).records, records);
     let (mut w, opened) = AuditWriter::open(options(&f, &path, 1500), key).unwrap();
     assert_eq!(opened.continued_from_seq, records);
     w.append(99, 99, &p[0]).unwrap();
     drop(w);
     let c = verify_all(&f, &path);
     assert_eq!(c.records, records + 2, "a segment record and the new start");
+    assert_eq!(segments(&path).len(), files.len() + 1);
 }
 
 #[test]
@@ -760,13 +764,16 @@ fn a_crash_during_the_first_record_begins_the_log_again() {
     assert_eq!(kinds, [Kind::Start, Kind::Recovered, Kind::Start]);
 }
 
-/// A crash that tears the segment record a rotation had just begun the new file with:
-/// the chain stands where the newest rotated file ends, so the next run continues its
-/// sequence and segment numbers, and no later rotation replaces a rotated file.
+/// Rotation never leaves the current file missing or empty (spec §8.2: it is linked
+/// under its rotated name, and the new one takes the name only once it holds its first
+/// record). So a current file deleted, emptied or without a whole record, with rotated
+/// files before it, lost records: the writer refuses it untouched (it used to start a
+/// new chain at seq 0, or at the newest rotated file, re-signing the lost numbers).
+/// And no rotation replaces a rotated file.
 #[test]
-fn a_crash_that_tears_a_fresh_files_segment_record_continues_the_chain() {
+fn a_current_file_removed_after_rotation_is_refused_and_rotated_files_are_never_replaced() {
     let f = fixture();
-    let path = f.dir.path().join("torn-segment.audit");
+    let path = f.dir.path().join("removed.audit");
     let p = payloads(&f, 0, 0, None);
     let key: Arc<NodeKey> = f.nodes[0].key.clone();
     let (mut w, _) = AuditWriter::open(options(&f, &path, 1500), key.clone()).unwrap();
@@ -776,43 +783,52 @@ fn a_crash_that_tears_a_fresh_files_segment_record_continues_the_chain() {
         i += 1;
     }
     drop(w);
-    let records = verify_all(&f, &path).records;
-    let rotated: Vec<(PathBuf, Vec<u8>)> = segments(&path)
-        .into_iter()
-        .filter(|s| *s != path)
-        .map(|s| {
-            let b = std::fs::read(&s).unwrap();
-            (s, b)
-        })
-        .collect();
-    // The crash came while the current file's segment record was being written: keep
-    // only its first 40 bytes.
     let current = std::fs::read(&path).unwrap();
-    let lost = frames(&current).len() as u64;
-    std::fs::write(&path, &current[..40]).unwrap();
-    let (mut w, opened) = AuditWriter::open(options(&f, &path, 1500), key.clone()).unwrap();
-    assert_eq!(
-        opened.continued_from_seq,
-        records - lost,
-        "on from the rotated file"
-    );
-    assert!(opened.recovered.is_some());
-    for j in 0..20 {
-        w.append(100 + j, 1_000 + j as i64, &p[j as usize % p.len()])
-            .unwrap();
+    let snapshot = || -> Vec<(PathBuf, Vec<u8>)> {
+        segments(&path)
+            .into_iter()
+            .map(|s| {
+                let b = std::fs::read(&s).unwrap();
+                (s, b)
+            })
+            .collect()
+    };
+    for (what, damage) in [
+        ("deleted", None),
+        ("emptied", Some(0)),
+        ("torn in its first record", Some(40)),
+    ] {
+        match damage {
+            None => std::fs::remove_file(&path).unwrap(),
+            Some(n) => std::fs::write(&path, &current[..n]).unwrap(),
+        }
+        let before = snapshot();
+        let err = AuditWriter::open(options(&f, &path, 1500), key.clone()).unwrap_err();
+        assert!(matches!(err, AuditError::Damaged { .. }), "{what}: {err}");
+        assert_eq!(snapshot(), before, "{what}: nothing changed");
+        if damage.is_none() {
+            // Its absence is the CLI's to see (the_cli_fails_a_log_without_its_current_file…).
+            std::fs::write(&path, &current).unwrap();
+            continue;
+        }
+        let bad = check_files(
+            &segments(&path),
+            &mut Checker::new(Some(&f.cluster)),
+            |_, _| {},
+        )
+        .map(|_| ())
+        .expect_err(what);
+        assert!(
+            ["missing-segment", "truncated-tail"].contains(&bad.code()),
+            "{what}: {bad}"
+        );
+        std::fs::write(&path, &current).unwrap();
     }
-    drop(w);
-    for (file, bytes) in &rotated {
-        assert_eq!(&std::fs::read(file).unwrap(), bytes, "{file:?} unchanged");
-    }
-    let c = verify_all(&f, &path);
-    assert!(c.records >= records - lost + 20, "{} records", c.records);
-    assert!(segments(&path).len() > rotated.len() + 1, "rotated again");
+    verify_all(&f, &path);
 
     // A rotation never replaces a file: one in the way stops the writer instead.
     let (mut w, _) = AuditWriter::open(options(&f, &path, 1500), key).unwrap();
-    let files = segments(&path);
-    let next = files.len() as u32 - 1;
+    let next = segments(&path).len() as u32 - 1;
     let squatter = bftime_node::audit::check::segment_path(&path, next);
     std::fs::write(&squatter, b"not a log").unwrap();
     let err = (0..40)
@@ -820,6 +836,34 @@ fn a_crash_that_tears_a_fresh_files_segment_record_continues_the_chain() {
         .expect("the rotation fails");
     assert!(err.to_string().contains("never replaced"), "{err}");
     assert_eq!(std::fs::read(&squatter).unwrap(), b"not a log");
+}
+
+/// A node that cannot start (its sockets come after the log is prepared) changes
+/// nothing in its log: a torn tail is cut only when the log is committed.
+#[test]
+fn preparing_a_log_changes_nothing_until_it_is_committed() {
+    let f = fixture();
+    let path = f.dir.path().join("prepared.audit");
+    let p = payloads(&f, 0, 0, None);
+    let key: Arc<NodeKey> = f.nodes[0].key.clone();
+    let (mut w, _) = AuditWriter::open(options(&f, &path, 1 << 30), key.clone()).unwrap();
+    for (i, payload) in p.iter().enumerate().take(3) {
+        w.append(i as u64, i as i64 + 1, payload).unwrap();
+    }
+    drop(w);
+    let mut torn = std::fs::read(&path).unwrap();
+    torn.extend_from_within(..30);
+    std::fs::write(&path, &torn).unwrap();
+    let prepared = AuditWriter::prepare(options(&f, &path, 1 << 30), key.clone()).unwrap();
+    assert_eq!(prepared.continued_from_seq(), 3);
+    drop(prepared);
+    assert_eq!(std::fs::read(&path).unwrap(), torn, "untouched");
+    let (_, opened) = AuditWriter::prepare(options(&f, &path, 1 << 30), key)
+        .unwrap()
+        .commit()
+        .unwrap();
+    assert_eq!(opened.recovered.unwrap().bytes_cut, 30);
+    assert_eq!(std::fs::read(&path).unwrap().len(), torn.len() - 30);
 }
 
 /// The newest rotated file deleted: the current file's segment record says which

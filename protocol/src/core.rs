@@ -1282,6 +1282,11 @@ impl Core {
         // moment long, would judge them all short of readings and blame the network
         // for what the clock did.
         let missed = self.clock.protocol_time(now) >= self.round_end() + self.period();
+        if missed {
+            // The next round's correction builds up over the rounds skipped too: it is
+            // no one-round sample for the frequency loop.
+            self.last_round_small = false;
+        }
         if stepped || transition.is_some() || missed {
             self.align_rounds(now);
         } else {

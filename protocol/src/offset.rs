@@ -35,6 +35,10 @@ pub enum SampleError {
     NegativeRoundTrip,
     #[error("responder claims it transmitted before it received")]
     NegativeProcessing,
+    /// The responder's times are so far from ours that the offset or delay does not fit
+    /// in 64 bits (no clock is 292 years off: a lie, or damage).
+    #[error("offset or delay beyond ±292 years")]
+    OutOfRange,
 }
 
 impl Sample {
@@ -50,21 +54,27 @@ impl Sample {
         peer_error: Option<Nanos>,
         peer_synced: bool,
     ) -> Result<Sample, SampleError> {
+        let measured_at = t4;
         if t4 < t1 {
             return Err(SampleError::NegativeRoundTrip);
         }
         if t3 < t2 {
             return Err(SampleError::NegativeProcessing);
         }
+        // In 128 bits: t2 and t3 are the responder's word, any i64 at all, and their
+        // differences from ours need not fit in 64 bits (a panic in a debug build, a
+        // wrapped sample in a release one).
+        let [t1, t2, t3, t4] = [t1, t2, t3, t4].map(|t| i128::from(t.0));
         let round_trip = t4 - t1;
         let processing = t3 - t2;
-        let delay = Nanos((round_trip.0 - processing.0).max(0));
+        let fit = |v: i128| i64::try_from(v).map_err(|_| SampleError::OutOfRange);
+        let delay = Nanos(fit((round_trip - processing).max(0))?);
         // Sum before halving keeps one rounding step.
-        let offset = Nanos(((t2.0 - t1.0) as i128 + (t3.0 - t4.0) as i128).div_euclid(2) as i64);
+        let offset = Nanos(fit(((t2 - t1) + (t3 - t4)).div_euclid(2))?);
         Ok(Sample {
             offset,
             delay,
-            measured_at: t4,
+            measured_at,
             peer_error,
             peer_synced,
         })
@@ -131,6 +141,28 @@ pub fn better(a: Sample, b: Sample, now: ClusterTime, effective_drift: Ppm) -> S
 
 #[cfg(test)]
 mod tests {
+
+    /// A responder's times may be any i64: a difference that does not fit is refused,
+    /// never a panic or a wrapped sample.
+    #[test]
+    fn extreme_responder_times_are_refused_not_wrapped() {
+        let t = |ns: i64| ClusterTime(ns);
+        for (t1, t2, t3, t4) in [
+            (1_000, i64::MIN, i64::MIN, 2_000),
+            (-2_000, i64::MAX, i64::MAX, -1_000),
+            (1_000, i64::MIN + 5, i64::MIN + 7, 2_000),
+        ] {
+            let r = Sample::from_timestamps(t(t1), t(t2), t(t3), t(t4), None, true);
+            assert!(
+                matches!(r, Err(SampleError::OutOfRange)),
+                "{t2} {t3}: {r:?}"
+            );
+        }
+        let wide = Sample::from_timestamps(t(0), t(i64::MIN), t(i64::MAX), t(10), None, true)
+            .expect("fits");
+        assert_eq!(wide.delay, Nanos::ZERO);
+    }
+
     use super::*;
 
     fn ct(x: i64) -> ClusterTime {

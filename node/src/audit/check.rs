@@ -531,10 +531,22 @@ pub fn segments(path: &Path) -> Vec<PathBuf> {
     }
     found.sort();
     let mut out: Vec<PathBuf> = found.into_iter().map(|(_, p)| p).collect();
-    if path.exists() {
+    // A crash in the middle of a rotation leaves the current file linked as the newest
+    // rotated one (spec §8.2): one file under two names, read once.
+    let mid_rotation = out.last().is_some_and(|newest| same_file(path, newest));
+    if path.exists() && !mid_rotation {
         out.push(path.to_path_buf());
     }
     out
+}
+
+/// Whether two paths name one file (a hard link).
+pub(crate) fn same_file(a: &Path, b: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt as _;
+    match (std::fs::metadata(a), std::fs::metadata(b)) {
+        (Ok(x), Ok(y)) => x.dev() == y.dev() && x.ino() == y.ino(),
+        _ => false,
+    }
 }
 
 /// The number a rotated file's six-digit suffix (after `PATH.`) gives it.
@@ -637,6 +649,24 @@ pub fn check_files(
             )
         })?;
         bytes_total += bytes.len() as u64;
+        let current = file
+            .extension()
+            .and_then(|e| e.to_str())
+            .and_then(segment_suffix)
+            .is_none();
+        if bytes.is_empty() && current && k > 0 {
+            // A rotation writes the new file's first record before the file takes the
+            // log's name (spec §8.2): an empty current file lost its records.
+            let why = format!(
+                "{} is empty, but rotated files are there: the newest records are missing",
+                file.display()
+            );
+            return Err(BadRecord::at_file_start(
+                file,
+                checker.records,
+                BadReason::MissingSegment(why),
+            ));
+        }
         for frame in Frames::new(&bytes) {
             let frame = frame.map_err(|e| BadRecord {
                 file: file.clone(),
@@ -660,11 +690,6 @@ pub fn check_files(
             {
                 // The current file's number comes from the rotated file before it: if it
                 // says a later one, the newest rotated files are the ones gone.
-                let current = file
-                    .extension()
-                    .and_then(|e| e.to_str())
-                    .and_then(segment_suffix)
-                    .is_none();
                 if current && said > n && k > 0 {
                     let gone: Vec<String> = (n..said)
                         .map(|m| segment_path(file, m).display().to_string())

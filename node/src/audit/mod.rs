@@ -22,7 +22,7 @@ use sha2::Digest as _;
 
 use crate::config::NodeConfig;
 use record::{Identity, Payload, StartPayload};
-use writer::{AuditHandle, AuditWriter, WriterOptions};
+use writer::{AuditHandle, AuditWriter, Prepared, WriterOptions};
 
 /// SHA-256 of a file's bytes (all zeros if it cannot be read).
 fn sha256_of(p: &std::path::Path) -> [u8; 32] {
@@ -43,21 +43,15 @@ pub fn identity(cfg: &NodeConfig) -> Identity {
     }
 }
 
-/// Opens the node's log (cutting a torn tail if a crash left one), writes the
-/// `recovered` and `start` records, and starts the writer thread.
-pub fn open_node_log(
-    cfg: &NodeConfig,
-    incarnation: u64,
-    round: u64,
-    cluster_time_ns: i64,
-) -> anyhow::Result<Option<AuditHandle>> {
+/// Locks and checks the node's log, changing nothing (see [`AuditWriter::prepare`]):
+/// the node then binds its sockets, and only a node that can run writes to its log.
+pub fn prepare_node_log(cfg: &NodeConfig) -> anyhow::Result<Option<Prepared>> {
     let Some(path) = &cfg.audit_log else {
         return Ok(None);
     };
-    let identity = identity(cfg);
     let opts = WriterOptions {
         path: path.clone(),
-        identity: identity.clone(),
+        identity: identity(cfg),
         fsync: cfg.node.audit.fsync,
         max_file_bytes: cfg.node.audit.max_file_mb.saturating_mul(1 << 20),
         fail_from: cfg
@@ -71,9 +65,21 @@ pub fn open_node_log(
             .and_then(|t| t.audit_write_pause_ms)
             .map(|ms| std::time::Duration::from_secs_f64(ms / 1000.0)),
     };
-    let (mut w, opened) = AuditWriter::open(opts, Arc::clone(&cfg.key))?;
+    Ok(Some(AuditWriter::prepare(opts, Arc::clone(&cfg.key))?))
+}
+
+/// Repairs what [`prepare_node_log`] found (a torn tail, a rotation a crash cut
+/// short), writes the `recovered` and `start` records, and starts the writer thread.
+pub fn start_node_log(
+    prepared: Prepared,
+    cfg: &NodeConfig,
+    incarnation: u64,
+    round: u64,
+    cluster_time_ns: i64,
+) -> anyhow::Result<AuditHandle> {
+    let (mut w, opened) = prepared.commit()?;
     let start = Payload::Start(StartPayload {
-        identity,
+        identity: identity(cfg),
         version: env!("CARGO_PKG_VERSION").to_owned(),
         node_file_sha256: sha256_of(&cfg.node_path),
         incarnation,
@@ -92,10 +98,22 @@ pub fn open_node_log(
     }
     w.sync()?;
     tracing::info!(
-        path = %path.display(),
+        path = %w.path().display(),
         continued_from_seq = opened.continued_from_seq,
         fsync = ?cfg.node.audit.fsync,
         "audit log open"
     );
-    Ok(Some(AuditHandle::spawn(w)?))
+    Ok(AuditHandle::spawn(w)?)
+}
+
+/// [`prepare_node_log`] then [`start_node_log`].
+pub fn open_node_log(
+    cfg: &NodeConfig,
+    incarnation: u64,
+    round: u64,
+    cluster_time_ns: i64,
+) -> anyhow::Result<Option<AuditHandle>> {
+    prepare_node_log(cfg)?
+        .map(|p| start_node_log(p, cfg, incarnation, round, cluster_time_ns))
+        .transpose()
 }

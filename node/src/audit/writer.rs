@@ -18,7 +18,7 @@ use std::time::Duration;
 use bftime_crypto::{Hash32, NodeKey, Signed, Signer};
 use serde::{Deserialize, Serialize};
 
-use super::check::{Checker, segment_path, segments};
+use super::check::{Checker, same_file, segment_path, segments};
 use super::frame::{self, FrameError, Frames};
 use super::record::{Identity, Payload, Record, RecoveredPayload, SegmentPayload};
 
@@ -143,6 +143,32 @@ pub struct AuditWriter {
     pub bytes_written: u64,
 }
 
+/// A log checked and locked, nothing written yet ([`AuditWriter::prepare`]): the node
+/// binds its sockets between the two steps, so a node that cannot start changes
+/// nothing in its log, not even the cut of a torn record.
+#[derive(Debug)]
+pub struct Prepared {
+    lock: File,
+    opts: WriterOptions,
+    key: Arc<NodeKey>,
+    next_seq: u64,
+    head: Hash32,
+    segment: u32,
+    /// A torn final record to cut off: where the good records end.
+    cut_at: Option<u64>,
+    recovered: Option<RecoveredPayload>,
+    /// A crash came in the middle of a rotation (the current file is still linked as
+    /// the newest rotated one): the new current file is yet to be made.
+    finish_rotation: bool,
+}
+
+/// `PATH.tmp`: where a new current file is written before it is renamed into place.
+fn temp_path(path: &Path) -> PathBuf {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(".tmp");
+    path.with_file_name(name)
+}
+
 impl AuditWriter {
     /// Opens (or creates) the log, cutting a torn final record if a crash left one.
     /// The caller appends a `start` record next (and a `recovered` one if reported).
@@ -150,6 +176,14 @@ impl AuditWriter {
         opts: WriterOptions,
         key: Arc<NodeKey>,
     ) -> Result<(AuditWriter, Opened), AuditError> {
+        Self::prepare(opts, key)?.commit()
+    }
+
+    /// Locks and checks the log, changing nothing: where the chain stands, and what
+    /// [`Prepared::commit`] will repair. Refuses damage, another node's log, another
+    /// cluster configuration, and a current file that is missing or empty after
+    /// rotated ones (rotation never leaves it so, spec §8.2: its records were removed).
+    pub fn prepare(opts: WriterOptions, key: Arc<NodeKey>) -> Result<Prepared, AuditError> {
         if let Some(dir) = opts.path.parent()
             && !dir.as_os_str().is_empty()
         {
@@ -157,46 +191,60 @@ impl AuditWriter {
         }
         // Before anything is read: another writer's half-written record would look torn.
         let lock = lock_log(&opts.path)?;
-        let mut files = segments(&opts.path);
-        // An empty current file (a crash right after rotating) holds nothing to check.
-        if files.last() == Some(&opts.path)
-            && std::fs::metadata(&opts.path).map(|m| m.len()).unwrap_or(0) == 0
-        {
-            files.pop();
-        }
-        let current_exists = files.last() == Some(&opts.path);
+        let files = segments(&opts.path);
         let rotated: Vec<&PathBuf> = files.iter().filter(|f| **f != opts.path).collect();
-        // The segment after the newest rotated file, by its name.
-        let after_rotated = rotated
-            .last()
-            .and_then(|p| p.extension())
-            .and_then(|e| e.to_str())
-            .and_then(|e| e.parse::<u32>().ok())
-            .map_or(0, |n| n + 1);
+        let current_bytes = std::fs::metadata(&opts.path).map(|m| m.len()).ok();
+        let damaged = |file: &Path, why: String| AuditError::Damaged {
+            file: file.display().to_string(),
+            index: 0,
+            offset: 0,
+            why,
+        };
         let mut checker = Checker::for_key(key.public_key());
-        let mut recovered = None;
-        let mut said_segment = None;
-        // Only the newest file with a good record matters for picking up the chain:
-        // rotated files are closed.
-        if current_exists {
-            let scan = scan_file(&opts.path, &mut checker, Cut::TornTail)?;
-            recovered = scan.recovered;
-            said_segment = scan.segment;
-        }
-        if checker.records == 0
-            && let Some(newest) = rotated.last()
-        {
-            // No current file, or a crash tore its first record (the segment record of
-            // a fresh rotation): the chain stands where the newest rotated file ends.
-            // Starting from the genesis instead would restart the sequence at 0 and,
-            // at the next rotation, take the first rotated file's name.
-            scan_file(newest, &mut checker, Cut::Never)?;
+        let mut scan = Scan::default();
+        let mut finish_rotation = false;
+        let mut segment = 0;
+        match (rotated.last(), current_bytes) {
+            (Some(newest), _) if same_file(&opts.path, newest) => {
+                // A crash between linking the current file as the newest rotated one
+                // and renaming the new current file into place: finish the rotation.
+                scan_file(newest, &mut checker, Cut::Never)?;
+                if checker.records == 0 {
+                    return Err(damaged(newest, "the newest rotated file is empty".into()));
+                }
+                finish_rotation = true;
+                segment = segment_number(newest).map_or(0, |n| n + 1);
+            }
+            (Some(newest), None | Some(0)) => {
+                return Err(damaged(
+                    &opts.path,
+                    format!(
+                        "the current file is {} but rotated files (up to {}) are there: its records were removed",
+                        if current_bytes.is_none() {
+                            "missing"
+                        } else {
+                            "empty"
+                        },
+                        newest.display()
+                    ),
+                ));
+            }
+            (_, Some(len)) if len > 0 => {
+                scan = scan_file(&opts.path, &mut checker, Cut::TornTail)?;
+                if checker.records == 0 && !rotated.is_empty() {
+                    return Err(damaged(
+                        &opts.path,
+                        "the current file holds no whole record, though rotated files are there (a rotation writes its first record before it takes the name)".into(),
+                    ));
+                }
+                segment = scan.segment.unwrap_or(0);
+            }
+            // No log yet, or an empty file and nothing else (a crash before the first
+            // record): a new log.
+            _ => {}
         }
         if let Some(id) = checker.identity() {
-            let file = files
-                .last()
-                .map(|f| f.display().to_string())
-                .unwrap_or_default();
+            let file = opts.path.display().to_string();
             if id.public_key != opts.identity.public_key {
                 return Err(AuditError::NotOurs {
                     file,
@@ -207,38 +255,17 @@ impl AuditWriter {
                 return Err(AuditError::ClusterChanged { file, what });
             }
         }
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&opts.path)
-            .map_err(io(&opts.path))?;
-        let file_bytes = file.metadata().map_err(io(&opts.path))?.len();
-        let continued_from_seq = checker.next_seq();
-        let mut w = AuditWriter {
-            _lock: lock,
-            key,
-            file,
-            file_bytes,
-            // What the current file's segment record says, else the one after the
-            // newest rotated file (0 for a new log).
-            segment: said_segment.unwrap_or(after_rotated),
+        Ok(Prepared {
+            lock,
             next_seq: checker.next_seq(),
             head: checker.head(),
-            records_written: 0,
-            bytes_written: 0,
+            segment,
+            cut_at: scan.cut_at,
+            recovered: scan.recovered,
+            finish_rotation,
             opts,
-        };
-        if w.file_bytes == 0 && w.next_seq > 0 {
-            // A fresh file continuing an existing chain: it opens with its identity.
-            w.write_segment_record(0, 0)?;
-        }
-        Ok((
-            w,
-            Opened {
-                recovered,
-                continued_from_seq,
-            },
-        ))
+            key,
+        })
     }
 
     pub fn path(&self) -> &Path {
@@ -338,37 +365,124 @@ impl AuditWriter {
         self.sync()
     }
 
+    /// Rotation (spec §8.2): the current file is linked as `PATH.NNNNNN` (a link never
+    /// replaces a file), then a new current file, begun with its `segment` record and
+    /// synced, is renamed over `PATH`. `PATH` is thus never missing or empty once the
+    /// log has a record: a crash between the two steps leaves it linked as the newest
+    /// rotated file ([`AuditWriter::prepare`] finishes the rotation), and a missing or
+    /// empty current file is damage, not a crash.
     fn rotate(&mut self, round: u64, cluster_time_ns: i64) -> Result<(), AuditError> {
         self.sync()?;
         let rotated = segment_path(&self.opts.path, self.segment);
-        // Only this process (it holds the lock) rotates, so a check before the rename
-        // is enough: a rotated file is never replaced.
-        if rotated.exists() {
-            return Err(io(&rotated)(std::io::Error::new(
-                std::io::ErrorKind::AlreadyExists,
-                "a rotated file by this name already exists; it is never replaced",
-            )));
-        }
-        std::fs::rename(&self.opts.path, &rotated).map_err(io(&rotated))?;
+        std::fs::hard_link(&self.opts.path, &rotated).map_err(|e| {
+            let e = if e.kind() == std::io::ErrorKind::AlreadyExists {
+                std::io::Error::new(
+                    std::io::ErrorKind::AlreadyExists,
+                    "a rotated file by this name already exists; it is never replaced",
+                )
+            } else {
+                e
+            };
+            io(&rotated)(e)
+        })?;
+        sync_dir(&self.opts.path);
+        self.segment += 1;
+        self.start_new_file(round, cluster_time_ns)?;
+        tracing::info!(rotated = %rotated.display(), segment = self.segment, "audit log rotated");
+        Ok(())
+    }
+
+    /// Writes a new current file beside the log, begun with this segment's record and
+    /// synced, and renames it into place.
+    fn start_new_file(&mut self, round: u64, cluster_time_ns: i64) -> Result<(), AuditError> {
+        let temp = temp_path(&self.opts.path);
         self.file = OpenOptions::new()
             .create(true)
-            .append(true)
-            .open(&self.opts.path)
-            .map_err(io(&self.opts.path))?;
-        if let Some(dir) = self.opts.path.parent()
-            && let Ok(d) = File::open(if dir.as_os_str().is_empty() {
-                Path::new(".")
-            } else {
-                dir
-            })
-        {
-            let _ = d.sync_all();
-        }
+            .write(true)
+            .truncate(true)
+            .open(&temp)
+            .map_err(io(&temp))?;
         self.file_bytes = 0;
-        self.segment += 1;
-        tracing::info!(rotated = %rotated.display(), segment = self.segment, "audit log rotated");
-        self.write_segment_record(round, cluster_time_ns)
+        self.write_segment_record(round, cluster_time_ns)?;
+        std::fs::rename(&temp, &self.opts.path).map_err(io(&self.opts.path))?;
+        sync_dir(&self.opts.path);
+        Ok(())
     }
+}
+
+/// Syncs the folder holding `path` (so a rename or link in it survives a power loss).
+fn sync_dir(path: &Path) {
+    if let Some(dir) = path.parent()
+        && let Ok(d) = File::open(if dir.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            dir
+        })
+    {
+        let _ = d.sync_all();
+    }
+}
+
+impl Prepared {
+    /// Where the chain goes on: the sequence number of the next record.
+    pub fn continued_from_seq(&self) -> u64 {
+        self.next_seq
+    }
+
+    /// Repairs what [`AuditWriter::prepare`] found (cuts a torn record, finishes a
+    /// rotation) and opens the log for appending.
+    pub fn commit(self) -> Result<(AuditWriter, Opened), AuditError> {
+        let path = self.opts.path.clone();
+        if let Some(good_end) = self.cut_at {
+            let f = OpenOptions::new()
+                .write(true)
+                .open(&path)
+                .map_err(io(&path))?;
+            f.set_len(good_end).map_err(io(&path))?;
+            f.sync_all().map_err(io(&path))?;
+        }
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(io(&path))?;
+        let file_bytes = file.metadata().map_err(io(&path))?.len();
+        let continued_from_seq = self.next_seq;
+        let mut w = AuditWriter {
+            _lock: self.lock,
+            key: self.key,
+            file,
+            file_bytes,
+            segment: self.segment,
+            next_seq: self.next_seq,
+            head: self.head,
+            records_written: 0,
+            bytes_written: 0,
+            opts: self.opts,
+        };
+        if self.finish_rotation {
+            tracing::warn!(
+                file = %path.display(),
+                "audit log: a crash came in the middle of a rotation; finishing it"
+            );
+            w.start_new_file(0, 0)?;
+        }
+        Ok((
+            w,
+            Opened {
+                recovered: self.recovered,
+                continued_from_seq,
+            },
+        ))
+    }
+}
+
+/// The number a rotated file's name gives it.
+fn segment_number(rotated: &Path) -> Option<u32> {
+    rotated
+        .extension()
+        .and_then(|e| e.to_str())
+        .and_then(|e| e.parse::<u32>().ok())
 }
 
 /// Whether [`scan_file`] may cut a torn final record.
@@ -383,14 +497,16 @@ enum Cut {
 /// What [`scan_file`] found besides the records it fed the checker.
 #[derive(Debug, Default)]
 struct Scan {
+    /// Where to cut a torn final record off (the end of the good records).
+    cut_at: Option<u64>,
     recovered: Option<RecoveredPayload>,
     /// The segment number of the file's (last) good segment record.
     segment: Option<u32>,
 }
 
 /// Checks every record of `path` with `checker` (which must accept the node's key
-/// only). A torn final record is cut off if `cut` allows it; any other damage, or
-/// another key's record first, is an error and nothing is changed.
+/// only), changing nothing. A torn final record is reported for cutting if `cut`
+/// allows it; any other damage, or another key's record first, is an error.
 fn scan_file(path: &Path, checker: &mut Checker<'_>, cut: Cut) -> Result<Scan, AuditError> {
     let name = path.display().to_string();
     if !std::fs::metadata(path).map_err(io(path))?.is_file() {
@@ -437,12 +553,7 @@ fn scan_file(path: &Path, checker: &mut Checker<'_>, cut: Cut) -> Result<Scan, A
                     bytes_cut,
                     "audit log ends in a torn record (a crash mid-write): cutting it off and continuing the chain"
                 );
-                let f = OpenOptions::new()
-                    .write(true)
-                    .open(path)
-                    .map_err(io(path))?;
-                f.set_len(good_end).map_err(io(path))?;
-                f.sync_all().map_err(io(path))?;
+                scan.cut_at = Some(good_end);
                 scan.recovered = Some(RecoveredPayload {
                     file: name.clone(),
                     offset: good_end,
