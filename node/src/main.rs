@@ -124,11 +124,11 @@ enum Command {
     /// Unknown fields are errors. The fields (README, "Running a cluster on real
     /// machines", has an example of each file):
     ///
-    /// node.toml: key_file, cluster_file, listen (multiaddrs), api_listen (loopback
-    /// unless allow_remote_api = true), audit_log; [audit] fsync ("record" | "round" |
-    /// "never"), max_file_mb, quarantine_on_failure; [quarantine] hook,
-    /// exit_on_quarantine; [testing] (the testnet's simulated clocks and behaviours,
-    /// refused unless enabled = true; never in production).
+    /// node.toml: key_file, cluster_file, listen (multiaddrs of IP addresses),
+    /// api_listen (loopback unless allow_remote_api = true), audit_log; [audit] fsync
+    /// ("record" | "round" | "never"), max_file_mb, quarantine_on_failure; [quarantine]
+    /// hook, rejoin_hook, exit_on_quarantine; [testing] (the testnet's simulated clocks
+    /// and behaviours, refused unless enabled = true; never in production).
     ///
     /// cluster.toml: cluster_id, round_period_ms, precision_ms, max_drift_ppm, faulty
     /// (optional), startup_round_divisor; [quarantine] unhealthy_rounds,
@@ -325,7 +325,8 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Validate { config, json } => match config::load(&config) {
             Ok(c) => {
                 // Valid, but worth an operator's second look.
-                let warnings = c.warnings();
+                let mut warnings = c.warnings();
+                warnings.extend(bftime_node::audit::log_warnings(&c));
                 if json {
                     out!(
                         "{}",

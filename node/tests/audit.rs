@@ -87,6 +87,7 @@ fn two_faced_member_is_proven_and_nobody_else_is_accused() {
     assert_eq!(v["ends_with_shutdown"], true, "{v}");
     assert_eq!(v["starts"], 1, "{v}");
     assert_eq!(v["recoveries"], 0, "{v}");
+    assert_eq!(v["runs_ended_unclean"], 0, "{v}");
     // The span is the records' earliest to latest time, never negative (a node steps its
     // clock before it serves, so its first record may be dated after later ones).
     assert!(v["span_s"].as_f64().unwrap() > 0.0, "{v}");

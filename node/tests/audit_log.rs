@@ -1031,3 +1031,60 @@ fn show_filters_by_cluster_time_and_prints_epochs_as_hex() {
     let (code, _) = show("yesterday..today");
     assert_eq!(code, Some(2), "a bad range is a usage error");
 }
+
+/// `verify` sums up how the node's runs ended: a start not preceded by a shutdown
+/// record is a run that crashed, was killed or lost power.
+#[test]
+fn verify_counts_runs_that_ended_without_a_shutdown() {
+    const BIN: &str = env!("CARGO_BIN_EXE_bftime");
+    let f = fixture();
+    let path = f.dir.path().join("runs.audit");
+    let p = payloads(&f, 0, 0, None);
+    let start = p[0].clone();
+    assert_eq!(start.kind(), Kind::Start);
+    let (mut w, _) =
+        AuditWriter::open(options(&f, &path, 1 << 30), f.nodes[0].key.clone()).unwrap();
+    for (i, payload) in [&start, &p[1], &start, &p[1]].into_iter().enumerate() {
+        w.append(i as u64, i as i64 + 1, payload).unwrap();
+    }
+    drop(w);
+    let out = std::process::Command::new(BIN)
+        .args(["audit", "verify", "--json"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["starts"], 2, "{v}");
+    assert_eq!(v["runs_ended_unclean"], 1, "{v}");
+    assert_eq!(v["recoveries"], 0, "{v}");
+}
+
+/// `bftime validate` warns when the node's existing log is one `run` would refuse: the
+/// cluster file now describes another configuration.
+#[test]
+fn validate_warns_of_a_log_written_for_another_cluster_configuration() {
+    let f = fixture();
+    let cfg = &f.nodes[0];
+    let path = cfg.audit_log.clone().expect("init-cluster sets audit_log");
+    let h = bftime_node::audit::open_node_log(cfg, 7, 1, 1_000)
+        .unwrap()
+        .expect("a log");
+    h.close(std::time::Duration::from_secs(5));
+    assert!(bftime_node::audit::log_warnings(cfg).is_empty());
+    let cluster = f.dir.path().join("cluster.toml");
+    let text = std::fs::read_to_string(&cluster).unwrap();
+    std::fs::write(
+        &cluster,
+        text.replace("precision_ms = 200", "precision_ms = 300"),
+    )
+    .unwrap();
+    let node_file = f.dir.path().join("node-1.toml");
+    let changed = config::load(&node_file).unwrap();
+    let warnings = bftime_node::audit::log_warnings(&changed);
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(warnings[0].contains("cluster tag"), "{warnings:?}");
+    assert!(
+        warnings[0].contains(&path.display().to_string()),
+        "{warnings:?}"
+    );
+}

@@ -238,6 +238,8 @@ struct PeerCold {
     /// Its round when it left: a reading from a later round that says it serves clears
     /// `left` (it rejoined after probation, or restarted).
     left_in_round: u64,
+    /// Our round when its notice came.
+    notice_in_our_round: u64,
     /// Batch verification: this peer once sent a forged reading, so its readings are
     /// checked alone, on arrival (a forger in every batch would make each batch fail and
     /// every reading in it be checked again alone: dearer than no batches at all).
@@ -853,9 +855,14 @@ impl Core {
         peer.nonces[pos].state = NonceState::Answered;
         peer.accepted += 1;
         let dropped = self.cfg.batch_verification && peer.cold.dropped_in_round == Some(round);
+        // It serves again if it says so in a round after the one it left in, or in
+        // an answer to a request we made in a round after its notice came: its round
+        // labels may have restarted lower (a restarted process counts quarter-length
+        // start-up rounds; a second process with its key may have sent the notice).
         if peer.has_left
             && reading.state == SyncState::Synced
-            && reading.responder_round > peer.cold.left_in_round
+            && (reading.responder_round > peer.cold.left_in_round
+                || inflight.round > peer.cold.notice_in_our_round)
         {
             peer.has_left = false;
             peer.cold.left = None;
@@ -953,9 +960,11 @@ impl Core {
         }
         match signed.verify(self.suite.as_ref(), &self.cfg.members[from.index()]) {
             Ok(l) if l.member == from && l.cluster == self.cfg.cluster => {
+                let our_round = self.round;
                 let peer = &mut self.peers[from.index()];
                 peer.cold.left = Some(l.reason);
                 peer.cold.left_in_round = l.round;
+                peer.cold.notice_in_our_round = our_round;
                 peer.has_left = true;
                 ResponseOutcome::Accepted
             }

@@ -228,3 +228,49 @@ fn a_clock_stepped_back_names_the_whole_step() {
         "by {by} (period {period})"
     );
 }
+
+/// A `Leaving` notice under node 0's key from a process whose round labels run ahead of
+/// node 0's (a restarted process counts quarter-length start-up rounds; here a second
+/// process with the key, stopped): node 0 still serves, and its next answers clear the
+/// notice, though its round labels are lower than the notice's.
+#[test]
+fn a_leaving_notice_is_cleared_by_the_next_answers_whatever_the_round_labels() {
+    let mut c = synced_cluster();
+    let members = c.cores[0].params().members;
+    let keys: Arc<[_]> = (0..members)
+        .map(|i| NodeKey::from_seed(&[i as u8 + 1; 32]).public_key())
+        .collect::<Vec<_>>()
+        .into();
+    let cfg = CoreConfig {
+        me: MemberId(0),
+        members: keys.clone(),
+        cluster: 3,
+        params: Params::for_members(members),
+        detailed_summaries: false,
+        incarnation: 99,
+        batch_verification: false,
+    };
+    let now = LocalTime(START_NS + 40 * c.cores[0].params().round_period.0);
+    let (copy, _) = common::start(
+        cfg,
+        Box::new(FastSigner::new(keys[0])),
+        Arc::new(FastSuite),
+        now,
+    );
+    let notice = copy.leaving_notice("shutdown").expect("a notice");
+    assert!(notice.decode_unverified().unwrap().round > c.cores[0].round());
+    let _ = c.cores[1].handle_leaving(MemberId(0), &notice);
+    let left = |c: &Cluster| {
+        c.cores[1].snapshot(LocalTime(START_NS)).peers[0]
+            .left
+            .clone()
+    };
+    assert_eq!(left(&c).as_deref(), Some("shutdown"));
+    let n = c.summaries[0].len();
+    c.run_until(n + 2);
+    assert_eq!(
+        left(&c),
+        None,
+        "node 0 answered after the notice: it serves"
+    );
+}

@@ -161,13 +161,24 @@ pub fn run(cmd: AuditCommand) -> anyhow::Result<i32> {
                 let mut checker = Checker::new(cluster.as_ref());
                 let started = Instant::now();
                 let mut last_kind = None;
-                let (mut starts, mut recoveries) = (0u64, 0u64);
+                let (mut starts, mut recoveries, mut unclean) = (0u64, 0u64, 0u64);
                 let mut progress = Progress::new(log, &files);
                 let result = check_files(&files, &mut checker, |file, rec| {
                     progress.record(file, rec.offset + rec.frame_len);
                     let kind = rec.payload.kind();
                     starts += u64::from(kind == super::record::Kind::Start);
                     recoveries += u64::from(kind == super::record::Kind::Recovered);
+                    // A run that ended without its shutdown record: a crash, a kill,
+                    // a power loss (whether or not it tore a record).
+                    unclean += u64::from(
+                        kind == super::record::Kind::Start
+                            && last_kind.is_some_and(|k| {
+                                !matches!(
+                                    k,
+                                    super::record::Kind::Shutdown | super::record::Kind::Recovered
+                                )
+                            }),
+                    ) + u64::from(kind == super::record::Kind::Recovered);
                     last_kind = Some(kind);
                 });
                 let secs = started.elapsed().as_secs_f64();
@@ -196,6 +207,7 @@ pub fn run(cmd: AuditCommand) -> anyhow::Result<i32> {
                             shutdown: last_kind == Some(super::record::Kind::Shutdown),
                             starts,
                             recoveries,
+                            unclean,
                         };
                         print_ok(
                             log,
@@ -557,6 +569,9 @@ struct Ending {
     /// Crashes the node recovered from by cutting a torn record (its `recovered`
     /// records; a crash between two records leaves none, only another start).
     recoveries: u64,
+    /// Runs that ended without their shutdown record (a crash, a kill, a power loss),
+    /// torn record or not.
+    unclean: u64,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -587,6 +602,7 @@ fn print_ok(
                 "span_s": span_s, "starts_mid_chain": c.starts_mid_chain,
                 "ends_with_shutdown": ending.shutdown,
                 "starts": ending.starts, "recoveries": ending.recoveries,
+                "runs_ended_unclean": ending.unclean,
                 "embedded_readings_checked": with_cluster, "seconds": secs,
             })
         );
@@ -598,9 +614,13 @@ fn print_ok(
             files.len(),
             c.rounds,
             ending.starts,
-            match ending.recoveries {
-                0 => String::new(),
-                n => format!(" ({n} after a crash that cut a torn record)"),
+            match (ending.unclean, ending.recoveries) {
+                (0, _) => String::new(),
+                (n, 0) =>
+                    format!(" ({n} ended without a shutdown record: crash, kill or power loss)"),
+                (n, r) => format!(
+                    " ({n} ended without a shutdown record: crash, kill or power loss; {r} of them tore a record, cut on restart)"
+                ),
             },
             show::format_time(c.earliest_time_ns.unwrap_or(0)),
             show::format_time(c.latest_time_ns.unwrap_or(0)),

@@ -43,6 +43,53 @@ pub fn identity(cfg: &NodeConfig) -> Identity {
     }
 }
 
+/// What `bftime validate` can tell of the node's audit log without taking it from a
+/// running node (no lock, nothing written): a folder it cannot write to, or an existing
+/// log `run` would refuse (another key, another cluster configuration).
+pub fn log_warnings(cfg: &NodeConfig) -> Vec<String> {
+    let mut warnings = Vec::new();
+    let Some(path) = &cfg.audit_log else {
+        return warnings;
+    };
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => std::path::Path::new("."),
+    };
+    if dir.exists() && rustix::fs::access(dir, rustix::fs::Access::WRITE_OK).is_err() {
+        warnings.push(format!(
+            "audit_log: the folder {} is not writable by this user, so `bftime run` will fail",
+            dir.display()
+        ));
+    }
+    // The newest file's first record says whose log it is.
+    let Some(newest) = check::segments(path).pop() else {
+        return warnings;
+    };
+    let Ok(bytes) = std::fs::read(&newest) else {
+        return warnings;
+    };
+    let Some(Ok(frame)) = frame::Frames::new(&bytes).next() else {
+        return warnings;
+    };
+    let signed: bftime_crypto::Signed<record::Record> =
+        bftime_crypto::Signed::from_parts(frame.body.to_vec(), frame.signature);
+    let Some(logged) = signed
+        .decode_unverified()
+        .ok()
+        .and_then(|r| Payload::decode(r.kind, &r.payload).ok())
+        .and_then(|p| p.identity().cloned())
+    else {
+        return warnings;
+    };
+    if let Some(what) = logged.cluster_change(&identity(cfg)) {
+        warnings.push(format!(
+            "the audit log {} was written for another node or cluster configuration ({what}), so `bftime run` will refuse it: keep it for the auditors, move it and its rotated files aside",
+            newest.display()
+        ));
+    }
+    warnings
+}
+
 /// Locks and checks the node's log, changing nothing (see [`AuditWriter::prepare`]):
 /// the node then binds its sockets, and only a node that can run writes to its log.
 pub fn prepare_node_log(cfg: &NodeConfig) -> anyhow::Result<Option<Prepared>> {

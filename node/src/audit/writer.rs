@@ -40,13 +40,14 @@ pub enum FsyncPolicy {
 /// Why the log could not be opened or written.
 #[derive(Debug, thiserror::Error)]
 pub enum AuditError {
-    #[error("audit log {path}: {source}")]
+    /// (`cause` is not a `#[source]`: shown here, it would be shown twice in a chain.)
+    #[error("audit log {path}: {cause}", path = path.display())]
     Io {
         path: PathBuf,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     #[error(
-        "audit log {file} is damaged at record {index} (byte {offset}): {why}. Nothing was changed. Keep the file for the auditors (`bftime audit verify {file}` shows the details), move it and its rotated segments aside, and restart: a new log will start"
+        "audit log {file} is damaged at record {index} (byte {offset}): {why}. Nothing was changed. Keep the log (the file, if it is there, and its rotated segments) for the auditors (`bftime audit verify {file}` shows the details), move it aside, and restart: a new log will start"
     )]
     Damaged {
         file: String,
@@ -94,15 +95,15 @@ fn lock_log(path: &Path) -> Result<File, AuditError> {
         }),
         Err(e) => Err(AuditError::Io {
             path: lock,
-            source: e.into(),
+            cause: e.into(),
         }),
     }
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> AuditError + '_ {
-    move |source| AuditError::Io {
+    move |cause| AuditError::Io {
         path: path.to_path_buf(),
-        source,
+        cause,
     }
 }
 
@@ -317,7 +318,7 @@ impl AuditWriter {
         let signer: &dyn Signer = self.key.as_ref();
         let signed = Signed::sign(&record, signer).map_err(|e| AuditError::Io {
             path: self.opts.path.clone(),
-            source: std::io::Error::other(format!("cannot encode a record: {e}")),
+            cause: std::io::Error::other(format!("cannot encode a record: {e}")),
         })?;
         Ok(frame::encode(signed.signature(), signed.body()))
     }
@@ -332,14 +333,21 @@ impl AuditWriter {
                 "simulated disk failure ([testing] audit_fail_after_s)",
             )));
         }
-        match self.opts.split_write_pause {
+        let written = match self.opts.split_write_pause {
             Some(pause) => {
                 let (a, b) = frame.split_at(frame.len() / 2);
-                self.file.write_all(a).map_err(io(&self.opts.path))?;
-                std::thread::sleep(pause);
-                self.file.write_all(b).map_err(io(&self.opts.path))?;
+                self.file.write_all(a).and_then(|()| {
+                    std::thread::sleep(pause);
+                    self.file.write_all(b)
+                })
             }
-            None => self.file.write_all(frame).map_err(io(&self.opts.path))?,
+            None => self.file.write_all(frame),
+        };
+        if let Err(e) = written {
+            // A write that failed part-way (a full disk) leaves a torn record: take it
+            // back, so the file ends at a whole record and verifies as it is.
+            let _ = self.file.set_len(self.file_bytes);
+            return Err(io(&self.opts.path)(e));
         }
         let sig_start = frame::HEADER_BYTES;
         let mut sig = [0u8; frame::SIGNATURE_BYTES];
@@ -434,6 +442,12 @@ impl Prepared {
     pub fn commit(self) -> Result<(AuditWriter, Opened), AuditError> {
         let path = self.opts.path.clone();
         if let Some(good_end) = self.cut_at {
+            tracing::warn!(
+                file = %path.display(),
+                offset = good_end,
+                bytes_cut = self.recovered.as_ref().map_or(0, |r| r.bytes_cut),
+                "audit log ends in a torn record (a crash mid-write): cutting it off and continuing the chain"
+            );
             let f = OpenOptions::new()
                 .write(true)
                 .open(&path)
@@ -543,16 +557,10 @@ fn scan_file(path: &Path, checker: &mut Checker<'_>, cut: Cut) -> Result<Scan, A
                 }
                 good_end = frame.offset + frame.len;
             }
-            Err(e @ (FrameError::TruncatedTail { .. } | FrameError::ZeroTail { .. }))
+            Err(FrameError::TruncatedTail { .. } | FrameError::ZeroTail { .. })
                 if cut == Cut::TornTail =>
             {
                 let bytes_cut = bytes.len() as u64 - good_end;
-                tracing::warn!(
-                    file = %name,
-                    offset = e.offset(),
-                    bytes_cut,
-                    "audit log ends in a torn record (a crash mid-write): cutting it off and continuing the chain"
-                );
                 scan.cut_at = Some(good_end);
                 scan.recovered = Some(RecoveredPayload {
                     file: name.clone(),
