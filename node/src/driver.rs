@@ -395,17 +395,9 @@ impl Driver {
                     round = self.core.round(),
                     "synced: serving cluster time"
                 );
-                if let Some((code, reason)) = self.quarantined_for.take()
-                    && let Some(h) = self.cfg.node.quarantine.rejoin_hook.clone()
-                {
-                    let env = HookEnv {
-                        event: "rejoined",
-                        node: self.cfg.name().to_owned(),
-                        round: self.core.round(),
-                        code,
-                        reason,
-                    };
-                    self.hooks.push(tokio::spawn(hook::run(h, env)));
+                if let Some((code, reason)) = self.quarantined_for.take() {
+                    let h = self.cfg.node.quarantine.rejoin_hook.clone();
+                    self.run_hook(h, "rejoined", code, reason);
                 }
             }
             SyncState::Starting => {
@@ -425,16 +417,8 @@ impl Driver {
                 );
                 self.send_leaving(&format!("quarantined ({code}): {reason}"));
                 self.quarantined_for = Some((code.clone(), reason.clone()));
-                if let Some(h) = self.cfg.node.quarantine.hook.clone() {
-                    let env = HookEnv {
-                        event: "quarantined",
-                        node: self.cfg.name().to_owned(),
-                        round: self.core.round(),
-                        code,
-                        reason,
-                    };
-                    self.hooks.push(tokio::spawn(hook::run(h, env)));
-                }
+                let h = self.cfg.node.quarantine.hook.clone();
+                self.run_hook(h, "quarantined", code, reason);
                 if self.cfg.node.quarantine.exit_on_quarantine {
                     tracing::error!(
                         code = exit::QUARANTINED,
@@ -444,6 +428,27 @@ impl Driver {
                 }
             }
         }
+    }
+
+    /// Starts the operator's `hook` (if set) for `event`, on a task of its own.
+    fn run_hook(
+        &mut self,
+        hook: Option<String>,
+        event: &'static str,
+        code: String,
+        reason: String,
+    ) {
+        let Some(h) = hook else {
+            return;
+        };
+        let env = HookEnv {
+            event,
+            node: self.cfg.name().to_owned(),
+            round: self.core.round(),
+            code,
+            reason,
+        };
+        self.hooks.push(tokio::spawn(hook::run(h, env)));
     }
 
     fn send_leaving(&mut self, reason: &str) {

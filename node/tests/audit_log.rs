@@ -480,6 +480,20 @@ fn options(f: &Fixture, path: &Path, max: u64) -> WriterOptions {
     }
 }
 
+/// A log `name` of node 1, written in files of at most 1500 bytes until it has `files`
+/// files, and the payloads it was written with.
+fn rotated_log(f: &Fixture, name: &str, files: usize) -> (PathBuf, Vec<Payload>) {
+    let path = f.dir.path().join(name);
+    let p = payloads(f, 0, 0, None);
+    let (mut w, _) = AuditWriter::open(options(f, &path, 1500), f.nodes[0].key.clone()).unwrap();
+    let mut i = 0;
+    while segments(&path).len() < files {
+        w.append(i, i as i64 + 1, &p[i as usize % p.len()]).unwrap();
+        i += 1;
+    }
+    (path, p)
+}
+
 fn verify_all(f: &Fixture, path: &Path) -> Checker<'static> {
     let cluster: &'static ClusterKeys = Box::leak(Box::new(f.cluster.clone()));
     let mut c = Checker::new(Some(cluster));
@@ -773,16 +787,8 @@ fn a_crash_during_the_first_record_begins_the_log_again() {
 #[test]
 fn a_current_file_removed_after_rotation_is_refused_and_rotated_files_are_never_replaced() {
     let f = fixture();
-    let path = f.dir.path().join("removed.audit");
-    let p = payloads(&f, 0, 0, None);
+    let (path, p) = rotated_log(&f, "removed.audit", 3);
     let key: Arc<NodeKey> = f.nodes[0].key.clone();
-    let (mut w, _) = AuditWriter::open(options(&f, &path, 1500), key.clone()).unwrap();
-    let mut i = 0;
-    while segments(&path).len() < 3 {
-        w.append(i, i as i64 + 1, &p[i as usize % p.len()]).unwrap();
-        i += 1;
-    }
-    drop(w);
     let current = std::fs::read(&path).unwrap();
     let snapshot = || -> Vec<(PathBuf, Vec<u8>)> {
         segments(&path)
@@ -871,15 +877,7 @@ fn preparing_a_log_changes_nothing_until_it_is_committed() {
 #[test]
 fn a_deleted_newest_rotated_file_is_a_missing_segment() {
     let f = fixture();
-    let path = f.dir.path().join("newest.audit");
-    let p = payloads(&f, 0, 0, None);
-    let (mut w, _) = AuditWriter::open(options(&f, &path, 1500), f.nodes[0].key.clone()).unwrap();
-    let mut i = 0;
-    while segments(&path).len() < 3 {
-        w.append(i, i as i64 + 1, &p[i as usize % p.len()]).unwrap();
-        i += 1;
-    }
-    drop(w);
+    let (path, _) = rotated_log(&f, "newest.audit", 3);
     let newest = bftime_node::audit::check::segment_path(&path, 1);
     std::fs::remove_file(&newest).unwrap();
     let bad = check_files(
@@ -940,15 +938,7 @@ fn an_edited_cluster_file_continues_the_log_and_another_cluster_is_refused() {
 fn the_cli_fails_a_log_without_its_current_file_and_a_missing_proofs_file() {
     const BIN: &str = env!("CARGO_BIN_EXE_bftime");
     let f = fixture();
-    let path = f.dir.path().join("gone.audit");
-    let p = payloads(&f, 0, 0, None);
-    let (mut w, _) = AuditWriter::open(options(&f, &path, 1500), f.nodes[0].key.clone()).unwrap();
-    let mut i = 0;
-    while segments(&path).len() < 2 {
-        w.append(i, i as i64 + 1, &p[i as usize % p.len()]).unwrap();
-        i += 1;
-    }
-    drop(w);
+    let (path, _) = rotated_log(&f, "gone.audit", 2);
     let cluster = f.dir.path().join("cluster.toml");
     let verify = || {
         std::process::Command::new(BIN)
