@@ -634,11 +634,11 @@ pub(crate) fn params_from(path: &Path, c: &ClusterFile) -> Result<Params, Config
             "max_drift" => (
                 "max_drift_ppm",
                 format!(
-                    "{max_drift} is out of range: 0 to {:.0} ppm (a quarter of the slew rate)",
+                    "{max_drift} is out of range: 0 up to (not including) {:.0} ppm, a quarter of the slew rate",
                     max_slew.0 / 4.0
                 ),
                 format!(
-                    "set max_drift_ppm to how fast your VMs' clocks may drift, 0 to {:.0} (default 200)",
+                    "set max_drift_ppm to how fast your VMs' clocks may drift, 0 up to (not including) {:.0} (default 200)",
                     max_slew.0 / 4.0
                 ),
             ),

@@ -1034,17 +1034,31 @@ fn verify_counts_runs_that_ended_without_a_shutdown() {
     assert_eq!(start.kind(), Kind::Start);
     let (mut w, _) =
         AuditWriter::open(options(&f, &path, 1 << 30), f.nodes[0].key.clone()).unwrap();
-    for (i, payload) in [&start, &p[1], &start, &p[1]].into_iter().enumerate() {
+    let shutdown = Payload::Shutdown(ShutdownPayload {
+        reason: "signal".into(),
+    });
+    for (i, payload) in [&start, &p[1], &start, &p[1], &shutdown]
+        .into_iter()
+        .enumerate()
+    {
         w.append(i as u64, i as i64 + 1, payload).unwrap();
     }
     drop(w);
+    // A clean restart whose start record rotates the log first: the file it opens
+    // begins with a segment record, and the run before it still ended cleanly.
+    let full = std::fs::metadata(&path).unwrap().len();
+    let (mut w, _) =
+        AuditWriter::open(options(&f, &path, full + 10), f.nodes[0].key.clone()).unwrap();
+    w.append(9, 9, &start).unwrap();
+    drop(w);
+    assert_eq!(segments(&path).len(), 2, "rotated before the start record");
     let out = std::process::Command::new(BIN)
         .args(["audit", "verify", "--json"])
         .arg(&path)
         .output()
         .unwrap();
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(v["starts"], 2, "{v}");
+    assert_eq!(v["starts"], 3, "{v}");
     assert_eq!(v["runs_ended_unclean"], 1, "{v}");
     assert_eq!(v["recoveries"], 0, "{v}");
 }

@@ -165,21 +165,21 @@ pub fn run(cmd: AuditCommand) -> anyhow::Result<i32> {
                 let mut progress = Progress::new(log, &files);
                 let result = check_files(&files, &mut checker, |file, rec| {
                     progress.record(file, rec.offset + rec.frame_len);
+                    use super::record::Kind;
                     let kind = rec.payload.kind();
-                    starts += u64::from(kind == super::record::Kind::Start);
-                    recoveries += u64::from(kind == super::record::Kind::Recovered);
+                    starts += u64::from(kind == Kind::Start);
+                    recoveries += u64::from(kind == Kind::Recovered);
                     // A run that ended without its shutdown record: a crash, a kill,
-                    // a power loss (whether or not it tore a record).
+                    // a power loss (whether or not it tore a record). A segment record
+                    // only opens a file (a restart may rotate before its start record).
                     unclean += u64::from(
-                        kind == super::record::Kind::Start
-                            && last_kind.is_some_and(|k| {
-                                !matches!(
-                                    k,
-                                    super::record::Kind::Shutdown | super::record::Kind::Recovered
-                                )
-                            }),
-                    ) + u64::from(kind == super::record::Kind::Recovered);
-                    last_kind = Some(kind);
+                        kind == Kind::Start
+                            && last_kind
+                                .is_some_and(|k| !matches!(k, Kind::Shutdown | Kind::Recovered)),
+                    ) + u64::from(kind == Kind::Recovered);
+                    if kind != Kind::Segment {
+                        last_kind = Some(kind);
+                    }
                 });
                 let secs = started.elapsed().as_secs_f64();
                 progress.finish();
