@@ -438,6 +438,15 @@ pub fn parse_peer_multiaddr(text: &str) -> Result<Multiaddr, String> {
     Ok(addr)
 }
 
+/// Whether a multiaddr names its host (`/dns4`, `/dns6`, `/dns`) rather than giving
+/// an IP address.
+pub fn names_host(addr: &Multiaddr) -> bool {
+    matches!(
+        addr.iter().next(),
+        Some(Protocol::Dns(_) | Protocol::Dns4(_) | Protocol::Dns6(_))
+    )
+}
+
 /// A stable 64-bit tag for the cluster (see [`NodeConfig::cluster_tag`]).
 pub fn cluster_tag(cluster: &ClusterFile, params: &Params, keys: &[PublicKey]) -> u64 {
     let mut h = Sha256::new();
@@ -728,12 +737,15 @@ pub fn load(node_path: &Path) -> Result<NodeConfig, ConfigError> {
     let mut listen = Vec::new();
     for (i, a) in node.listen.iter().enumerate() {
         let addr = parse_peer_multiaddr(a)
-            .and_then(|addr| match addr.iter().next() {
+            .and_then(|addr| {
                 // The socket binds an address; names are for the members' addresses.
-                Some(Protocol::Dns4(_) | Protocol::Dns6(_) | Protocol::Dns(_)) => Err(format!(
-                    "{a:?} names a host: a node listens on an address (DNS names belong in the cluster file's member addresses)"
-                )),
-                _ => Ok(addr),
+                if names_host(&addr) {
+                    Err(format!(
+                        "{a:?} names a host: a node listens on an address (DNS names belong in the cluster file's member addresses)"
+                    ))
+                } else {
+                    Ok(addr)
+                }
             })
             .map_err(|e| {
                 cfg_err(

@@ -200,12 +200,11 @@ pub async fn start(cfg: &NodeConfig, clock: LocalClock) -> anyhow::Result<Networ
     // the system's resolver configuration, so a VM that comes back with a new address
     // is found again. A cluster of IP addresses needs no resolver (and so no
     // /etc/resolv.conf, which minimal hosts and containers may lack).
-    let names_hosts = cfg.members.iter().flat_map(|m| &m.addresses).any(|a| {
-        matches!(
-            a.iter().next(),
-            Some(Protocol::Dns(_) | Protocol::Dns4(_) | Protocol::Dns6(_))
-        )
-    });
+    let names_hosts = cfg
+        .members
+        .iter()
+        .flat_map(|m| &m.addresses)
+        .any(crate::config::names_host);
     let mut swarm = if names_hosts {
         builder
             .with_dns()
@@ -359,13 +358,10 @@ fn ip_of(addr: &Multiaddr) -> Option<std::net::IpAddr> {
 /// twice, a cloned VM) would bind it too and take half of the cluster's connections;
 /// a plain bind without SO_REUSEPORT is refused while any listener holds the port.
 fn port_is_free(addr: &Multiaddr) -> anyhow::Result<()> {
-    let mut parts = addr.iter();
-    let ip: std::net::IpAddr = match parts.next() {
-        Some(Protocol::Ip4(ip)) => ip.into(),
-        Some(Protocol::Ip6(ip)) => ip.into(),
-        _ => return Ok(()),
+    let Some(ip) = ip_of(addr) else {
+        return Ok(());
     };
-    let Some(Protocol::Tcp(port)) = parts.next() else {
+    let Some(Protocol::Tcp(port)) = addr.iter().nth(1) else {
         return Ok(());
     };
     if port == 0 {

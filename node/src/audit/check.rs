@@ -509,23 +509,18 @@ fn failing_in_parallel(items: &[BatchItem<'_>]) -> Vec<usize> {
 /// The segments of a log: `PATH.000000`, `PATH.000001`, … (rotated) then `PATH`.
 pub fn segments(path: &Path) -> Vec<PathBuf> {
     let mut found: Vec<(u32, PathBuf)> = Vec::new();
-    if let (Some(dir), Some(name)) = (path.parent(), path.file_name().and_then(|n| n.to_str())) {
-        let dir = if dir.as_os_str().is_empty() {
-            Path::new(".")
-        } else {
-            dir
-        };
-        if let Ok(entries) = std::fs::read_dir(dir) {
-            for e in entries.flatten() {
-                let fname = e.file_name();
-                let Some(f) = fname.to_str() else { continue };
-                if let Some(n) = f
-                    .strip_prefix(name)
-                    .and_then(|s| s.strip_prefix('.'))
-                    .and_then(segment_suffix)
-                {
-                    found.push((n, path.with_file_name(f)));
-                }
+    if let Some(name) = path.file_name().and_then(|n| n.to_str())
+        && let Ok(entries) = std::fs::read_dir(folder_of(path))
+    {
+        for e in entries.flatten() {
+            let fname = e.file_name();
+            let Some(f) = fname.to_str() else { continue };
+            if let Some(n) = f
+                .strip_prefix(name)
+                .and_then(|s| s.strip_prefix('.'))
+                .and_then(segment_suffix)
+            {
+                found.push((n, path.with_file_name(f)));
             }
         }
     }
@@ -538,6 +533,30 @@ pub fn segments(path: &Path) -> Vec<PathBuf> {
         out.push(path.to_path_buf());
     }
     out
+}
+
+/// The folder `path` is in (`.` for a bare file name).
+pub(crate) fn folder_of(path: &Path) -> &Path {
+    match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    }
+}
+
+/// The segment number a rotated file's name gives it (`LOG.000003` → 3); None for the
+/// current file `LOG`.
+pub(crate) fn rotated_number(file: &Path) -> Option<u32> {
+    file.extension()
+        .and_then(|e| e.to_str())
+        .and_then(segment_suffix)
+}
+
+/// A frame's payload, decoded without checking its signature (only ever used to
+/// refuse or to warn, never to trust).
+pub(crate) fn payload_unverified(frame: &Frame<'_>) -> Option<Payload> {
+    let signed: Signed<Record> = Signed::from_parts(frame.body.to_vec(), frame.signature);
+    let record = signed.decode_unverified().ok()?;
+    Payload::decode(record.kind, &record.payload).ok()
 }
 
 /// Whether two paths name one file (a hard link).
@@ -599,9 +618,7 @@ fn segment_numbers(files: &[PathBuf]) -> Vec<Option<u32>> {
 /// The segment number a file's first frame claims, if it is a segment record (unverified:
 /// only ever used to refuse).
 fn segment_said(frame: &Frame<'_>) -> Option<u32> {
-    let signed: Signed<Record> = Signed::from_parts(frame.body.to_vec(), frame.signature);
-    let record = signed.decode_unverified().ok()?;
-    match Payload::decode(record.kind, &record.payload).ok()? {
+    match payload_unverified(frame)? {
         Payload::Segment(p) => Some(p.segment),
         _ => None,
     }
@@ -649,11 +666,7 @@ pub fn check_files(
             )
         })?;
         bytes_total += bytes.len() as u64;
-        let current = file
-            .extension()
-            .and_then(|e| e.to_str())
-            .and_then(segment_suffix)
-            .is_none();
+        let current = rotated_number(file).is_none();
         if bytes.is_empty() && current && k > 0 {
             // A rotation writes the new file's first record before the file takes the
             // log's name (spec §8.2): an empty current file lost its records.

@@ -276,7 +276,8 @@ pub fn run(cmd: AuditCommand) -> anyhow::Result<i32> {
                     }
                 }
             }
-            if !files_of(&log).iter().any(|f| f.exists()) {
+            let files = files_of(&log);
+            if !files.iter().any(|f| f.exists()) {
                 eprintln!(
                     "error: {} is not there, and no rotated segments of it are",
                     log.display()
@@ -289,7 +290,7 @@ pub fn run(cmd: AuditCommand) -> anyhow::Result<i32> {
             }
             let mut write_err = None;
             let mut checker = Checker::new(cluster.as_ref());
-            let result = check_files(&files_of(&log), &mut checker, |file, c| {
+            let result = check_files(&files, &mut checker, |file, c| {
                 if !filter.accepts(c) || write_err.is_some() {
                     return;
                 }

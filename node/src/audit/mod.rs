@@ -51,10 +51,7 @@ pub fn log_warnings(cfg: &NodeConfig) -> Vec<String> {
     let Some(path) = &cfg.audit_log else {
         return warnings;
     };
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => std::path::Path::new("."),
-    };
+    let dir = check::folder_of(path);
     if dir.exists() && rustix::fs::access(dir, rustix::fs::Access::WRITE_OK).is_err() {
         warnings.push(format!(
             "audit_log: the folder {} is not writable by this user, so `bftime run` will fail",
@@ -68,15 +65,10 @@ pub fn log_warnings(cfg: &NodeConfig) -> Vec<String> {
     let Ok(bytes) = std::fs::read(&newest) else {
         return warnings;
     };
-    let Some(Ok(frame)) = frame::Frames::new(&bytes).next() else {
-        return warnings;
-    };
-    let signed: bftime_crypto::Signed<record::Record> =
-        bftime_crypto::Signed::from_parts(frame.body.to_vec(), frame.signature);
-    let Some(logged) = signed
-        .decode_unverified()
-        .ok()
-        .and_then(|r| Payload::decode(r.kind, &r.payload).ok())
+    let Some(logged) = frame::Frames::new(&bytes)
+        .next()
+        .and_then(Result::ok)
+        .and_then(|f| check::payload_unverified(&f))
         .and_then(|p| p.identity().cloned())
     else {
         return warnings;

@@ -18,7 +18,7 @@ use std::time::Duration;
 use bftime_crypto::{Hash32, NodeKey, Signed, Signer};
 use serde::{Deserialize, Serialize};
 
-use super::check::{Checker, same_file, segment_path, segments};
+use super::check::{Checker, folder_of, rotated_number, same_file, segment_path, segments};
 use super::frame::{self, FrameError, Frames};
 use super::record::{Identity, Payload, Record, RecoveredPayload, SegmentPayload};
 
@@ -155,8 +155,7 @@ pub struct Prepared {
     next_seq: u64,
     head: Hash32,
     segment: u32,
-    /// A torn final record to cut off: where the good records end.
-    cut_at: Option<u64>,
+    /// A torn final record to cut off (at its `offset`, where the good records end).
     recovered: Option<RecoveredPayload>,
     /// A crash came in the middle of a rotation (the current file is still linked as
     /// the newest rotated one): the new current file is yet to be made.
@@ -214,7 +213,7 @@ impl AuditWriter {
                     return Err(damaged(newest, "the newest rotated file is empty".into()));
                 }
                 finish_rotation = true;
-                segment = segment_number(newest).map_or(0, |n| n + 1);
+                segment = rotated_number(newest).map_or(0, |n| n + 1);
             }
             (Some(newest), None | Some(0)) => {
                 return Err(damaged(
@@ -261,7 +260,6 @@ impl AuditWriter {
             next_seq: checker.next_seq(),
             head: checker.head(),
             segment,
-            cut_at: scan.cut_at,
             recovered: scan.recovered,
             finish_rotation,
             opts,
@@ -420,13 +418,7 @@ impl AuditWriter {
 
 /// Syncs the folder holding `path` (so a rename or link in it survives a power loss).
 fn sync_dir(path: &Path) {
-    if let Some(dir) = path.parent()
-        && let Ok(d) = File::open(if dir.as_os_str().is_empty() {
-            Path::new(".")
-        } else {
-            dir
-        })
-    {
+    if let Ok(d) = File::open(folder_of(path)) {
         let _ = d.sync_all();
     }
 }
@@ -441,11 +433,12 @@ impl Prepared {
     /// rotation) and opens the log for appending.
     pub fn commit(self) -> Result<(AuditWriter, Opened), AuditError> {
         let path = self.opts.path.clone();
-        if let Some(good_end) = self.cut_at {
+        if let Some(cut) = &self.recovered {
+            let good_end = cut.offset;
             tracing::warn!(
                 file = %path.display(),
                 offset = good_end,
-                bytes_cut = self.recovered.as_ref().map_or(0, |r| r.bytes_cut),
+                bytes_cut = cut.bytes_cut,
                 "audit log ends in a torn record (a crash mid-write): cutting it off and continuing the chain"
             );
             let f = OpenOptions::new()
@@ -491,14 +484,6 @@ impl Prepared {
     }
 }
 
-/// The number a rotated file's name gives it.
-fn segment_number(rotated: &Path) -> Option<u32> {
-    rotated
-        .extension()
-        .and_then(|e| e.to_str())
-        .and_then(|e| e.parse::<u32>().ok())
-}
-
 /// Whether [`scan_file`] may cut a torn final record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Cut {
@@ -511,8 +496,7 @@ enum Cut {
 /// What [`scan_file`] found besides the records it fed the checker.
 #[derive(Debug, Default)]
 struct Scan {
-    /// Where to cut a torn final record off (the end of the good records).
-    cut_at: Option<u64>,
+    /// A torn final record to cut off (at its `offset`, the end of the good records).
     recovered: Option<RecoveredPayload>,
     /// The segment number of the file's (last) good segment record.
     segment: Option<u32>,
@@ -560,12 +544,10 @@ fn scan_file(path: &Path, checker: &mut Checker<'_>, cut: Cut) -> Result<Scan, A
             Err(FrameError::TruncatedTail { .. } | FrameError::ZeroTail { .. })
                 if cut == Cut::TornTail =>
             {
-                let bytes_cut = bytes.len() as u64 - good_end;
-                scan.cut_at = Some(good_end);
                 scan.recovered = Some(RecoveredPayload {
                     file: name.clone(),
                     offset: good_end,
-                    bytes_cut,
+                    bytes_cut: bytes.len() as u64 - good_end,
                 });
             }
             Err(e) => {
